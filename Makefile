@@ -1,0 +1,47 @@
+# footprint — `make run` sets up and inspects a shipped sample; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SAMPLE ?= sample_initrds/busybox-early-zstd.img
+REAL ?= sample_initrds/real
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast lint samples samples-real bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@# lzop images need python-lzo, which builds only where liblzo2-dev is installed.
+	$(BIN)/pip install -q -e '.[test,lzo]' 2>/dev/null || \
+	  echo "note: python-lzo not installed (apt-get install liblzo2-dev, then make again):" \
+	       "lzo images will be reported as unsupported"
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/footprint inspect $(SAMPLE)
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not integration and not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check footprint tests bench
+	$(BIN)/mypy
+
+# The small committed images; rebuilding needs busybox-static, cpio and the compressors.
+samples:
+	sample_initrds/build.sh
+
+# Large real images from Debian's packages (initramfs-tools, dracut, kdump-tools, the
+# installer, a UKI) into an ignored folder; the integration tests use them. Needs root.
+samples-real:
+	sample_initrds/build-real.sh $(REAL)
+
+bench: $(STAMP)
+	$(BIN)/python bench/inspect.py $(wildcard $(REAL)/*.img)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

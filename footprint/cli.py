@@ -1,0 +1,137 @@
+"""The `footprint` command: parses options, calls the core, picks a renderer, maps errors.
+
+main() is the only place that exits. Core modules are imported inside each command so that
+a command never pays for what it does not use (lief is ~0.3 s to import).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from footprint import __version__
+from footprint.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    FootprintError,
+)
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  ok
+  1  negative verdict (a budget exceeded, a run that failed under its limit)
+  2  usage error
+  3  bad or unsupported image
+  4  this machine cannot do what was asked (not root, no cgroup, no qemu, no kernel)
+  70 internal error (a bug in footprint: please report it)
+"""
+
+
+def _emit(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `footprint inspect … | head` is fine
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _emit_json(doc: dict[str, Any]) -> None:
+    _emit(json.dumps(doc, indent=2) + "\n")
+
+
+@click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="footprint")
+def cli() -> None:
+    """What an initramfs holds and what it costs a kdump crashkernel= reservation."""
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document (schema_version 1).")
+@click.option("--files", is_flag=True, help="List every path of the unpacked tree.")
+@click.option("--sort", type=click.Choice(["image", "name", "size"]), default="image",
+              show_default=True, help="Order of the --files listing.")
+@click.option("--page-size", type=click.IntRange(min=512), default=4096, show_default=True,
+              help="Page size of the capture kernel, for page-rounded costs.")
+@click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
+              help="How many of the largest files to show.")
+def inspect(image: str, as_json: bool, files: bool, sort: str, page_size: int, top: int) -> None:
+    """Read IMAGE as the kernel would: its segments, its tree, and what unpacking it costs.
+
+    IMAGE is an initramfs (any mix of plain cpio and gzip, bzip2, lzma, xz, lzo, lz4 or
+    zstd members) or a unified kernel image.
+    """
+    from footprint.image.reader import scan
+    from footprint.image.summary import summarize
+    from footprint.report import inspect as render
+
+    if page_size & (page_size - 1):
+        raise click.BadParameter("must be a power of two", param_hint="--page-size")
+    inv = scan(image)
+    summary = summarize(inv, page_size, top)
+    rows = render.file_rows(inv, sort) if files else None
+    if as_json:
+        _emit_json(render.as_dict(inv, summary, rows))
+    else:
+        width = click.get_text_stream("stdout").isatty() and os.get_terminal_size().columns
+        _emit(render.as_text(inv, summary, rows, width=width or 100,
+                             color=sys.stdout.isatty() and "NO_COLOR" not in os.environ))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Extract into a directory that is not empty.")
+@click.option("--devices", is_flag=True,
+              help="Create device nodes (needs root); without it they are skipped and listed.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+def extract(image: str, directory: str, force: bool, devices: bool, as_json: bool) -> None:
+    """Unpack IMAGE into DIRECTORY, safely: nothing is ever written outside DIRECTORY.
+
+    Paths are confined to DIRECTORY (symlinks are followed as if DIRECTORY were the root,
+    and a path that would climb out of it is refused); modes, times, symlinks and hardlinks
+    are kept.
+    """
+    from footprint.image.extract import extract as run
+
+    result = run(image, directory, force=force, devices=devices)
+    if as_json:
+        from footprint.report import SCHEMA_VERSION
+
+        _emit_json({"schema_version": SCHEMA_VERSION, **result.as_dict()})
+        return
+    _emit(f"extracted {result.files} files, {result.dirs} dirs, {result.symlinks} symlinks, "
+          f"{result.hardlinks} hardlinks, {result.devices} devices ({result.bytes} bytes) "
+          f"into {directory}\n")
+    for path, reason in result.refused:
+        click.echo(f"footprint: refused {path!r}: {reason}", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the command and turns every outcome into a documented exit code."""
+    try:
+        rc = cli.main(args=argv, prog_name="footprint", standalone_mode=False)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        sys.exit(EXIT_INTERRUPTED)
+    except FootprintError as e:
+        click.echo(f"footprint: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("footprint: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as e:  # a bug: one line by default, the traceback on request
+        if os.environ.get("FOOTPRINT_DEBUG"):
+            raise
+        click.echo(f"footprint: internal error: {type(e).__name__}: {e} "
+                   "(set FOOTPRINT_DEBUG=1 for the traceback and please report it)", err=True)
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(rc if isinstance(rc, int) else 0)

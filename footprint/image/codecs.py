@@ -1,0 +1,243 @@
+"""The compressions the kernel accepts for an initramfs member, recognised by magic bytes.
+
+One Codec per format, in the kernel's order (lib/decompress.c); each opens a Source that
+decompresses one member in-process and leaves the image positioned right after it.
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from footprint.errors import BadImage, UnsupportedCodec
+from footprint.image.stream import FileSource, Source
+
+FEED = 1 << 16  # compressed bytes handed to a decompressor at a time: bounds each output
+MAX_OUT = 1 << 20  # decompressed bytes asked for at a time where the library can bound it
+
+
+@dataclass(frozen=True)
+class Codec:
+    name: str
+    magic: bytes  # the two bytes the kernel's decompress_method() compares
+    open: Callable[[FileSource, int], Source]
+    package: str = ""  # the Python package that provides it, for error messages
+
+
+class StreamSource(Source):
+    """One member decompressed by a streaming decompressor (zlib, bz2, lzma, zstd).
+
+    Every one of them takes max_length, so no single call can balloon memory, and each says
+    where its member ended (unused_data), which is where the next member starts.
+    """
+
+    def __init__(self, codec: str, src: FileSource, offset: int, dec: Any) -> None:
+        super().__init__()
+        self._codec, self._src, self._start, self._dec = codec, src, offset, dec
+        self._zlib = codec == "gzip"  # keeps the input it did not reach in unconsumed_tail
+        self.end_offset: int | None = None
+
+    def _fill(self) -> bytes:
+        dec = self._dec
+        while not dec.eof:
+            if self._pending_output():
+                inp: bytes | memoryview = b""
+            else:
+                inp = self._src.take(FEED)
+                if not inp:
+                    raise BadImage(f"{self._codec} member is truncated", self._start)
+            try:
+                out = self._decompress(inp)
+            except Exception as e:  # zlib.error, lzma.LZMAError, OSError, ZstdError, …
+                raise BadImage(f"corrupt {self._codec} data: {e}", self._start) from None
+            if out:
+                if dec.eof:
+                    self._finish()
+                return out
+        self._finish()
+        return b""
+
+    def _pending_output(self) -> bool:
+        dec = self._dec
+        if self._zlib:
+            return bool(dec.unconsumed_tail)
+        return not getattr(dec, "needs_input", True)
+
+    def _decompress(self, inp: bytes | memoryview) -> bytes:
+        dec = self._dec
+        if self._zlib:
+            # Either the tail it left last time or fresh input, never both: so what it
+            # leaves unused at the end of the member is always a suffix of the last take().
+            return bytes(dec.decompress(dec.unconsumed_tail or inp, MAX_OUT))
+        return bytes(dec.decompress(inp, MAX_OUT))
+
+    def _finish(self) -> None:
+        if self.end_offset is None:
+            self._src.give_back(len(self._dec.unused_data))
+            self.end_offset = self._src.offset
+
+
+def _open_gzip(src: FileSource, offset: int) -> Source:
+    return StreamSource("gzip", src, offset, zlib.decompressobj(wbits=31))
+
+
+def _open_bzip2(src: FileSource, offset: int) -> Source:
+    return StreamSource("bzip2", src, offset, bz2.BZ2Decompressor())
+
+
+def _open_lzma(src: FileSource, offset: int) -> Source:
+    dec = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE)
+    return StreamSource("lzma", src, offset, dec)
+
+
+def _open_xz(src: FileSource, offset: int) -> Source:
+    dec = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+    return StreamSource("xz", src, offset, dec)
+
+
+def _open_zstd(src: FileSource, offset: int) -> Source:
+    # compression.zstd (Python 3.14) or its backport: bounded output (max_length), and
+    # faster here than the zstandard package's decompressobj.
+    try:
+        from compression import zstd  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            from backports import zstd  # type: ignore[import-not-found,no-redef]
+        except ImportError:
+            raise UnsupportedCodec(
+                "zstd member found but neither compression.zstd nor backports.zstd is "
+                "available — pip install backports.zstd", offset) from None
+    # The kernel accepts windows up to 128 MiB (lib/decompress_unzstd.c).
+    dec = zstd.ZstdDecompressor(options={zstd.DecompressionParameter.window_log_max: 27})
+    return StreamSource("zstd", src, offset, dec)
+
+
+class Lz4LegacySource(Source):
+    """lz4 legacy frame (lz4 -l): a magic, then blocks of at most 8 MiB, no end marker.
+
+    Like the kernel's unlz4, a repeated magic is skipped and the member ends at the end of
+    the image or at a block size that cannot be a block (zero padding or another member).
+    """
+
+    BLOCK = 8 << 20
+
+    def __init__(self, src: FileSource, offset: int) -> None:
+        super().__init__()
+        import lz4.block
+
+        self._lz4 = lz4.block
+        self._src, self._start = src, offset
+        src.skip(4)
+        self.end_offset: int | None = None
+
+    def _fill(self) -> bytes:
+        src = self._src
+        bound = self.BLOCK + self.BLOCK // 255 + 16  # LZ4_compressBound(8 MiB)
+        while self.end_offset is None:
+            head = src.peek(4)
+            if len(head) < 4:
+                self.end_offset = src.offset
+                break
+            (size,) = struct.unpack("<I", head)
+            if size == 0x184C2102:
+                src.skip(4)
+                continue
+            if size == 0 or size > bound:
+                self.end_offset = src.offset
+                break
+            src.skip(4)
+            block = src.read(size, "an lz4 block")
+            try:
+                return bytes(self._lz4.decompress(block, uncompressed_size=self.BLOCK))
+            except Exception as e:
+                raise BadImage(f"corrupt lz4 block: {e}", src.offset - size) from None
+        return b""
+
+
+class LzopSource(Source):
+    """lzop (lzo1x) member: a header, then blocks until a zero-length block."""
+
+    F_ADLER32_D, F_ADLER32_C, F_H_FILTER, F_CRC32_D, F_CRC32_C = 0x1, 0x2, 0x800, 0x100, 0x200
+
+    def __init__(self, src: FileSource, offset: int) -> None:
+        super().__init__()
+        try:
+            import lzo  # python-lzo, an optional extra
+        except ImportError:
+            raise UnsupportedCodec(
+                "lzo member found but python-lzo is not installed — "
+                "apt-get install liblzo2-dev && pip install 'footprint[lzo]'",
+                offset,
+            ) from None
+        self._lzo, self._src, self._start = lzo, src, offset
+        self.end_offset: int | None = None
+        self._flags = self._header()
+
+    def _header(self) -> int:
+        src = self._src
+        src.skip(9)
+        version, _lib, = struct.unpack(">HH", src.read(4, "the lzop header"))
+        if version >= 0x0940:
+            src.skip(2)
+        method = src.read(1, "the lzop header")[0]
+        if method not in (1, 2, 3):  # M_LZO1X_1, M_LZO1X_1_15, M_LZO1X_999
+            raise BadImage(f"lzop method {method} is not lzo1x", self._start)
+        if version >= 0x0940:
+            src.skip(1)
+        (flags,) = struct.unpack(">I", src.read(4, "the lzop header"))
+        if flags & self.F_H_FILTER:
+            src.skip(4)
+        src.skip(8 if version >= 0x0940 else 4)  # mode, mtime (low[, high])
+        src.skip(4)
+        name_len = src.read(1, "the lzop header")[0]
+        src.skip(name_len + 4)  # name, header checksum
+        return flags
+
+    def _fill(self) -> bytes:
+        if self.end_offset is not None:
+            return b""
+        src, flags = self._src, self._flags
+        (dst_len,) = struct.unpack(">I", src.read(4, "an lzop block"))
+        if dst_len == 0:
+            self.end_offset = src.offset
+            return b""
+        (src_len,) = struct.unpack(">I", src.read(4, "an lzop block"))
+        if dst_len > 64 << 20 or src_len > dst_len:
+            raise BadImage(f"lzop block sizes {src_len}/{dst_len} are impossible", src.offset)
+        checksums = bool(flags & self.F_ADLER32_D) + bool(flags & self.F_CRC32_D)
+        if src_len < dst_len:
+            checksums += bool(flags & self.F_ADLER32_C) + bool(flags & self.F_CRC32_C)
+        src.skip(4 * checksums)
+        block = src.read(src_len, "an lzop block")
+        if src_len == dst_len:
+            return block
+        try:
+            return bytes(self._lzo.decompress(block, False, dst_len))
+        except Exception as e:
+            raise BadImage(f"corrupt lzo block: {e}", src.offset - src_len) from None
+
+
+# The kernel's table (lib/decompress.c), in its order; it compares the first two bytes only.
+CODECS: tuple[Codec, ...] = (
+    Codec("gzip", b"\x1f\x8b", _open_gzip),
+    Codec("gzip", b"\x1f\x9e", _open_gzip),
+    Codec("bzip2", b"BZ", _open_bzip2),
+    Codec("lzma", b"\x5d\x00", _open_lzma),
+    Codec("xz", b"\xfd7", _open_xz),
+    Codec("lzo", b"\x89L", LzopSource, "python-lzo"),
+    Codec("lz4", b"\x02!", Lz4LegacySource, "lz4"),
+    Codec("zstd", b"\x28\xb5", _open_zstd, "backports.zstd"),
+)
+
+
+def detect(head: bytes) -> Codec | None:
+    """The codec whose magic starts `head`, as the kernel's decompress_method() decides."""
+    for codec in CODECS:
+        if head.startswith(codec.magic):
+            return codec
+    return None

@@ -1,0 +1,63 @@
+"""Read a whole image into an Inventory: its segments and the tree the kernel would unpack.
+
+scan() is the one entry point; `visit` lets extraction and ELF analysis see each entry's
+data as it streams past, so the image is decompressed once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from footprint.errors import BadImage, UsageError
+from footprint.image.cpio import CpioEntry, EntryData
+from footprint.image.rootfs import Node, Rootfs
+from footprint.image.segments import ImageReader, Segment
+from footprint.image.uki import PE_MAGIC, UkiSections, locate
+
+Visitor = Callable[[CpioEntry, EntryData | None, Node | None], None]
+
+
+@dataclass
+class Inventory:
+    """What an image holds: its members and its unpacked tree (metadata only)."""
+
+    path: str
+    image_bytes: int  # the initrd bytes the kernel holds while unpacking (a UKI's .initrd+.ucode)
+    file_bytes: int
+    segments: list[Segment]
+    padding_bytes: int
+    rootfs: Rootfs
+    entries: int
+    uki: UkiSections | None = None
+
+
+def scan(path: str, visit: Visitor | None = None, rootfs: Rootfs | None = None) -> Inventory:
+    """Read the image at `path`; `visit` sees each entry, its data and where it landed."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 — closed below, after the generator is drained
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory, not an image file") from None
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except PermissionError:
+        raise UsageError(f"{path}: permission denied — run as a user who can read it") from None
+    with f:
+        file_bytes = os.fstat(f.fileno()).st_size
+        if file_bytes == 0:
+            raise BadImage(f"{path} is empty")
+        uki = locate(path) if f.read(2) == PE_MAGIC else None
+        f.seek(0)
+        reader = ImageReader(f, list(uki.initrd_ranges) if uki else None)
+        rootfs = Rootfs() if rootfs is None else rootfs
+        entries = 0
+        add = rootfs.add
+        for entry, data in reader.entries():
+            entries += 1
+            node = add(entry, (entry.segment, entry.archive))
+            if visit is not None:
+                visit(entry, data, node)
+    image_bytes = sum(n for _, n in uki.initrd_ranges) if uki else file_bytes
+    return Inventory(path, image_bytes, file_bytes, reader.segments, reader.padding_bytes,
+                     rootfs, entries, uki)

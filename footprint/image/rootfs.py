@@ -1,0 +1,230 @@
+"""The tree the kernel leaves in rootfs after unpacking every member, without the file data.
+
+Rootfs.add() applies one cpio entry with init/initramfs.c's rules: parents must exist (through
+symlinks), a later regular file truncates and rewrites the earlier one, an entry of another
+type replaces it, hardlinks share one inode until the archive's trailer.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import stat
+from dataclasses import dataclass, field
+
+from footprint.image.cpio import BLOCK, CHAR, DIR, FIFO, FILE, SOCKET, SYMLINK, CpioEntry
+
+DEVICE_KINDS = frozenset({CHAR, BLOCK, FIFO, SOCKET})
+MAX_SYMLINK_HOPS = 40  # the kernel's MAXSYMLINKS
+
+
+def _climbs(relpath: str) -> bool:
+    """Whether a relative path's `..` components reach above its starting directory."""
+    depth = 0
+    for part in relpath.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
+
+
+@dataclass(slots=True)
+class Inode:
+    size: int = 0
+    names: int = 0
+
+
+@dataclass(slots=True)
+class Node:
+    """A path in the unpacked tree."""
+
+    path: str  # normalised, relative to the root, "" for the root itself
+    kind: str
+    mode: int
+    uid: int
+    gid: int
+    mtime: int
+    segment: int
+    inode: Inode | None = None  # regular files
+    target: str | None = None  # symlinks
+    rdev: tuple[int, int] = (0, 0)  # device nodes
+
+    @property
+    def size(self) -> int:
+        if self.inode is not None:
+            return self.inode.size
+        return len(self.target.encode()) if self.target is not None else 0
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An entry the kernel would not create, and why."""
+
+    name: str
+    segment: int
+    reason: str
+
+
+@dataclass
+class Rootfs:
+    nodes: dict[str, Node] = field(default_factory=dict)
+    overwritten_bytes: int = 0
+    overwritten: list[tuple[str, int]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    _links: dict[tuple[int, int, int, int], str] = field(default_factory=dict)
+    _archive: tuple[int, int] = (-1, -1)
+
+    def __post_init__(self) -> None:
+        self.nodes[""] = Node("", DIR, stat.S_IFDIR | 0o755, 0, 0, 0, -1)
+
+    # -- paths --------------------------------------------------------------------------
+    def resolve(self, name: str, confined: bool = False) -> str | None:
+        """Where `name` lands: lexically normalised, parents followed through symlinks.
+
+        None when a parent is missing or not a directory, or symlinks loop. The kernel stops
+        a `..` at the root; with `confined`, a name or relative symlink whose `..` would climb
+        above the root gives None instead (what a safe extraction must refuse).
+        """
+        if confined and _climbs(name.lstrip("/")):
+            return None
+        path = posixpath.normpath("/" + name).lstrip("/")
+        if path == ".":
+            path = ""
+        parent, _, base = path.rpartition("/")
+        node = self.nodes.get(parent)
+        if node is not None and node.kind == DIR:
+            return path
+        if not path:
+            return ""
+        real_parent = self._resolve_dir(parent, confined)
+        if real_parent is None:
+            return None
+        return f"{real_parent}/{base}" if real_parent else base
+
+    def _resolve_dir(self, path: str, confined: bool = False) -> str | None:
+        """The real directory `path` names, following every symlink in it."""
+        done = ""
+        todo = [c for c in path.split("/") if c]
+        hops = 0
+        while todo:
+            part = todo.pop(0)
+            cand = f"{done}/{part}" if done else part
+            node = self.nodes.get(cand)
+            if node is None:
+                return None
+            if node.kind == SYMLINK:
+                hops += 1
+                if hops > MAX_SYMLINK_HOPS or node.target is None:
+                    return None
+                target = node.target
+                start = "" if target.startswith("/") else done
+                if confined and _climbs(posixpath.join(start, target.lstrip("/"))):
+                    return None
+                joined = posixpath.normpath("/" + posixpath.join(start, target)).lstrip("/")
+                todo = [c for c in joined.split("/") if c] + todo
+                done = ""
+                continue
+            if node.kind != DIR:
+                return None
+            done = cand
+        return done
+
+    # -- applying entries -----------------------------------------------------------------
+    def add(self, entry: CpioEntry, archive: tuple[int, int]) -> Node | None:
+        """Apply one entry; `archive` identifies the archive it came from (links reset)."""
+        if archive != self._archive:
+            self._archive = archive
+            self._links.clear()
+        if entry.skipped:
+            return self._skip(entry, entry.skipped)
+        path = self.resolve(entry.name)
+        if path is None:
+            return self._skip(entry, "its parent directory does not exist")
+        kind = entry.kind
+        old = self.nodes.get(path)
+        if kind == DIR:
+            if path == "" or (old is not None and old.kind == DIR):
+                node = old if old is not None else self.nodes[""]
+                node.mode, node.uid, node.gid, node.mtime = (
+                    entry.mode, entry.uid, entry.gid, entry.mtime)
+                return node
+        if old is not None and old.kind != kind:
+            if not self._remove(old):
+                return self._skip(entry, f"a non-empty directory is in the way at /{path}")
+            old = None
+        node = Node(path, kind, entry.mode, entry.uid, entry.gid, entry.mtime, entry.segment)
+        if kind == FILE:
+            return self._add_file(entry, node, old)
+        if old is not None:  # same kind: mkdir/symlink/mknod fail with EEXIST
+            return self._skip(entry, f"/{path} already exists")
+        if kind in DEVICE_KINDS:
+            node.rdev = (entry.rdev_major, entry.rdev_minor)
+            if entry.nlink >= 2:
+                linked = self._links.setdefault(entry.inode_key, path)
+                if linked != path and linked in self.nodes:
+                    self.nodes[path] = node
+                    return node
+        elif kind == SYMLINK:
+            node.target = entry.target
+        self.nodes[path] = node
+        return node
+
+    def _add_file(self, entry: CpioEntry, node: Node, old: Node | None) -> Node | None:
+        path = node.path
+        if entry.nlink >= 2:
+            first = self._links.get(entry.inode_key)
+            if first is None:
+                self._links[entry.inode_key] = path
+            else:
+                target = self.nodes.get(first)
+                if target is None or target.inode is None:
+                    return self._skip(entry, f"its hardlink target /{first} is gone")
+                if old is not None:
+                    return self._skip(entry, f"/{path} already exists (hardlink)")
+                inode = target.inode
+                if entry.size:  # the body rewrites the shared inode (no O_TRUNC)
+                    inode.size = entry.size
+                inode.names += 1
+                node.inode = inode
+                self.nodes[path] = node
+                return node
+        if old is not None and old.inode is not None:
+            # O_TRUNC on the existing inode: every name of it sees the new data.
+            self.overwritten_bytes += old.inode.size
+            self.overwritten.append((path, old.inode.size))
+            old.inode.size = entry.size
+            old.mode, old.uid, old.gid, old.mtime = entry.mode, entry.uid, entry.gid, entry.mtime
+            old.segment = entry.segment
+            return old
+        node.inode = Inode(entry.size, 1)
+        self.nodes[path] = node
+        return node
+
+    def _remove(self, node: Node) -> bool:
+        """clean_path(): unlink, or rmdir if empty; False if the directory is not empty."""
+        if node.kind == DIR:
+            prefix = node.path + "/"
+            if node.path == "" or any(p.startswith(prefix) for p in self.nodes):
+                return False
+        elif node.inode is not None:
+            node.inode.names -= 1
+            if node.inode.names == 0:
+                self.overwritten_bytes += node.inode.size
+                self.overwritten.append((node.path, node.inode.size))
+        del self.nodes[node.path]
+        return True
+
+    def _skip(self, entry: CpioEntry, reason: str) -> None:
+        self.skipped.append(Skipped(entry.name, entry.segment, reason))
+        return None
+
+    # -- results ----------------------------------------------------------------------------
+    def inodes(self) -> dict[int, tuple[Inode, Node]]:
+        """Each live file inode once, with its first name in the tree."""
+        seen: dict[int, tuple[Inode, Node]] = {}
+        for node in self.nodes.values():
+            if node.inode is not None and id(node.inode) not in seen:
+                seen[id(node.inode)] = (node.inode, node)
+        return seen

@@ -1,0 +1,122 @@
+"""What `inspect` reports about an image: totals, boot-time memory floors, origin, largest files.
+
+Pure functions of an Inventory; the page size is a parameter, never read from the host.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from footprint.image.cpio import DIR, FILE, SYMLINK
+from footprint.image.reader import Inventory
+from footprint.image.rootfs import DEVICE_KINDS, Node
+
+DEFAULT_PAGE_SIZE = 4096
+SHORT_SYMLINK_LEN = 128  # tmpfs keeps shorter symlink targets inline, longer ones take a page
+
+_MODULES_DIR = re.compile(r"(?:usr/)?lib/modules/([^/]+)")
+
+# Markers a generator leaves inside its image, most specific first.
+GENERATOR_MARKERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("dracut", ("usr/lib/dracut/modules.txt", "usr/lib/dracut/build-parameter.txt",
+                "lib/dracut/modules.txt", "usr/lib/dracut", "lib/dracut")),
+    ("mkinitcpio", ("buildconfig", "init_functions")),
+    ("initramfs-tools", ("scripts/functions", "conf/initramfs.conf", "scripts/init-top")),
+    ("debian-installer", ("var/lib/dpkg/info/rootskel.list", "usr/lib/debian-installer",
+                          "lib/debian-installer")),
+)
+
+
+def page_round(size: int, page_size: int) -> int:
+    return -(-size // page_size) * page_size
+
+
+@dataclass(frozen=True)
+class Totals:
+    files: int
+    dirs: int
+    symlinks: int
+    devices: int
+    hardlinks: int  # names beyond the first that share an inode
+    unique_bytes: int  # regular-file data, each inode once, overwritten data dropped
+    page_rounded_bytes: int
+    overwritten_bytes: int
+    page_size: int
+
+
+@dataclass(frozen=True)
+class BootMemory:
+    """Memory the unpack itself needs, before any kernel or userspace cost."""
+
+    compressed_held_bytes: int  # the initrd buffer, freed only when unpacking ends
+    rootfs_bytes: int  # page-rounded files plus long symlinks in tmpfs/ramfs
+    peak_bytes: int  # both at once, at the end of unpacking
+    ram_floor_tmpfs_bytes: int  # tmpfs is capped at 50 % of RAM: RAM >= 2 x rootfs
+    ram_floor_ramfs_bytes: int  # ramfs has no cap: the peak is the floor
+
+
+@dataclass(frozen=True)
+class LargeFile:
+    path: str
+    bytes: int
+    page_rounded_bytes: int
+    names: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    totals: Totals
+    boot: BootMemory
+    kernel_versions: list[str]
+    generator: str
+    largest: list[LargeFile]
+
+
+def summarize(inv: Inventory, page_size: int = DEFAULT_PAGE_SIZE, top: int = 10) -> Summary:
+    nodes = inv.rootfs.nodes
+    counts = {FILE: 0, DIR: 0, SYMLINK: 0}
+    devices = 0
+    long_symlinks = 0
+    for node in nodes.values():
+        if node.kind in counts:
+            counts[node.kind] += 1
+        elif node.kind in DEVICE_KINDS:
+            devices += 1
+        if node.kind == SYMLINK and node.size >= SHORT_SYMLINK_LEN:
+            long_symlinks += 1
+    inodes = inv.rootfs.inodes()
+    unique = sum(inode.size for inode, _ in inodes.values())
+    rounded = sum(page_round(inode.size, page_size) for inode, _ in inodes.values())
+    hardlinks = sum(inode.names - 1 for inode, _ in inodes.values())
+    totals = Totals(counts[FILE], counts[DIR] - 1, counts[SYMLINK], devices, hardlinks, unique,
+                    rounded, inv.rootfs.overwritten_bytes, page_size)
+    rootfs_bytes = rounded + long_symlinks * page_size
+    peak = inv.image_bytes + rootfs_bytes
+    boot = BootMemory(inv.image_bytes, rootfs_bytes, peak, max(2 * rootfs_bytes, peak), peak)
+    largest = sorted(inodes.values(), key=lambda item: (-item[0].size, item[1].path))[:top]
+    return Summary(
+        totals,
+        boot,
+        kernel_versions(nodes),
+        generator(nodes),
+        [LargeFile("/" + n.path, i.size, page_round(i.size, page_size), i.names)
+         for i, n in largest],
+    )
+
+
+def kernel_versions(nodes: dict[str, Node]) -> list[str]:
+    found = set()
+    for path, node in nodes.items():
+        if node.kind == DIR and path.count("/") <= 3:
+            m = _MODULES_DIR.fullmatch(path)
+            if m:
+                found.add(m.group(1))
+    return sorted(found)
+
+
+def generator(nodes: dict[str, Node]) -> str:
+    for name, markers in GENERATOR_MARKERS:
+        if any(marker in nodes for marker in markers):
+            return name
+    return "unknown"
