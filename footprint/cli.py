@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from typing import Any
 
 import click
 
 from footprint import __version__
-from footprint.errors import (
-    EXIT_INTERNAL,
-    EXIT_INTERRUPTED,
-    EXIT_USAGE,
-    FootprintError,
-)
+from footprint.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, FootprintError
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -45,7 +41,30 @@ def _emit_json(doc: dict[str, Any]) -> None:
     _emit(json.dumps(doc, indent=2) + "\n")
 
 
-@click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+class FootprintGroup(click.Group):
+    """Maps every outcome of a command to its documented exit code, also under CliRunner."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FootprintError as e:
+            click.echo(f"footprint: error: {e}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("footprint: interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as e:  # a bug: one line by default, the traceback on request
+            if os.environ.get("FOOTPRINT_DEBUG"):
+                raise
+            click.echo(f"footprint: internal error: {type(e).__name__}: {e} (set "
+                       "FOOTPRINT_DEBUG=1 for the traceback, and please report it)", err=True)
+            ctx.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=FootprintGroup, epilog=EXIT_CODES_HELP,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="footprint")
 def cli() -> None:
     """What an initramfs holds and what it costs a kdump crashkernel= reservation."""
@@ -79,9 +98,10 @@ def inspect(image: str, as_json: bool, files: bool, sort: str, page_size: int, t
     if as_json:
         _emit_json(render.as_dict(inv, summary, rows))
     else:
-        width = click.get_text_stream("stdout").isatty() and os.get_terminal_size().columns
-        _emit(render.as_text(inv, summary, rows, width=width or 100,
-                             color=sys.stdout.isatty() and "NO_COLOR" not in os.environ))
+        tty = sys.stdout.isatty()
+        width = shutil.get_terminal_size((100, 24)).columns if tty else 100
+        _emit(render.as_text(inv, summary, rows, width=width,
+                             color=tty and "NO_COLOR" not in os.environ))
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -114,24 +134,5 @@ def extract(image: str, directory: str, force: bool, devices: bool, as_json: boo
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: runs the command and turns every outcome into a documented exit code."""
-    try:
-        rc = cli.main(args=argv, prog_name="footprint", standalone_mode=False)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(EXIT_USAGE)
-    except click.exceptions.Abort:
-        sys.exit(EXIT_INTERRUPTED)
-    except FootprintError as e:
-        click.echo(f"footprint: error: {e}", err=True)
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        click.echo("footprint: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except Exception as e:  # a bug: one line by default, the traceback on request
-        if os.environ.get("FOOTPRINT_DEBUG"):
-            raise
-        click.echo(f"footprint: internal error: {type(e).__name__}: {e} "
-                   "(set FOOTPRINT_DEBUG=1 for the traceback and please report it)", err=True)
-        sys.exit(EXIT_INTERNAL)
-    sys.exit(rc if isinstance(rc, int) else 0)
+    """Entry point of the console script; the only place that exits."""
+    cli.main(args=argv, prog_name="footprint")

@@ -1,0 +1,80 @@
+"""The command line through click's CliRunner: contracts of the JSON and the exit codes."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+from conftest import EXPECTED, SAMPLES
+
+from footprint.cli import cli
+
+IMG = str(SAMPLES / "busybox-early-zstd.img")
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_inspect_json_contract() -> None:
+    r = invoke("inspect", "--json", IMG)
+    assert r.exit_code == 0
+    doc = json.loads(r.output)
+    assert doc["schema_version"] == 1
+    seg = doc["segments"][0]
+    assert set(seg) >= {"offset", "end", "codec", "compressed_bytes", "uncompressed_bytes",
+                        "entries"}
+    assert [s["codec"] for s in doc["segments"]] == ["none", "zstd"]
+    assert set(doc["totals"]) >= {"files", "dirs", "symlinks", "devices", "hardlinks",
+                                  "unique_bytes", "page_rounded_bytes", "overwritten_bytes"}
+    assert doc["totals"]["unique_bytes"] == EXPECTED["images"]["busybox-early-zstd.img"][
+        "unique_bytes"]
+    boot = doc["boot"]
+    assert boot["compressed_held_bytes"] == doc["image"]["bytes"]
+    assert boot["peak_bytes"] == boot["compressed_held_bytes"] + boot["rootfs_bytes"]
+    assert boot["ram_floor_tmpfs_bytes"] >= 2 * boot["rootfs_bytes"]
+    assert doc["generator"] in ("dracut", "initramfs-tools", "mkinitcpio", "debian-installer",
+                                "unknown")
+    assert isinstance(doc["kernel_versions"], list)
+    assert doc["largest"][0]["path"] == "/bin/busybox"
+    assert "files" not in doc
+
+
+def test_inspect_text_is_for_humans() -> None:
+    r = invoke("inspect", IMG)
+    assert r.exit_code == 0
+    assert "zstd" in r.output and "/bin/busybox" in r.output and "RAM floor" in r.output
+    assert not r.output.lstrip().startswith("{")
+
+
+def test_files_listing_and_sort() -> None:
+    r = invoke("inspect", "--json", "--files", "--sort", "size", IMG)
+    files = json.loads(r.output)["files"]
+    sizes = [f["size"] for f in files]
+    assert sizes == sorted(sizes, reverse=True)
+    assert files[0]["path"] == "/bin/busybox"
+    links = [f for f in files if f["kind"] == "symlink"]
+    assert links and all("target" in f for f in links)
+    text = invoke("inspect", "--files", "--sort", "name", IMG).output
+    assert "/bin/sh -> busybox" in text
+
+
+def test_page_size_option() -> None:
+    small = json.loads(invoke("inspect", "--json", IMG).output)["totals"]
+    big = json.loads(invoke("inspect", "--json", "--page-size", "65536", IMG).output)["totals"]
+    assert big["page_rounded_bytes"] > small["page_rounded_bytes"]
+    assert invoke("inspect", "--page-size", "5000", IMG).exit_code == 2
+
+
+def test_extract_cli(tmp_path) -> None:
+    out = tmp_path / "root"
+    r = invoke("extract", IMG, str(out))
+    assert r.exit_code == 0, r.output
+    assert (out / "bin" / "busybox").stat().st_size > 1_000_000
+    again = CliRunner().invoke(cli, ["extract", IMG, str(out)])
+    assert again.exit_code == 2 and "not empty" in again.output
+
+
+def test_help_lists_exit_codes() -> None:
+    r = invoke("--help")
+    assert r.exit_code == 0 and "Exit codes" in r.output and "bad or unsupported image" in r.output
