@@ -129,8 +129,10 @@ def extract(image: str, directory: str, force: bool, devices: bool, as_json: boo
     _emit(f"extracted {result.files} files, {result.dirs} dirs, {result.symlinks} symlinks, "
           f"{result.hardlinks} hardlinks, {result.devices} devices ({result.bytes} bytes) "
           f"into {directory}\n")
-    for path, reason in result.refused:
-        click.echo(f"footprint: refused {path!r}: {reason}", err=True)
+    for name, reason in result.refused:
+        click.echo(f"footprint: refused {name!r}: {reason}", err=True)
+    for name, reason in result.skipped:
+        click.echo(f"footprint: not created {name!r}: {reason}", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:

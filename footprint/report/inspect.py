@@ -91,36 +91,44 @@ def as_text(inv: Inventory, summary: Summary, files: list[dict[str, Any]] | None
     console = Console(width=width, record=True, force_terminal=color, no_color=not color,
                       file=_Null(), highlight=False)
     t = summary.totals
-    head = f"[bold]{inv.path}[/]  {human(inv.file_bytes)}"
-    if inv.uki:
-        head += f"  UKI: .linux {human(inv.uki.linux_bytes)}, initrd {human(inv.image_bytes)}"
-    console.print(head)
-    console.print(f"generator: {summary.generator}    kernel: "
+    kind = "unified kernel image" if inv.uki else "initramfs"
+    console.print(f"[bold]{inv.path}[/]: {human(inv.file_bytes)} {kind}, generator "
+                  f"{summary.generator}, kernel "
                   f"{', '.join(summary.kernel_versions) or 'none (no lib/modules)'}")
+    console.print()
 
-    seg = Table(title="segments", title_justify="left", show_edge=False)
-    for col in ("#", "offset", "codec", "compressed", "unpacked", "entries"):
+    seg = Table(show_edge=False, box=None, pad_edge=False)
+    for col in ("segment", "offset", "codec", "compressed", "unpacked", "entries"):
         seg.add_column(col, justify="left" if col == "codec" else "right")
     for s in inv.segments:
         seg.add_row(str(s.index), str(s.offset), s.codec, human(s.compressed_bytes),
                     human(s.uncompressed_bytes), str(s.entries))
     console.print(seg)
+    console.print()
 
-    console.print(
-        f"[bold]tree[/]  {t.files} files, {t.dirs} dirs, {t.symlinks} symlinks, "
-        f"{t.devices} devices, {t.hardlinks} hardlinks; {human(t.unique_bytes)} of file data, "
-        f"{human(t.page_rounded_bytes)} in {human(t.page_size)} pages"
-        + (f"; {human(t.overwritten_bytes)} overwritten" if t.overwritten_bytes else ""))
     b = summary.boot
-    console.print(
-        f"[bold]unpack[/]  holds {human(b.compressed_held_bytes)} compressed + "
-        f"{human(b.rootfs_bytes)} rootfs = peak {human(b.peak_bytes)}; RAM floor "
-        f"{human(b.ram_floor_tmpfs_bytes)} with a tmpfs rootfs (50 % cap), "
-        f"{human(b.ram_floor_ramfs_bytes)} with ramfs")
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    if inv.uki:
+        facts.add_row("uki", f".linux {human(inv.uki.linux_bytes)}, "
+                             f".initrd + .ucode {human(inv.image_bytes)}")
+    facts.add_row("tree", f"{t.files} files, {t.dirs} dirs, {t.symlinks} symlinks, "
+                          f"{t.devices} devices, {t.hardlinks} hardlinks")
+    facts.add_row("data", f"{human(t.unique_bytes)} ({human(t.page_rounded_bytes)} in "
+                          f"{human(t.page_size)} pages)"
+                  + (f", {human(t.overwritten_bytes)} overwritten" if t.overwritten_bytes
+                     else ""))
+    facts.add_row("unpack", f"{human(b.compressed_held_bytes)} compressed, held until unpacked"
+                            f" + {human(b.rootfs_bytes)} rootfs = {human(b.peak_bytes)} peak")
+    facts.add_row("RAM >=", f"{human(b.ram_floor_tmpfs_bytes)} with a tmpfs rootfs (capped at "
+                            f"50 % of RAM), {human(b.ram_floor_ramfs_bytes)} with ramfs")
+    console.print(facts)
+    console.print()
 
-    big = Table(title="largest files", title_justify="left", show_edge=False)
-    big.add_column("size", justify="right")
-    big.add_column("path")
+    big = Table(show_edge=False, box=None, pad_edge=False)
+    big.add_column("largest", justify="right")
+    big.add_column("path", overflow="fold")
     for f in summary.largest:
         big.add_row(human(f.bytes), f.path + (f"  ({f.names} names)" if f.names > 1 else ""))
     console.print(big)
@@ -128,7 +136,8 @@ def as_text(inv: Inventory, summary: Summary, files: list[dict[str, Any]] | None
     for s in inv.rootfs.skipped:
         console.print(f"[yellow]warning[/]: entry {s.name!r} (segment {s.segment}) is not "
                       f"created by the kernel: {s.reason}")
-    text = console.export_text(styles=color)
+    text = "\n".join(line.rstrip() for line in console.export_text(styles=color).splitlines())
+    text += "\n"
     if files is not None:
         # Plain lines, like ls -l: fast for thousands of entries and easy to grep.
         lines = [f"{r['mode']} {r['size']:>10} {r['path']}"
