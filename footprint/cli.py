@@ -58,13 +58,19 @@ class FootprintGroup(click.Group):
         except Exception as e:  # a bug: one line by default, the traceback on request
             if os.environ.get("FOOTPRINT_DEBUG"):
                 raise
-            click.echo(f"footprint: internal error: {type(e).__name__}: {e} (set "
-                       "FOOTPRINT_DEBUG=1 for the traceback, and please report it)", err=True)
+            click.echo(
+                f"footprint: internal error: {type(e).__name__}: {e} (set "
+                "FOOTPRINT_DEBUG=1 for the traceback, and please report it)",
+                err=True,
+            )
             ctx.exit(EXIT_INTERNAL)
 
 
-@click.group(cls=FootprintGroup, epilog=EXIT_CODES_HELP,
-             context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=FootprintGroup,
+    epilog=EXIT_CODES_HELP,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="footprint")
 def cli() -> None:
     """What an initramfs holds and what it costs a kdump crashkernel= reservation."""
@@ -74,12 +80,27 @@ def cli() -> None:
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON document (schema_version 1).")
 @click.option("--files", is_flag=True, help="List every path of the unpacked tree.")
-@click.option("--sort", type=click.Choice(["image", "name", "size"]), default="image",
-              show_default=True, help="Order of the --files listing.")
-@click.option("--page-size", type=click.IntRange(min=512), default=4096, show_default=True,
-              help="Page size of the capture kernel, for page-rounded costs.")
-@click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
-              help="How many of the largest files to show.")
+@click.option(
+    "--sort",
+    type=click.Choice(["image", "name", "size"]),
+    default="image",
+    show_default=True,
+    help="Order of the --files listing.",
+)
+@click.option(
+    "--page-size",
+    type=click.IntRange(min=512),
+    default=4096,
+    show_default=True,
+    help="Page size of the capture kernel, for page-rounded costs.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="How many of the largest files to show.",
+)
 def inspect(image: str, as_json: bool, files: bool, sort: str, page_size: int, top: int) -> None:
     """Read IMAGE as the kernel would: its segments, its tree, and what unpacking it costs.
 
@@ -100,16 +121,22 @@ def inspect(image: str, as_json: bool, files: bool, sort: str, page_size: int, t
     else:
         tty = sys.stdout.isatty()
         width = shutil.get_terminal_size((100, 24)).columns if tty else 100
-        _emit(render.as_text(inv, summary, rows, width=width,
-                             color=tty and "NO_COLOR" not in os.environ))
+        _emit(
+            render.as_text(
+                inv, summary, rows, width=width, color=tty and "NO_COLOR" not in os.environ
+            )
+        )
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--force", is_flag=True, help="Extract into a directory that is not empty.")
-@click.option("--devices", is_flag=True,
-              help="Create device nodes (needs root); without it they are skipped and listed.")
+@click.option(
+    "--devices",
+    is_flag=True,
+    help="Create device nodes (needs root); without it they are skipped and listed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 def extract(image: str, directory: str, force: bool, devices: bool, as_json: bool) -> None:
     """Unpack IMAGE into DIRECTORY, safely: nothing is ever written outside DIRECTORY.
@@ -126,9 +153,11 @@ def extract(image: str, directory: str, force: bool, devices: bool, as_json: boo
 
         _emit_json({"schema_version": SCHEMA_VERSION, **result.as_dict()})
         return
-    _emit(f"extracted {result.files} files, {result.dirs} dirs, {result.symlinks} symlinks, "
-          f"{result.hardlinks} hardlinks, {result.devices} devices ({result.bytes} bytes) "
-          f"into {directory}\n")
+    _emit(
+        f"extracted {result.files} files, {result.dirs} dirs, {result.symlinks} symlinks, "
+        f"{result.hardlinks} hardlinks, {result.devices} devices ({result.bytes} bytes) "
+        f"into {directory}\n"
+    )
     for name, reason in result.refused:
         click.echo(f"footprint: refused {name!r}: {reason}", err=True)
     for name, reason in result.skipped:

@@ -60,8 +60,11 @@ def _image(tmp_path, data: bytes):
     return str(p)
 
 
-GOOD_CPIO = (newc_entry(".", stat.S_IFDIR | 0o755) + newc_entry("init", stat.S_IFREG | 0o755,
-             b"#!/bin/sh\necho hi\n") + newc_trailer())
+GOOD_CPIO = (
+    newc_entry(".", stat.S_IFDIR | 0o755)
+    + newc_entry("init", stat.S_IFREG | 0o755, b"#!/bin/sh\necho hi\n")
+    + newc_trailer()
+)
 
 
 def test_handmade_archive_reads(tmp_path) -> None:

@@ -22,19 +22,40 @@ def test_inspect_json_contract() -> None:
     doc = json.loads(r.output)
     assert doc["schema_version"] == 1
     seg = doc["segments"][0]
-    assert set(seg) >= {"offset", "end", "codec", "compressed_bytes", "uncompressed_bytes",
-                        "entries"}
+    assert set(seg) >= {
+        "offset",
+        "end",
+        "codec",
+        "compressed_bytes",
+        "uncompressed_bytes",
+        "entries",
+    }
     assert [s["codec"] for s in doc["segments"]] == ["none", "zstd"]
-    assert set(doc["totals"]) >= {"files", "dirs", "symlinks", "devices", "hardlinks",
-                                  "unique_bytes", "page_rounded_bytes", "overwritten_bytes"}
-    assert doc["totals"]["unique_bytes"] == EXPECTED["images"]["busybox-early-zstd.img"][
-        "unique_bytes"]
+    assert set(doc["totals"]) >= {
+        "files",
+        "dirs",
+        "symlinks",
+        "devices",
+        "hardlinks",
+        "unique_bytes",
+        "page_rounded_bytes",
+        "overwritten_bytes",
+    }
+    assert (
+        doc["totals"]["unique_bytes"]
+        == EXPECTED["images"]["busybox-early-zstd.img"]["unique_bytes"]
+    )
     boot = doc["boot"]
     assert boot["compressed_held_bytes"] == doc["image"]["bytes"]
     assert boot["peak_bytes"] == boot["compressed_held_bytes"] + boot["rootfs_bytes"]
     assert boot["ram_floor_tmpfs_bytes"] >= 2 * boot["rootfs_bytes"]
-    assert doc["generator"] in ("dracut", "initramfs-tools", "mkinitcpio", "debian-installer",
-                                "unknown")
+    assert doc["generator"] in (
+        "dracut",
+        "initramfs-tools",
+        "mkinitcpio",
+        "debian-installer",
+        "unknown",
+    )
     assert isinstance(doc["kernel_versions"], list)
     assert doc["largest"][0]["path"] == "/bin/busybox"
     assert "files" not in doc

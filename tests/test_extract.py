@@ -26,11 +26,13 @@ def _outside_untouched(tmp_path) -> list[str]:
 
 
 def test_dotdot_and_absolute_names_stay_inside(tmp_path) -> None:
-    img = _img(tmp_path,
-               newc_entry("../escape", F, b"x"),
-               newc_entry("a/../../escape2", F, b"x"),
-               newc_entry("/abs", F, b"kept inside"),
-               newc_entry("./ok", F, b"ok"))
+    img = _img(
+        tmp_path,
+        newc_entry("../escape", F, b"x"),
+        newc_entry("a/../../escape2", F, b"x"),
+        newc_entry("/abs", F, b"kept inside"),
+        newc_entry("./ok", F, b"ok"),
+    )
     out = tmp_path / "out"
     result = extract(img, str(out))
     assert _outside_untouched(tmp_path) == ["hostile.img", "out"]
@@ -42,12 +44,14 @@ def test_dotdot_and_absolute_names_stay_inside(tmp_path) -> None:
 def test_symlink_pointing_outside_cannot_be_written_through(tmp_path) -> None:
     victim = tmp_path / "victim"
     victim.mkdir()
-    img = _img(tmp_path,
-               newc_entry("up", L, b"../../victim"),       # relative, climbs out: refused
-               newc_entry("up/pwned", F, b"x"),
-               newc_entry("data", D),
-               newc_entry("abs", L, b"/data"),  # absolute: resolved inside out/, as in rootfs
-               newc_entry("abs/inside", F, b"y"))
+    img = _img(
+        tmp_path,
+        newc_entry("up", L, b"../../victim"),  # relative, climbs out: refused
+        newc_entry("up/pwned", F, b"x"),
+        newc_entry("data", D),
+        newc_entry("abs", L, b"/data"),  # absolute: resolved inside out/, as in rootfs
+        newc_entry("abs/inside", F, b"y"),
+    )
     out = tmp_path / "out"
     result = extract(img, str(out))
     assert list(victim.iterdir()) == []
@@ -101,9 +105,12 @@ def test_modes_times_links_preserved(tmp_path) -> None:
             st = os.lstat(os.path.join(top, f))
             by_inode.setdefault(st.st_ino, []).append(f)
     assert max(len(v) for v in by_inode.values()) >= 3
-    img = _img(tmp_path, newc_entry("ro", D & ~0o777 | 0o555, mtime=1_000_000),
-               newc_entry("ro/tool", stat.S_IFREG | 0o4755, b"#!", mtime=2_000_000),
-               newc_entry("link", L, b"ro/tool", mtime=3_000_000))
+    img = _img(
+        tmp_path,
+        newc_entry("ro", D & ~0o777 | 0o555, mtime=1_000_000),
+        newc_entry("ro/tool", stat.S_IFREG | 0o4755, b"#!", mtime=2_000_000),
+        newc_entry("link", L, b"ro/tool", mtime=3_000_000),
+    )
     out2 = tmp_path / "out2"
     extract(img, str(out2))
     assert stat.S_IMODE(os.stat(out2 / "ro").st_mode) == 0o555

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 
@@ -12,10 +13,22 @@ from hypothesis import strategies as st
 from footprint.errors import BadImage
 from footprint.image.reader import scan
 
-SEEDS = [(SAMPLES / n).read_bytes() for n in (
-    "small-none.img", "small-crc.img", "small-zstd.img", "small-xz.img", "small-lz4.img",
-    "small-bzip2.img", "small-lzma.img", "small-hardlinks.img", "multi-member.img",
-    "overwrite.img", "devices.img")]
+SEEDS = [
+    (SAMPLES / n).read_bytes()
+    for n in (
+        "small-none.img",
+        "small-crc.img",
+        "small-zstd.img",
+        "small-xz.img",
+        "small-lz4.img",
+        "small-bzip2.img",
+        "small-lzma.img",
+        "small-hardlinks.img",
+        "multi-member.img",
+        "overwrite.img",
+        "devices.img",
+    )
+]
 EXAMPLES = int(os.environ.get("FOOTPRINT_FUZZ_EXAMPLES", "300"))
 
 
@@ -42,10 +55,8 @@ def _check(data: bytes) -> None:
     with tempfile.NamedTemporaryFile() as f:
         f.write(data)
         f.flush()
-        try:
+        with contextlib.suppress(BadImage):
             scan(f.name)
-        except BadImage:
-            pass
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -38,8 +38,15 @@ def tree_facts(root: Path) -> tuple[dict[str, tuple[str, int]], int]:
             path = os.path.join(top, name)
             st = os.lstat(path)
             rel = os.path.relpath(path, root)
-            kind = ("file" if stat.S_ISREG(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode)
-                    else "symlink" if stat.S_ISLNK(st.st_mode) else "special")
+            kind = (
+                "file"
+                if stat.S_ISREG(st.st_mode)
+                else "dir"
+                if stat.S_ISDIR(st.st_mode)
+                else "symlink"
+                if stat.S_ISLNK(st.st_mode)
+                else "special"
+            )
             facts[rel] = (kind, st.st_size if kind == "file" else 0)
             if kind == "file":
                 inodes[st.st_ino] = st.st_size
@@ -50,8 +57,9 @@ def tree_facts(root: Path) -> tuple[dict[str, tuple[str, int]], int]:
 def test_entries_equal_lsinitramfs(name: str) -> None:
     image = real_image(name)
     lsinitramfs = need_tool("lsinitramfs", "initramfs-tools-core")
-    listed = subprocess.run([lsinitramfs, str(image)], capture_output=True, text=True,
-                            check=True).stdout.splitlines()
+    listed = subprocess.run(
+        [lsinitramfs, str(image)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     inv = scan(str(image))
     assert inv.entries == len(listed)
     generator, codec = IMAGES[name]
@@ -88,7 +96,8 @@ def test_extract_equals_unmkinitramfs(name: str, tmp_path) -> None:
     mine = tree_facts(ours)[0]
     special = {p for p, (k, _) in theirs.items() if k == "special"}
     assert {p: v for p, v in mine.items() if p not in special} == {
-        p: v for p, v in theirs.items() if p not in special}
+        p: v for p, v in theirs.items() if p not in special
+    }
 
 
 def test_uki_reads_its_initrd(tmp_path) -> None:

@@ -27,14 +27,17 @@ def _lzo_missing(name: str) -> bool:
 @pytest.mark.parametrize("name", GOOD)
 def test_sample_matches_expected(name: str) -> None:
     if _lzo_missing(name):
-        pytest.skip("python-lzo is not installed (apt-get install liblzo2-dev; pip install "
-                    "'footprint[lzo]')")
+        pytest.skip(
+            "python-lzo is not installed (apt-get install liblzo2-dev; pip install "
+            "'footprint[lzo]')"
+        )
     want = EXPECTED["images"][name]
     inv = scan(str(SAMPLES / name))
     totals = summarize(inv).totals
     assert [(s.codec, s.entries) for s in inv.segments] == [
-        (s["codec"], s["entries"]) for s in want["segments"]]
-    for seg, w in zip(inv.segments, want["segments"]):
+        (s["codec"], s["entries"]) for s in want["segments"]
+    ]
+    for seg, w in zip(inv.segments, want["segments"], strict=True):
         assert seg.offset == w["offset"]
         if seg.codec == "none":  # GNU cpio's zero padding to 512 bytes counts as padding here
             assert w["size"] - 511 <= seg.compressed_bytes <= w["size"]
@@ -100,7 +103,9 @@ def test_hardlinks_counted_once() -> None:
     inv = scan(str(SAMPLES / "small-hardlinks.img"))
     t = summarize(inv).totals
     shared = [n for n in inv.rootfs.nodes.values() if n.inode and n.inode.names > 1]
-    assert len(shared) >= 5 and t.hardlinks == EXPECTED["images"]["small-hardlinks.img"]["hardlinks"]
+    assert (
+        len(shared) >= 5 and t.hardlinks == EXPECTED["images"]["small-hardlinks.img"]["hardlinks"]
+    )
     assert t.unique_bytes < sum(n.size for n in inv.rootfs.nodes.values() if n.inode)
 
 

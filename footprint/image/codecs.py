@@ -107,11 +107,13 @@ def _open_zstd(src: FileSource, offset: int) -> Source:
         from compression import zstd  # type: ignore[import-not-found]
     except ImportError:
         try:
-            from backports import zstd  # type: ignore[import-not-found,no-redef]
+            from backports import zstd
         except ImportError:
             raise UnsupportedCodec(
                 "zstd member found but neither compression.zstd nor backports.zstd is "
-                "available — pip install backports.zstd", offset) from None
+                "available — pip install backports.zstd",
+                offset,
+            ) from None
     # The kernel accepts windows up to 128 MiB (lib/decompress_unzstd.c).
     dec = zstd.ZstdDecompressor(options={zstd.DecompressionParameter.window_log_max: 27})
     return StreamSource("zstd", src, offset, dec)
@@ -181,7 +183,10 @@ class LzopSource(Source):
     def _header(self) -> int:
         src = self._src
         src.skip(9)
-        version, _lib, = struct.unpack(">HH", src.read(4, "the lzop header"))
+        (
+            version,
+            _lib,
+        ) = struct.unpack(">HH", src.read(4, "the lzop header"))
         if version >= 0x0940:
             src.skip(2)
         method = src.read(1, "the lzop header")[0]
@@ -192,11 +197,10 @@ class LzopSource(Source):
         (flags,) = struct.unpack(">I", src.read(4, "the lzop header"))
         if flags & self.F_H_FILTER:
             src.skip(4)
-        src.skip(8 if version >= 0x0940 else 4)  # mode, mtime (low[, high])
-        src.skip(4)
+        src.skip(12 if version >= 0x0940 else 8)  # mode, mtime low[, mtime high]
         name_len = src.read(1, "the lzop header")[0]
         src.skip(name_len + 4)  # name, header checksum
-        return flags
+        return int(flags)
 
     def _fill(self) -> bytes:
         if self.end_offset is not None:

@@ -26,11 +26,23 @@ _FIELDS = struct.Struct(">13I")
 
 # Entry kinds, derived from the mode's S_IFMT bits.
 FILE, DIR, SYMLINK, CHAR, BLOCK, FIFO, SOCKET, UNKNOWN = (
-    "file", "dir", "symlink", "char", "block", "fifo", "socket", "unknown",
+    "file",
+    "dir",
+    "symlink",
+    "char",
+    "block",
+    "fifo",
+    "socket",
+    "unknown",
 )
 _KINDS = {
-    stat.S_IFREG: FILE, stat.S_IFDIR: DIR, stat.S_IFLNK: SYMLINK, stat.S_IFCHR: CHAR,
-    stat.S_IFBLK: BLOCK, stat.S_IFIFO: FIFO, stat.S_IFSOCK: SOCKET,
+    stat.S_IFREG: FILE,
+    stat.S_IFDIR: DIR,
+    stat.S_IFLNK: SYMLINK,
+    stat.S_IFCHR: CHAR,
+    stat.S_IFBLK: BLOCK,
+    stat.S_IFIFO: FIFO,
+    stat.S_IFSOCK: SOCKET,
 }
 
 
@@ -118,16 +130,20 @@ def iter_archive(
         elif magic == b"070707":
             raise BadImage(
                 "old portable (odc) cpio archive: the kernel refuses it "
-                "('incorrect cpio method used: use -H newc option')", offset)
+                "('incorrect cpio method used: use -H newc option')",
+                offset,
+            )
         elif header[:2] in (b"\xc7\x71", b"\x71\xc7"):
-            raise BadImage("old binary cpio archive: the kernel refuses it — rebuild with "
-                           "cpio -H newc", offset)
+            raise BadImage(
+                "old binary cpio archive: the kernel refuses it — rebuild with cpio -H newc", offset
+            )
         else:
             raise BadImage(f"no cpio magic (found {bytes(magic)!r})", offset)
         if not _HEX_FIELDS.fullmatch(header, 6):
             raise BadImage("cpio header has a field that is not hexadecimal", offset)
-        (ino, mode, uid, gid, nlink, mtime, size, dmaj, dmin, rmaj, rmin, namesize, check) = _FIELDS.unpack(
-            bytes.fromhex(header[6:].decode("ascii")))
+        (ino, mode, uid, gid, nlink, mtime, size, dmaj, dmin, rmaj, rmin, namesize, check) = (
+            _FIELDS.unpack(bytes.fromhex(header[6:].decode("ascii")))
+        )
         if namesize == 0 or namesize > PATH_MAX:
             raise BadImage(f"cpio name size {namesize} is out of range (1..{PATH_MAX})", offset)
         raw = src.read(namesize, "a cpio name")
@@ -142,8 +158,23 @@ def iter_archive(
                 _pad4(src, lenient=True)
             return
         _pad4(src)
-        entry = CpioEntry(name, mode, uid, gid, nlink, mtime, size, ino, dmaj, dmin, rmaj,
-                          rmin, offset, segment, archive)
+        entry = CpioEntry(
+            name,
+            mode,
+            uid,
+            gid,
+            nlink,
+            mtime,
+            size,
+            ino,
+            dmaj,
+            dmin,
+            rmaj,
+            rmin,
+            offset,
+            segment,
+            archive,
+        )
         kind = entry.kind
         data = None
         if kind == FILE:
@@ -151,8 +182,11 @@ def iter_archive(
             yield entry, data
             total = data.finish()
             if checksum and total != check:
-                raise BadImage(f"crc cpio checksum mismatch for {name!r}: header says "
-                               f"{check:#010x}, data sums to {total:#010x}", offset)
+                raise BadImage(
+                    f"crc cpio checksum mismatch for {name!r}: header says "
+                    f"{check:#010x}, data sums to {total:#010x}",
+                    offset,
+                )
         elif kind == SYMLINK:
             if size > PATH_MAX:
                 entry.skipped = f"symlink target of {size} bytes exceeds PATH_MAX"
@@ -173,17 +207,27 @@ def _pad(n: int) -> bytes:
     return b"\0" * (-n & 3)
 
 
-def newc_entry(name: str, mode: int, data: bytes = b"", *, ino: int = 0, nlink: int = 1,
-               uid: int = 0, gid: int = 0, mtime: int = 0, rdev: tuple[int, int] = (0, 0),
-               magic: bytes = NEWC, check: int = 0) -> bytes:
+def newc_entry(
+    name: str,
+    mode: int,
+    data: bytes = b"",
+    *,
+    ino: int = 0,
+    nlink: int = 1,
+    uid: int = 0,
+    gid: int = 0,
+    mtime: int = 0,
+    rdev: tuple[int, int] = (0, 0),
+    magic: bytes = NEWC,
+    check: int = 0,
+) -> bytes:
     """One newc (or crc) record: header, NUL-terminated name and data, each padded to 4.
 
     For appending a member to an image (the boot probe) and for tests; it assumes the
     archive starts 4-byte aligned.
     """
     raw = os.fsencode(name) + b"\0"
-    fields = (ino, mode, uid, gid, nlink, mtime, len(data), 0, 0, rdev[0], rdev[1],
-              len(raw), check)
+    fields = (ino, mode, uid, gid, nlink, mtime, len(data), 0, 0, rdev[0], rdev[1], len(raw), check)
     header = magic + b"".join(b"%08X" % f for f in fields)
     return header + raw + _pad(HEADER_SIZE + len(raw)) + data + _pad(len(data))
 

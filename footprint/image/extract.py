@@ -35,8 +35,12 @@ class ExtractResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "files": self.files, "dirs": self.dirs, "symlinks": self.symlinks,
-            "hardlinks": self.hardlinks, "devices": self.devices, "bytes": self.bytes,
+            "files": self.files,
+            "dirs": self.dirs,
+            "symlinks": self.symlinks,
+            "hardlinks": self.hardlinks,
+            "devices": self.devices,
+            "bytes": self.bytes,
             "refused": [{"name": n, "reason": r} for n, r in self.refused],
             "skipped": [{"name": n, "reason": r} for n, r in self.skipped],
         }
@@ -94,15 +98,21 @@ class _Writer:
             return
         if self.rootfs.resolve(entry.name, confined=True) != node.path:
             self.result.refused.append(
-                (entry.name, "its path climbs out of the target directory (via '..' or a "
-                             "relative symlink)"))
+                (
+                    entry.name,
+                    "its path climbs out of the target directory (via '..' or a relative symlink)",
+                )
+            )
             return
         parent, _, name = node.path.rpartition("/")
         try:
             pfd = self._parent_fd(parent)
         except OSError as e:
-            reason = ("a symlink or non-directory is in the way"
-                      if e.errno in (errno.ELOOP, errno.ENOTDIR) else os.strerror(e.errno or 0))
+            reason = (
+                "a symlink or non-directory is in the way"
+                if e.errno in (errno.ELOOP, errno.ENOTDIR)
+                else os.strerror(e.errno or 0)
+            )
             self.result.refused.append((entry.name, reason))
             return
         try:
@@ -125,8 +135,9 @@ class _Writer:
         else:
             os.unlink(name, dir_fd=pfd)
 
-    def _create(self, entry: CpioEntry, data: EntryData | None, node: Node, pfd: int,
-                name: str) -> None:
+    def _create(
+        self, entry: CpioEntry, data: EntryData | None, node: Node, pfd: int, name: str
+    ) -> None:
         kind, r = node.kind, self.result
         perm = entry.mode & 0o7777
         if kind == DIR:
@@ -150,8 +161,9 @@ class _Writer:
         elif kind in (CHAR, BLOCK, SOCKET):
             if kind != SOCKET and not (self.devices and self.is_root):
                 why = "device nodes need --devices" if not self.devices else "not root"
-                r.skipped.append((entry.name, f"{kind} device {node.rdev[0]}:{node.rdev[1]}: "
-                                              f"{why}"))
+                r.skipped.append(
+                    (entry.name, f"{kind} device {node.rdev[0]}:{node.rdev[1]}: {why}")
+                )
                 return
             self._clear(pfd, name, 0)
             os.mknod(name, stat.S_IFMT(entry.mode) | perm, os.makedev(*node.rdev), dir_fd=pfd)
@@ -168,15 +180,15 @@ class _Writer:
             os.chmod(name, perm, dir_fd=pfd)
         self._utime(pfd, name, entry.mtime)
 
-    def _write_file(self, entry: CpioEntry, data: EntryData | None, node: Node, pfd: int,
-                    name: str) -> None:
+    def _write_file(
+        self, entry: CpioEntry, data: EntryData | None, node: Node, pfd: int, name: str
+    ) -> None:
         r = self.result
         inode = node.inode
         first = self._inode_paths.get(id(inode)) if inode is not None else None
         flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
         if first is not None and first != node.path:
-            os.link(first, name, src_dir_fd=self._root_fd, dst_dir_fd=pfd,
-                    follow_symlinks=False)
+            os.link(first, name, src_dir_fd=self._root_fd, dst_dir_fd=pfd, follow_symlinks=False)
             r.hardlinks += 1
             if not entry.size:
                 return
@@ -224,7 +236,9 @@ class _Writer:
                 os.close(fd)
 
 
-def extract(image: str, directory: str, force: bool = False, devices: bool = False) -> ExtractResult:
+def extract(
+    image: str, directory: str, force: bool = False, devices: bool = False
+) -> ExtractResult:
     from footprint.image.reader import scan
 
     root = os.path.abspath(directory)
@@ -233,8 +247,10 @@ def extract(image: str, directory: str, force: bool = False, devices: bool = Fal
         if not os.path.isdir(root) or os.path.islink(root):
             raise UsageError(f"{directory} exists and is not a directory")
         if os.listdir(root) and not force:
-            raise UnsafeExtraction(f"{directory} is not empty — extract into an empty "
-                                   "directory, or pass --force to write over its content")
+            raise UnsafeExtraction(
+                f"{directory} is not empty — extract into an empty "
+                "directory, or pass --force to write over its content"
+            )
     else:
         try:
             os.makedirs(root)

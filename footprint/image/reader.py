@@ -59,5 +59,6 @@ def scan(path: str, visit: Visitor | None = None, rootfs: Rootfs | None = None) 
             if visit is not None:
                 visit(entry, data, node)
     image_bytes = sum(n for _, n in uki.initrd_ranges) if uki else file_bytes
-    return Inventory(path, image_bytes, file_bytes, reader.segments, reader.padding_bytes,
-                     rootfs, entries, uki)
+    return Inventory(
+        path, image_bytes, file_bytes, reader.segments, reader.padding_bytes, rootfs, entries, uki
+    )

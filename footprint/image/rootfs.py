@@ -144,12 +144,11 @@ class Rootfs:
             return self._skip(entry, "its parent directory does not exist")
         kind = entry.kind
         old = self.nodes.get(path)
-        if kind == DIR:
-            if path == "" or (old is not None and old.kind == DIR):
-                node = old if old is not None else self.nodes[""]
-                node.mode, node.uid, node.gid, node.mtime = (
-                    entry.mode, entry.uid, entry.gid, entry.mtime)
-                return node
+        if kind == DIR and (path == "" or (old is not None and old.kind == DIR)):
+            node = old if old is not None else self.nodes[""]
+            node.mode, node.uid, node.gid = entry.mode, entry.uid, entry.gid
+            node.mtime = entry.mtime
+            return node
         if old is not None and old.kind != kind:
             if not self._remove(old):
                 return self._skip(entry, f"a non-empty directory is in the way at /{path}")
@@ -216,7 +215,8 @@ class Rootfs:
         del self.nodes[node.path]
         return True
 
-    def _skip(self, entry: CpioEntry, reason: str) -> None:
+    def _skip(self, entry: CpioEntry, reason: str) -> Node | None:
+        """Record an entry the kernel would not create; always None, for `return`."""
         self.skipped.append(Skipped(entry.name, entry.segment, reason))
         return None
 

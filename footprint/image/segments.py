@@ -58,10 +58,16 @@ class ImageReader:
             codec = codecs.detect(head)
             if codec is None:
                 if head[:2] in (b"\xc7\x71", b"\x71\xc7"):
-                    raise BadImage("old binary cpio archive: the kernel refuses it ('invalid "
-                                   "magic') — rebuild it with cpio -H newc", offset)
-                raise BadImage(f"invalid magic {head[:4].hex()} at the start of a member "
-                               "(not cpio, not a compression the kernel knows)", offset)
+                    raise BadImage(
+                        "old binary cpio archive: the kernel refuses it ('invalid "
+                        "magic') — rebuild it with cpio -H newc",
+                        offset,
+                    )
+                raise BadImage(
+                    f"invalid magic {head[:4].hex()} at the start of a member "
+                    "(not cpio, not a compression the kernel knows)",
+                    offset,
+                )
             try:
                 member = codec.open(src, offset)
             except ImportError as e:  # an optional decompressor is not installed
@@ -93,16 +99,22 @@ class ImageReader:
             if src.peek(1) != b"0":
                 return
 
-    def _compressed(self, member: Source, seg: Segment) -> Iterator[tuple[CpioEntry, EntryData | None]]:
+    def _compressed(
+        self, member: Source, seg: Segment
+    ) -> Iterator[tuple[CpioEntry, EntryData | None]]:
         try:
             yield from self._archives_in(member, seg)
         except BadImage as e:
             if e.offset is None or e.offset == seg.offset:
                 raise
-            raise BadImage(f"{e.detail} (at byte {e.offset} of the {seg.codec} member's "
-                           f"decompressed data; the member starts at byte {seg.offset})") from None
+            raise BadImage(
+                f"{e.detail} (at byte {e.offset} of the {seg.codec} member's "
+                f"decompressed data; the member starts at byte {seg.offset})"
+            ) from None
 
-    def _archives_in(self, member: Source, seg: Segment) -> Iterator[tuple[CpioEntry, EntryData | None]]:
+    def _archives_in(
+        self, member: Source, seg: Segment
+    ) -> Iterator[tuple[CpioEntry, EntryData | None]]:
         while True:
             for item in iter_archive(member, seg.index, seg.archives):
                 seg.entries += 1

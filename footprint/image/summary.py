@@ -19,12 +19,22 @@ _MODULES_DIR = re.compile(r"(?:usr/)?lib/modules/([^/]+)")
 
 # Markers a generator leaves inside its image, most specific first.
 GENERATOR_MARKERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("dracut", ("usr/lib/dracut/modules.txt", "usr/lib/dracut/build-parameter.txt",
-                "lib/dracut/modules.txt", "usr/lib/dracut", "lib/dracut")),
+    (
+        "dracut",
+        (
+            "usr/lib/dracut/modules.txt",
+            "usr/lib/dracut/build-parameter.txt",
+            "lib/dracut/modules.txt",
+            "usr/lib/dracut",
+            "lib/dracut",
+        ),
+    ),
     ("mkinitcpio", ("buildconfig", "init_functions")),
     ("initramfs-tools", ("scripts/functions", "conf/initramfs.conf", "scripts/init-top")),
-    ("debian-installer", ("var/lib/dpkg/info/rootskel.list", "usr/lib/debian-installer",
-                          "lib/debian-installer")),
+    (
+        "debian-installer",
+        ("var/lib/dpkg/info/rootskel.list", "usr/lib/debian-installer", "lib/debian-installer"),
+    ),
 )
 
 
@@ -89,8 +99,17 @@ def summarize(inv: Inventory, page_size: int = DEFAULT_PAGE_SIZE, top: int = 10)
     unique = sum(inode.size for inode, _ in inodes.values())
     rounded = sum(page_round(inode.size, page_size) for inode, _ in inodes.values())
     hardlinks = sum(inode.names - 1 for inode, _ in inodes.values())
-    totals = Totals(counts[FILE], counts[DIR] - 1, counts[SYMLINK], devices, hardlinks, unique,
-                    rounded, inv.rootfs.overwritten_bytes, page_size)
+    totals = Totals(
+        counts[FILE],
+        counts[DIR] - 1,
+        counts[SYMLINK],
+        devices,
+        hardlinks,
+        unique,
+        rounded,
+        inv.rootfs.overwritten_bytes,
+        page_size,
+    )
     rootfs_bytes = rounded + long_symlinks * page_size
     peak = inv.image_bytes + rootfs_bytes
     boot = BootMemory(inv.image_bytes, rootfs_bytes, peak, max(2 * rootfs_bytes, peak), peak)
@@ -100,8 +119,10 @@ def summarize(inv: Inventory, page_size: int = DEFAULT_PAGE_SIZE, top: int = 10)
         boot,
         kernel_versions(nodes),
         generator(nodes),
-        [LargeFile("/" + n.path, i.size, page_round(i.size, page_size), i.names)
-         for i, n in largest],
+        [
+            LargeFile("/" + n.path, i.size, page_round(i.size, page_size), i.names)
+            for i, n in largest
+        ],
     )
 
 

@@ -32,13 +32,15 @@ def locate(path: str) -> UkiSections:
     sizes: dict[str, int] = {}
     ranges: dict[str, tuple[int, int]] = {}
     for section in pe.sections:
-        name = section.name.rstrip("\0")
+        name = str(section.name).rstrip("\0")
         raw = section.sizeof_raw_data
         size = min(section.virtual_size, raw) if section.virtual_size else raw
         sizes[name] = size
         ranges[name] = (section.pointerto_raw_data, size)
     if ".initrd" not in ranges and ".ucode" not in ranges:
-        raise BadImage(f"{path} is a PE file without an .initrd section: not a unified kernel "
-                       "image with an initramfs")
+        raise BadImage(
+            f"{path} is a PE file without an .initrd section: not a unified kernel "
+            "image with an initramfs"
+        )
     parts = tuple(ranges[n] for n in (".ucode", ".initrd") if n in ranges and ranges[n][1])
     return UkiSections(sizes.get(".linux", 0), parts, sizes)

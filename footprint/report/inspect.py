@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import stat
 from dataclasses import asdict
 from typing import Any
@@ -48,12 +49,22 @@ def as_dict(inv: Inventory, summary: Summary, files: list[dict[str, Any]] | None
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": f"footprint {__version__}",
-        "image": {"path": inv.path, "bytes": inv.file_bytes,
-                  "format": "uki" if inv.uki else "initramfs"},
+        "image": {
+            "path": inv.path,
+            "bytes": inv.file_bytes,
+            "format": "uki" if inv.uki else "initramfs",
+        },
         "segments": [
-            {"index": s.index, "offset": s.offset, "end": s.end, "codec": s.codec,
-             "compressed_bytes": s.compressed_bytes, "uncompressed_bytes": s.uncompressed_bytes,
-             "entries": s.entries, "archives": s.archives}
+            {
+                "index": s.index,
+                "offset": s.offset,
+                "end": s.end,
+                "codec": s.codec,
+                "compressed_bytes": s.compressed_bytes,
+                "uncompressed_bytes": s.uncompressed_bytes,
+                "entries": s.entries,
+                "archives": s.archives,
+            }
             for s in inv.segments
         ],
         "padding_bytes": inv.padding_bytes,
@@ -78,31 +89,56 @@ def human(n: int) -> str:
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(value) < 1024 or unit == "GiB":
-            return f"{n} B" if unit == "B" else f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
+            return (
+                f"{n} B"
+                if unit == "B"
+                else f"{value:.3g} {unit}"
+                if value < 100
+                else f"{value:.0f} {unit}"
+            )
         value /= 1024
     raise AssertionError
 
 
-def as_text(inv: Inventory, summary: Summary, files: list[dict[str, Any]] | None,
-            width: int = 100, color: bool = False) -> str:
+def as_text(
+    inv: Inventory,
+    summary: Summary,
+    files: list[dict[str, Any]] | None,
+    width: int = 100,
+    color: bool = False,
+) -> str:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=width, record=True, force_terminal=color, no_color=not color,
-                      file=_Null(), highlight=False)
+    console = Console(
+        width=width,
+        record=True,
+        force_terminal=color,
+        no_color=not color,
+        file=io.StringIO(),
+        highlight=False,
+    )
     t = summary.totals
     kind = "unified kernel image" if inv.uki else "initramfs"
-    console.print(f"[bold]{inv.path}[/]: {human(inv.file_bytes)} {kind}, generator "
-                  f"{summary.generator}, kernel "
-                  f"{', '.join(summary.kernel_versions) or 'none (no lib/modules)'}")
+    console.print(
+        f"[bold]{inv.path}[/]: {human(inv.file_bytes)} {kind}, generator "
+        f"{summary.generator}, kernel "
+        f"{', '.join(summary.kernel_versions) or 'none (no lib/modules)'}"
+    )
     console.print()
 
     seg = Table(show_edge=False, box=None, pad_edge=False)
     for col in ("segment", "offset", "codec", "compressed", "unpacked", "entries"):
         seg.add_column(col, justify="left" if col == "codec" else "right")
     for s in inv.segments:
-        seg.add_row(str(s.index), str(s.offset), s.codec, human(s.compressed_bytes),
-                    human(s.uncompressed_bytes), str(s.entries))
+        seg.add_row(
+            str(s.index),
+            str(s.offset),
+            s.codec,
+            human(s.compressed_bytes),
+            human(s.uncompressed_bytes),
+            str(s.entries),
+        )
     console.print(seg)
     console.print()
 
@@ -111,18 +147,30 @@ def as_text(inv: Inventory, summary: Summary, files: list[dict[str, Any]] | None
     facts.add_column(style="bold")
     facts.add_column()
     if inv.uki:
-        facts.add_row("uki", f".linux {human(inv.uki.linux_bytes)}, "
-                             f".initrd + .ucode {human(inv.image_bytes)}")
-    facts.add_row("tree", f"{t.files} files, {t.dirs} dirs, {t.symlinks} symlinks, "
-                          f"{t.devices} devices, {t.hardlinks} hardlinks")
-    facts.add_row("data", f"{human(t.unique_bytes)} ({human(t.page_rounded_bytes)} in "
-                          f"{human(t.page_size)} pages)"
-                  + (f", {human(t.overwritten_bytes)} overwritten" if t.overwritten_bytes
-                     else ""))
-    facts.add_row("unpack", f"{human(b.compressed_held_bytes)} compressed, held until unpacked"
-                            f" + {human(b.rootfs_bytes)} rootfs = {human(b.peak_bytes)} peak")
-    facts.add_row("RAM >=", f"{human(b.ram_floor_tmpfs_bytes)} with a tmpfs rootfs (capped at "
-                            f"50 % of RAM), {human(b.ram_floor_ramfs_bytes)} with ramfs")
+        facts.add_row(
+            "uki", f".linux {human(inv.uki.linux_bytes)}, .initrd + .ucode {human(inv.image_bytes)}"
+        )
+    facts.add_row(
+        "tree",
+        f"{t.files} files, {t.dirs} dirs, {t.symlinks} symlinks, "
+        f"{t.devices} devices, {t.hardlinks} hardlinks",
+    )
+    facts.add_row(
+        "data",
+        f"{human(t.unique_bytes)} ({human(t.page_rounded_bytes)} in "
+        f"{human(t.page_size)} pages)"
+        + (f", {human(t.overwritten_bytes)} overwritten" if t.overwritten_bytes else ""),
+    )
+    facts.add_row(
+        "unpack",
+        f"{human(b.compressed_held_bytes)} compressed, held until unpacked"
+        f" + {human(b.rootfs_bytes)} rootfs = {human(b.peak_bytes)} peak",
+    )
+    facts.add_row(
+        "RAM >=",
+        f"{human(b.ram_floor_tmpfs_bytes)} with a tmpfs rootfs (capped at "
+        f"50 % of RAM), {human(b.ram_floor_ramfs_bytes)} with ramfs",
+    )
     console.print(facts)
     console.print()
 
@@ -133,22 +181,19 @@ def as_text(inv: Inventory, summary: Summary, files: list[dict[str, Any]] | None
         big.add_row(human(f.bytes), f.path + (f"  ({f.names} names)" if f.names > 1 else ""))
     console.print(big)
 
-    for s in inv.rootfs.skipped:
-        console.print(f"[yellow]warning[/]: entry {s.name!r} (segment {s.segment}) is not "
-                      f"created by the kernel: {s.reason}")
+    for skip in inv.rootfs.skipped:
+        console.print(
+            f"[yellow]warning[/]: entry {skip.name!r} (segment {skip.segment}) is "
+            f"not created by the kernel: {skip.reason}"
+        )
     text = "\n".join(line.rstrip() for line in console.export_text(styles=color).splitlines())
     text += "\n"
     if files is not None:
         # Plain lines, like ls -l: fast for thousands of entries and easy to grep.
-        lines = [f"{r['mode']} {r['size']:>10} {r['path']}"
-                 + (f" -> {r['target']}" if "target" in r else "") for r in files]
+        lines = [
+            f"{r['mode']} {r['size']:>10} {r['path']}"
+            + (f" -> {r['target']}" if "target" in r else "")
+            for r in files
+        ]
         text += "\n".join(lines) + "\n"
     return text
-
-
-class _Null:
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass
