@@ -6,7 +6,7 @@ SAMPLE ?= sample_initrds/busybox-early-zstd.img
 REAL ?= sample_initrds/real
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint samples samples-real bench clean
+.PHONY: run test test-fast lint samples samples-real bench clean compile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,15 @@ $(STAMP): pyproject.toml
 	       "lzo images will be reported as unsupported"
 	touch $@
 
-run: $(STAMP)
+# Byte-compile (cheap when up to date): where PYTHONDONTWRITEBYTECODE is set, every run would
+# otherwise compile footprint's modules again.
+compile: $(STAMP)
+	@$(BIN)/python -m compileall -q footprint
+
+run: compile
 	$(BIN)/footprint inspect $(SAMPLE)
 
-test: $(STAMP)
+test: compile
 	$(BIN)/pytest -q
 
 test-fast: $(STAMP)
@@ -40,7 +45,7 @@ samples:
 samples-real:
 	sample_initrds/build-real.sh $(REAL)
 
-bench: $(STAMP)
+bench: compile
 	$(BIN)/python bench/inspect.py $(wildcard $(REAL)/*.img)
 
 clean:
