@@ -164,6 +164,125 @@ def extract(image: str, directory: str, force: bool, devices: bool, as_json: boo
         click.echo(f"footprint: not created {name!r}: {reason}", err=True)
 
 
+def _common_analysis(f: Any) -> Any:
+    f = click.option(
+        "--page-size",
+        type=click.IntRange(min=512),
+        default=4096,
+        show_default=True,
+        help="Page size of the capture kernel.",
+    )(f)
+    f = click.option(
+        "--rules",
+        "rules_file",
+        type=click.Path(dir_okay=False),
+        help="TOML component rules, tried before the built-in ones.",
+    )(f)
+    return f
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option(
+    "--by",
+    type=click.Choice(["component", "package", "file"]),
+    default="component",
+    show_default=True,
+    help="What to group the image's files by.",
+)
+@click.option(
+    "--owner-db",
+    type=click.Choice(["dpkg"]),
+    help="With --by package: also ask this host's package database (for images "
+    "built on this host); ELF package notes are always used.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
+@_common_analysis
+def components(
+    image: str, by: str, owner_db: str | None, as_json: bool, page_size: int, rules_file: str | None
+) -> None:
+    """What each userspace component adds to the reservation, shares adding up to the total.
+
+    Files go to components by rules (first match wins; see --rules); a shared library no
+    rule claims goes to the components whose programs load it, split equally between them.
+    """
+    from footprint.analyze import analyze
+    from footprint.report import components as render
+
+    a = analyze(image, page_size=page_size, rules_file=rules_file)
+    if by == "component":
+        doc = render.components_dict(a)
+        _emit_json(doc) if as_json else _emit(render.components_text(doc))
+        return
+    from footprint.components.owners import group_by
+
+    doc = group_by(a, by, owner_db)
+    _emit_json(doc) if as_json else _emit(render.groups_text(doc))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
+def elf(image: str, path: str, as_json: bool) -> None:
+    """One binary of IMAGE in depth: its ELF facts and its library closure as a tree."""
+    from footprint.analyze import analyze
+    from footprint.errors import UsageError
+    from footprint.report import components as render
+
+    a = analyze(image, components=False)
+    node = a.inventory.rootfs.lookup(path.lstrip("/"))
+    if node is None:
+        raise UsageError(f"{path} is not in {image}")
+    if node.path not in a.facts:
+        raise UsageError(
+            f"{path} is not an ELF file that footprint parsed (kernel modules "
+            "are counted, not parsed)"
+        )
+    doc = render.closure_dict(a, a.resolver.closure(node.path))
+    _emit_json(doc) if as_json else _emit(render.closure_text(doc))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option(
+    "--kernel",
+    type=click.Path(dir_okay=False),
+    help="The capture kernel (bzImage, UKI or vmlinux), for the kernel's own size.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write the profile here (default: standard output).",
+)
+@_common_analysis
+def profile(
+    image: str, kernel: str | None, output: str | None, page_size: int, rules_file: str | None
+) -> None:
+    """Everything static about IMAGE in one saved JSON profile (schema_version 1).
+
+    diff, check and report read a profile back without the image.
+    """
+    from footprint.analyze import analyze
+    from footprint.report import components as render
+
+    a = analyze(image, page_size=page_size, rules_file=rules_file, kernel=kernel)
+    text = json.dumps(render.profile_dict(a), indent=1) + "\n"
+    if output is None:
+        _emit(text)
+        return
+    from footprint.report.files import write_atomically
+
+    write_atomically(output, text)
+    r = a.reservation
+    click.echo(
+        f"wrote {output}: static estimate {r.static_estimate_bytes >> 20} MiB, "
+        f"kdumpctl formula {r.kdumpctl_formula_bytes >> 20} MiB",
+        err=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script; the only place that exits."""
     cli.main(args=argv, prog_name="footprint")

@@ -97,6 +97,12 @@ class EntryData:
     def read(self) -> bytes:
         return b"".join(bytes(v) for v in self.chunks())
 
+    def peek(self, n: int) -> bytes:
+        """The first n bytes (fewer if the file is shorter), before anything is read."""
+        if self._left != self.size:
+            raise ValueError("peek() after reading")
+        return self._src.peek(min(n, self.size))
+
     def finish(self) -> int | None:
         """Consume what the caller did not read; return the byte sum if it was asked for."""
         if self._left:

@@ -131,6 +131,18 @@ class Rootfs:
             done = cand
         return done
 
+    def lookup(self, path: str) -> Node | None:
+        """The node `path` names inside the tree, following every symlink (even the last)."""
+        resolved = self.resolve(path)
+        for _ in range(MAX_SYMLINK_HOPS):
+            node = self.nodes.get(resolved) if resolved is not None else None
+            if node is None or node.kind != SYMLINK or node.target is None:
+                return node
+            parent = node.path.rpartition("/")[0]
+            target = node.target if node.target.startswith("/") else f"{parent}/{node.target}"
+            resolved = self.resolve(target)
+        return None
+
     # -- applying entries -----------------------------------------------------------------
     def add(self, entry: CpioEntry, archive: tuple[int, int]) -> Node | None:
         """Apply one entry; `archive` identifies the archive it came from (links reset)."""

@@ -133,6 +133,13 @@ class Source:
             if self._pos < end:
                 return count
 
+    def remaining(self) -> Iterator[memoryview]:
+        """Consume the rest of the stream, chunk by chunk."""
+        while self._pos < len(self._buf) or self._advance():
+            view = memoryview(self._buf)[self._pos :]
+            self._pos = len(self._buf)
+            yield view
+
     def at_end(self) -> bool:
         return self._pos >= len(self._buf) and not self._advance()
 

@@ -20,9 +20,10 @@ class UkiSections:
     linux_bytes: int
     initrd_ranges: tuple[tuple[int, int], ...]  # .ucode first, as systemd-stub passes them
     sections: dict[str, int]  # every section name -> its size
+    section_ranges: dict[str, tuple[int, int]]  # every section name -> (file offset, size)
 
 
-def locate(path: str) -> UkiSections:
+def locate(path: str, need_initrd: bool = True) -> UkiSections:
     import lief
 
     lief.logging.disable()
@@ -37,10 +38,10 @@ def locate(path: str) -> UkiSections:
         size = min(section.virtual_size, raw) if section.virtual_size else raw
         sizes[name] = size
         ranges[name] = (section.pointerto_raw_data, size)
-    if ".initrd" not in ranges and ".ucode" not in ranges:
+    if need_initrd and ".initrd" not in ranges and ".ucode" not in ranges:
         raise BadImage(
             f"{path} is a PE file without an .initrd section: not a unified kernel "
             "image with an initramfs"
         )
     parts = tuple(ranges[n] for n in (".ucode", ".initrd") if n in ranges and ranges[n][1])
-    return UkiSections(sizes.get(".linux", 0), parts, sizes)
+    return UkiSections(sizes.get(".linux", 0), parts, sizes, ranges)

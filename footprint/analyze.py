@@ -1,0 +1,115 @@
+"""One pass over an image that yields everything static: inventory, ELF facts, closures,
+components and the reservation model, as a Profile.
+
+The lief worker is started first, so its import (~0.3 s) and its parsing overlap the
+decompression; ELF files stream to it as the reader passes them, and are never stored.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+from footprint.components.attribute import Attribution, attribute
+from footprint.components.rules import load_rules
+from footprint.elf.facts import ELF_MAGIC, ElfFacts
+from footprint.elf.resolve import Closure, Resolver
+from footprint.elf.worker import ElfWorker
+from footprint.image.cpio import FILE, CpioEntry, EntryData
+from footprint.image.reader import Inventory, scan
+from footprint.image.rootfs import Node
+from footprint.image.summary import DEFAULT_PAGE_SIZE, Summary, summarize
+from footprint.model.kernel import KernelImage, read_kernel
+from footprint.model.reservation import Reservation, reservation
+
+# Small text files kept for later stages: the loader's configuration, dracut's module list.
+KEEP_TEXT = (
+    "etc/ld.so.conf",
+    "etc/ld.so.conf.d/*",
+    "usr/lib/dracut/modules.txt",
+    "lib/dracut/modules.txt",
+)
+KERNEL_KEY = "\0kernel"  # the worker key of the --kernel vmlinux
+MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
+
+
+def is_module(path: str) -> bool:
+    return path.endswith(MODULE_SUFFIXES)
+
+
+@dataclass
+class Analysis:
+    inventory: Inventory
+    summary: Summary
+    facts: dict[str, ElfFacts]  # every name of every ELF inode -> its facts
+    texts: dict[str, str]
+    resolver: Resolver
+    attribution: Attribution | None
+    reservation: Reservation
+    kernel: KernelImage | None = None
+    kernel_facts: ElfFacts | None = None
+    closures: dict[str, Closure] = field(default_factory=dict)
+
+    @property
+    def elves(self) -> list[ElfFacts]:
+        """Each ELF inode once, in path order."""
+        seen: dict[int, ElfFacts] = {}
+        for facts in self.facts.values():
+            seen.setdefault(id(facts), facts)
+        return sorted(seen.values(), key=lambda f: f.path)
+
+
+class _Collector:
+    """The scan visitor: sends ELF bytes to the worker, keeps a few small text files."""
+
+    def __init__(self, worker: ElfWorker) -> None:
+        self.worker = worker
+        self.texts: dict[str, str] = {}
+        self.inode_of: dict[str, int] = {}  # submitted path -> id of its inode
+
+    def __call__(self, entry: CpioEntry, data: EntryData | None, node: Node | None) -> None:
+        if node is None or node.kind != FILE or data is None or not data.size:
+            return
+        path = node.path
+        if any(fnmatch.fnmatch(path, p) for p in KEEP_TEXT) and data.size < 1 << 20:
+            self.texts[path] = data.read().decode("utf-8", "replace")
+            return
+        if data.size < 64 or is_module(path) or data.peek(4) != ELF_MAGIC:
+            return
+        self.worker.submit(path, data.read())
+        if node.inode is not None:
+            self.inode_of[path] = id(node.inode)
+
+
+def analyze(
+    image: str,
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    rules_file: str | None = None,
+    kernel: str | None = None,
+    components: bool = True,
+) -> Analysis:
+    with ElfWorker() as worker:
+        collector = _Collector(worker)
+        inv = scan(image, visit=collector)
+        kimage = read_kernel(kernel) if kernel else None
+        if kimage is not None and kimage.vmlinux is not None:
+            worker.submit(KERNEL_KEY, kimage.vmlinux)
+        parsed = worker.results()
+    kernel_facts = parsed.pop(KERNEL_KEY, None)
+    # Every name of an inode shares its facts (hardlinked busybox applets, for one).
+    by_inode = {collector.inode_of[p]: f for p, f in parsed.items() if p in collector.inode_of}
+    facts: dict[str, ElfFacts] = {}
+    for path, node in inv.rootfs.nodes.items():
+        if node.inode is not None and id(node.inode) in by_inode:
+            facts[path] = by_inode[id(node.inode)]
+    summary = summarize(inv, page_size)
+    resolver = Resolver(inv.rootfs, facts, collector.texts)
+    attribution = None
+    if components:
+        rules = load_rules(rules_file, summary.generator)
+        attribution = attribute(inv.rootfs, facts, resolver, rules, page_size)
+    res = reservation(inv, summary, attribution, kimage, kernel_facts, page_size)
+    return Analysis(
+        inv, summary, facts, collector.texts, resolver, attribution, res, kimage, kernel_facts
+    )

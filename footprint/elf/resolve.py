@@ -1,0 +1,198 @@
+"""The shared-library closure of an ELF, resolved inside the image as glibc's ld.so would.
+
+Search order (elf/dl-load.c): DT_RPATH of the loader and its loaders up to the executable
+(only when the loader has no DT_RUNPATH), DT_RUNPATH of the loader (its direct dependencies
+only), the image's ld.so.cache (emulated from its ld.so.conf when the image ships a cache),
+then the default directories. Objects already loaded are matched by SONAME; the closure is
+built breadth first, which is ld.so's load order.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+from collections import deque
+from dataclasses import dataclass, field
+
+from footprint.elf.facts import ElfFacts
+from footprint.image.cpio import FILE
+from footprint.image.rootfs import Rootfs
+
+TRIPLETS = {
+    "X86_64": "x86_64-linux-gnu",
+    "AARCH64": "aarch64-linux-gnu",
+    "I386": "i386-linux-gnu",
+    "ARM": "arm-linux-gnueabihf",
+    "PPC64": "powerpc64le-linux-gnu",
+    "S390": "s390x-linux-gnu",
+    "RISCV": "riscv64-linux-gnu",
+}
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One object of a closure: the name it was asked for, where it was found, who asked."""
+
+    name: str
+    path: str  # the real path inside the image
+    parent: str | None  # path of the object that needed it first (None: the root object)
+    depth: int
+
+
+@dataclass
+class Closure:
+    root: str
+    objects: list[Loaded] = field(default_factory=list)  # load order, the root first
+    missing: list[tuple[str, str]] = field(default_factory=list)  # (name, needed by)
+
+    @property
+    def paths(self) -> list[str]:
+        return [o.path for o in self.objects]
+
+
+class Resolver:
+    """Resolves closures in one image; directory searches are cached across objects."""
+
+    def __init__(
+        self, rootfs: Rootfs, facts: dict[str, ElfFacts], conf_text: dict[str, str] | None = None
+    ) -> None:
+        """`conf_text`: the image's etc/ld.so.conf and ld.so.conf.d/* contents by path."""
+        self.rootfs, self.facts = rootfs, facts
+        self.conf_text = conf_text or {}
+        self._cache_dirs = self._ld_so_cache_dirs()
+        self._found: dict[tuple[str, str], str | None] = {}
+
+    # -- configuration of the image -------------------------------------------------------
+    def _ld_so_cache_dirs(self) -> list[str] | None:
+        """Directories ldconfig put in the image's ld.so.cache; None when it has no cache."""
+        if self.rootfs.lookup("etc/ld.so.cache") is None:
+            return None
+        dirs: list[str] = []
+        self._read_conf("etc/ld.so.conf", dirs, 0)
+        return dirs
+
+    def _read_conf(self, path: str, dirs: list[str], depth: int) -> None:
+        text = self.conf_text.get(path)
+        if text is None or depth > 8:
+            return
+        for raw in text.splitlines():
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            if line.startswith("include"):
+                pattern = line.split(None, 1)[1].strip().lstrip("/")
+                for conf in sorted(p for p in self.conf_text if fnmatch.fnmatch(p, pattern)):
+                    self._read_conf(conf, dirs, depth + 1)
+            else:
+                d = line.split("=", 1)[0].strip().strip("/")
+                if d and d not in dirs:
+                    dirs.append(d)
+
+    # -- searching ---------------------------------------------------------------------------
+    def _default_dirs(self, machine: str) -> list[str]:
+        triplet = TRIPLETS.get(machine, "x86_64-linux-gnu")
+        return [f"lib/{triplet}", f"usr/lib/{triplet}", "lib", "usr/lib", "lib64", "usr/lib64"]
+
+    def _expand(self, entry: str, origin: str, machine: str) -> str:
+        triplet = TRIPLETS.get(machine, "x86_64-linux-gnu")
+        for token, value in (
+            ("$ORIGIN", origin),
+            ("${ORIGIN}", origin),
+            ("$LIB", f"lib/{triplet}"),
+            ("${LIB}", f"lib/{triplet}"),
+            ("$PLATFORM", machine.lower()),
+            ("${PLATFORM}", machine.lower()),
+        ):
+            entry = entry.replace(token, value)
+        return entry
+
+    def _find_in(self, directory: str, name: str, machine: str) -> str | None:
+        key = (directory, name)
+        if key not in self._found:
+            node = self.rootfs.lookup(posixpath.join(directory, name).lstrip("/"))
+            found = None
+            if node is not None and node.kind == FILE:
+                facts = self.facts.get(node.path)
+                if facts is not None and not facts.error and facts.machine == machine:
+                    found = node.path
+            self._found[key] = found
+        return self._found[key]
+
+    def _search(
+        self, name: str, loader: ElfFacts, chain: list[ElfFacts], main: ElfFacts
+    ) -> str | None:
+        machine = loader.machine
+        if "/" in name:
+            node = self.rootfs.lookup(name.lstrip("/"))
+            return node.path if node is not None and node.kind == FILE else None
+        dirs: list[str] = []
+        if not loader.runpath:
+            for obj in chain:
+                origin = "/" + posixpath.dirname(obj.path)
+                dirs += [self._expand(d, origin, machine) for d in obj.rpath]
+            if main is not loader and main not in chain:
+                dirs += [
+                    self._expand(d, "/" + posixpath.dirname(main.path), machine) for d in main.rpath
+                ]
+        else:
+            origin = "/" + posixpath.dirname(loader.path)
+            dirs += [self._expand(d, origin, machine) for d in loader.runpath]
+        if self._cache_dirs is not None:
+            dirs += self._cache_dirs
+        dirs += self._default_dirs(machine)
+        for d in dirs:
+            found = self._find_in(d, name, machine)
+            if found is not None:
+                return found
+        return None
+
+    def closure(self, path: str) -> Closure:
+        """The objects `path` loads, in ld.so's (breadth-first) order, and what is missing."""
+        node = self.rootfs.lookup(path.lstrip("/"))
+        real = node.path if node is not None else path.lstrip("/")
+        root = self.facts.get(real)
+        result = Closure(real)
+        if root is None:
+            return result
+        result.objects.append(Loaded(posixpath.basename(real), real, None, 0))
+        by_soname: dict[str, str] = {}
+        loaded = {real}
+        chains: dict[str, list[ElfFacts]] = {real: [root]}
+        if root.interpreter:
+            interp = self.rootfs.lookup(root.interpreter.lstrip("/"))
+            if interp is not None:
+                loaded.add(interp.path)
+                result.objects.append(Loaded(root.interpreter, interp.path, real, 1))
+                facts = self.facts.get(interp.path)
+                if facts and facts.soname:
+                    by_soname[facts.soname] = interp.path
+        queue = deque([(real, 0)])
+        while queue:
+            current, depth = queue.popleft()
+            obj = self.facts.get(current)
+            if obj is None:
+                continue
+            for name in obj.needed:
+                if name in by_soname:
+                    continue
+                found = self._search(name, obj, chains[current], root)
+                if found is None:
+                    result.missing.append((name, current))
+                    by_soname[name] = ""
+                    continue
+                facts = self.facts[found]
+                by_soname[name] = found
+                if facts.soname:
+                    by_soname.setdefault(facts.soname, found)
+                if found in loaded:
+                    continue
+                loaded.add(found)
+                chains[found] = chains[current] + [facts]
+                result.objects.append(Loaded(name, found, current, depth + 1))
+                queue.append((found, depth + 1))
+        return result
+
+    def closure_of_soname(self, soname: str, loader: ElfFacts) -> list[str]:
+        """What loading `soname` at run time from `loader` (dlopen) brings in."""
+        found = self._search(soname, loader, [loader], loader)
+        return self.closure(found).paths if found is not None else []

@@ -1,0 +1,118 @@
+"""The static reservation terms: what the image (and each component) costs before anything
+runs, beside kdumpctl's estimate formula for the same inputs.
+
+Terms (DESIGN.md, memory model): the kernel's own memory; the compressed initrd, held until
+unpacking ends; the page-rounded rootfs; with a tmpfs rootfs, RAM >= 2 x rootfs (50 % cap);
+struct page for all of it (64 bytes per 4 KiB page, 1.5625 %). Runtime terms (userspace
+anonymous memory, slab, makedumpfile) come from measurement, not from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from footprint.image.reader import Inventory
+from footprint.image.summary import Summary, page_round
+
+if TYPE_CHECKING:
+    from footprint.components.attribute import Attribution
+    from footprint.elf.facts import ElfFacts
+    from footprint.model.kernel import KernelImage
+
+MIB = 1 << 20
+STRUCT_PAGE = 64  # bytes of struct page per page on x86-64
+KDUMPCTL_OVERHEAD = 16 * MIB
+MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
+
+
+@dataclass(frozen=True)
+class ComponentTerms:
+    name: str
+    rootfs_bytes: float  # proportional page-rounded bytes
+    compressed_share_bytes: float  # its share of the compressed image held during unpack
+    unpack_bytes: float  # both: what it adds to the unpack peak
+    tmpfs_floor_bytes: float  # what it adds to the RAM floor a tmpfs rootfs implies
+    marginal_rootfs_bytes: int
+    marginal_unpack_bytes: float
+
+
+@dataclass(frozen=True)
+class Reservation:
+    page_size: int
+    kernel_bytes: int  # 0 when no kernel was given
+    kernel_method: str  # "elf" (PT_LOAD memsz, lief), "init_size", "file", "" (none given)
+    kernel_version: str
+    modules_bytes: int  # unpacked kernel modules in the image
+    initrd_compressed_bytes: int
+    rootfs_bytes: int
+    unpack_peak_bytes: int
+    tmpfs_floor_bytes: int
+    memmap_bytes: int
+    static_estimate_bytes: int  # kernel + max(unpack peak, tmpfs floor) + struct page
+    kdumpctl_formula_bytes: int  # kernel + modules + 3 x compressed initrd + 16 MiB
+    compressed_share_method: str = "proportional"
+    components: list[ComponentTerms] = field(default_factory=list)
+
+
+def reservation(
+    inv: Inventory,
+    summary: Summary,
+    attribution: Attribution | None,
+    kernel: KernelImage | None,
+    kernel_facts: ElfFacts | None,
+    page_size: int,
+) -> Reservation:
+    kernel_bytes, method, version = 0, "", ""
+    if kernel is not None:
+        version = kernel.version.split(" ", 1)[0]
+        if kernel_facts is not None and not kernel_facts.error and kernel_facts.load_mem_bytes:
+            kernel_bytes, method = kernel_facts.load_mem_bytes, "elf"
+        elif kernel.init_size:
+            kernel_bytes, method = kernel.init_size, "init_size"
+        else:
+            kernel_bytes, method = kernel.file_bytes, "file"
+        kernel_bytes = page_round(kernel_bytes, page_size)
+    modules = sum(
+        inode.size
+        for inode, node in inv.rootfs.inodes().values()
+        if node.path.endswith(MODULE_SUFFIXES)
+    )
+    boot = summary.boot
+    floor = max(boot.peak_bytes, boot.ram_floor_tmpfs_bytes)
+    before_memmap = kernel_bytes + floor
+    # struct page covers all of the capture kernel's RAM, itself included.
+    total = int(before_memmap * page_size / (page_size - STRUCT_PAGE))
+    kdumpctl = kernel_bytes + modules + 3 * inv.image_bytes + KDUMPCTL_OVERHEAD
+    terms: list[ComponentTerms] = []
+    if attribution is not None and attribution.total_page_rounded_bytes:
+        total_rounded = attribution.total_page_rounded_bytes
+        for c in sorted(attribution.components.values(), key=lambda c: -c.proportional_bytes):
+            share = inv.image_bytes * c.proportional_bytes / total_rounded
+            marginal_share = inv.image_bytes * c.marginal_bytes / total_rounded
+            terms.append(
+                ComponentTerms(
+                    c.name,
+                    c.proportional_bytes,
+                    share,
+                    c.proportional_bytes + share,
+                    2 * c.proportional_bytes,
+                    c.marginal_bytes,
+                    c.marginal_bytes + marginal_share,
+                )
+            )
+    return Reservation(
+        page_size,
+        kernel_bytes,
+        method,
+        version,
+        modules,
+        inv.image_bytes,
+        boot.rootfs_bytes,
+        boot.peak_bytes,
+        boot.ram_floor_tmpfs_bytes,
+        total - before_memmap,
+        total,
+        kdumpctl,
+        components=terms,
+    )

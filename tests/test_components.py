@@ -1,0 +1,196 @@
+"""Component attribution: every file one owner, shares that add up, libraries split fairly,
+user rules, hostile ELFs, and the lief worker's isolation."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import SAMPLES, real_image
+
+from footprint.analyze import analyze
+from footprint.cli import cli
+from footprint.elf.worker import ElfWorker
+from footprint.image.cpio import newc_entry, newc_trailer
+from footprint.image.reader import scan
+from footprint.report.components import components_dict, profile_dict
+
+BUSYBOX = SAMPLES / "busybox-gzip.img"
+
+
+def _busybox_bytes() -> bytes:
+    out: dict[str, bytes] = {}
+
+    def grab(entry, data, node):  # noqa: ANN001
+        if node is not None and node.path == "bin/busybox" and data is not None:
+            out["b"] = data.read()
+
+    scan(str(BUSYBOX), visit=grab)
+    return out["b"]
+
+
+def _adds_up(doc: dict) -> None:
+    total = doc["total"]
+    assert abs(
+        sum(c["proportional_bytes"] for c in doc["components"]) - total["page_rounded_bytes"]
+    ) <= len(doc["components"])
+    assert total["proportional_bytes"] == pytest.approx(total["page_rounded_bytes"], abs=2)
+
+
+def test_sample_components_add_up() -> None:
+    a = analyze(str(SAMPLES / "busybox-early-zstd.img"))
+    doc = components_dict(a)
+    names = {c["name"] for c in doc["components"]}
+    assert {"busybox", "microcode"} <= names
+    _adds_up(doc)
+    inodes = a.inventory.rootfs.inodes()
+    assert doc["total"]["files"] == len(inodes)
+    busybox = next(c for c in doc["components"] if c["name"] == "busybox")
+    assert busybox["bytes"] == a.inventory.rootfs.nodes["bin/busybox"].size
+    assert busybox["marginal_bytes"] == busybox["page_rounded_bytes"] % (1 << 30)
+
+
+def _image(tmp_path: Path, files: dict[str, bytes], mode: int = 0o755) -> str:
+    parts = [newc_entry(".", stat.S_IFDIR | 0o755)]
+    dirs = sorted({str(Path(p).parent) for p in files if "/" in p})
+    for d in dirs:
+        for i in range(len(Path(d).parts)):
+            parts.append(newc_entry("/".join(Path(d).parts[: i + 1]), stat.S_IFDIR | 0o755))
+    for path, data in files.items():
+        parts.append(newc_entry(path, stat.S_IFREG | mode, data))
+    img = tmp_path / "made.img"
+    img.write_bytes(b"".join(parts) + newc_trailer())
+    return str(img)
+
+
+def test_hostile_elf_is_a_warning_not_a_crash(tmp_path) -> None:
+    good = _busybox_bytes()
+    truncated = good[:200]
+    absurd = bytearray(good)
+    absurd[0x20:0x28] = (0x7FFFFFFFFFFF).to_bytes(8, "little")  # e_phoff far away
+    absurd[0x38:0x3A] = (0xFFFF).to_bytes(2, "little")  # e_phnum absurd
+    img = _image(
+        tmp_path,
+        {
+            "bin/busybox": good,
+            "bin/trunc": truncated,
+            "bin/absurd": bytes(absurd),
+            "lib/firmware/x.bin": b"\0" * 5000,
+        },
+    )
+    a = analyze(img)
+    doc = components_dict(a)
+    assert any("trunc" in w or "absurd" in w for w in doc["warnings"]) or all(
+        not f.runs for f in a.elves if f.path != "bin/busybox"
+    )
+    assert {"busybox", "firmware"} <= {c["name"] for c in doc["components"]}
+    _adds_up(doc)
+
+
+def test_worker_survives_a_killed_child() -> None:
+    data = _busybox_bytes()
+    with ElfWorker(batch_bytes=1 << 40) as worker:
+        for i in range(20):
+            worker.submit(f"bin/b{i}", data)
+        worker._flush()
+        os.kill(worker.pid, signal.SIGKILL)
+        facts = worker.results()
+    assert len(facts) == 20
+    assert all(
+        f.kind == "static-executable" or f.kind.endswith("executable") for f in facts.values()
+    )
+
+
+def test_user_rules_come_first(tmp_path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[component]]\nname = "my-tools"\npatterns = ["bin/busybox"]\n')
+    r = CliRunner().invoke(
+        cli, ["components", "--json", "--rules", str(rules), str(SAMPLES / "busybox-gzip.img")]
+    )
+    assert r.exit_code == 0, r.output
+    names = [c["name"] for c in json.loads(r.output)["components"]]
+    assert "my-tools" in names and "busybox" not in names
+    rules.write_text("[[component]\nname=")
+    bad = CliRunner().invoke(
+        cli, ["components", "--rules", str(rules), str(SAMPLES / "busybox-gzip.img")]
+    )
+    assert bad.exit_code == 2 and "TOML" in bad.output
+
+
+def test_components_json_contract() -> None:
+    r = CliRunner().invoke(cli, ["components", "--json", str(SAMPLES / "busybox-gzip.img")])
+    doc = json.loads(r.output)
+    assert doc["schema_version"] == 1
+    for c in doc["components"]:
+        assert set(c) >= {
+            "name",
+            "files",
+            "bytes",
+            "page_rounded_bytes",
+            "exclusive_bytes",
+            "shared_bytes",
+            "proportional_bytes",
+            "marginal_bytes",
+        }
+    assert set(doc["total"]) >= {"files", "bytes", "page_rounded_bytes"}
+
+
+def test_by_file_and_package() -> None:
+    img = str(SAMPLES / "busybox-gzip.img")
+    files = json.loads(
+        CliRunner().invoke(cli, ["components", "--json", "--by", "file", img]).output
+    )
+    assert files["groups"][0]["name"] == "/bin/busybox"
+    assert files["groups"][0]["component"] == "busybox"
+    pkgs = json.loads(
+        CliRunner().invoke(cli, ["components", "--json", "--by", "package", img]).output
+    )
+    assert pkgs["total"]["files"] == files["total"]["files"]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["dracut-systemd.img", "initramfs-tools-zstd.img"])
+def test_real_image_components(name: str) -> None:
+    a = analyze(str(real_image(name)))
+    doc = components_dict(a)
+    _adds_up(doc)
+    by_name = {c["name"]: c for c in doc["components"]}
+    assert "udev" in by_name and by_name["udev"]["shared_bytes"] > 0
+    if name.startswith("dracut"):
+        systemd = by_name["systemd"]
+        assert any("libsystemd-shared" in p for p in a.attribution.components["systemd"].paths)
+        assert systemd["proportional_bytes"] > systemd["marginal_bytes"] > 1 << 20
+    largest = [c["name"] for c in doc["components"][:3]]
+    assert all(n.startswith(("modules-", "firmware")) for n in largest)
+    assert not doc["missing_libraries"]
+    shared = doc["shared_libraries"]
+    assert shared and all(len(s["users"]) >= 2 for s in shared)
+
+
+@pytest.mark.integration
+def test_profile_with_kernel(tmp_path) -> None:
+    kernels = sorted(Path("/boot").glob("vmlinuz-*"))
+    from conftest import need
+
+    need(kernels, "no kernel in /boot (apt-get install linux-image-amd64)")
+    image = real_image("initramfs-tools-zstd.img")
+    out = tmp_path / "p.json"
+    r = CliRunner().invoke(
+        cli, ["profile", str(image), "--kernel", str(kernels[-1]), "-o", str(out)]
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(out.read_text())
+    res = doc["reservation"]
+    assert doc["schema_version"] == 1 and doc["kind"] == "profile"
+    assert res["kernel_method"] == "elf" and res["kernel_bytes"] > 20 << 20
+    assert res["kdumpctl_formula_bytes"] == (
+        res["kernel_bytes"] + res["modules_bytes"] + 3 * res["initrd_compressed_bytes"] + (16 << 20)
+    )
+    assert res["static_estimate_bytes"] > res["kernel_bytes"] + res["unpack_peak_bytes"]
+    assert len(doc["files"]) == doc["total"]["files"]
+    assert profile_dict  # the same renderer the command used
