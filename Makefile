@@ -45,8 +45,11 @@ samples:
 samples-real:
 	sample_initrds/build-real.sh $(REAL)
 
+# Medians against the codec's own decompressor, lsinitramfs and lsinitrd, on the real images.
+BENCH_IMAGES ?= $(REAL)/initramfs-tools-zstd.img $(REAL)/dracut-systemd.img
 bench: compile
-	$(BIN)/python bench/inspect.py $(wildcard $(REAL)/*.img)
+	$(BIN)/python bench/inspect.py $(BENCH_IMAGES)
+	$(BIN)/python bench/profile.py $(BENCH_IMAGES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

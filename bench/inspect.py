@@ -14,60 +14,24 @@ footprint's peak RSS against its budget: 64 MiB + the largest file in the image.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-FOOTPRINT = str(Path(sys.executable).with_name("footprint"))
-DECOMPRESS = {
-    "gzip": "gzip -dc",
-    "zstd": "zstd -dc",
-    "xz": "xz -dc",
-    "lzma": "xz -dc",
-    "bzip2": "bzip2 -dc",
-    "lz4": "lz4 -dc",
-    "lzo": "lzop -dc",
-    "none": "cat",
-}
-
-
-def timed(cmd: str) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of the shell command's largest process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        ["/bin/sh", "-c", cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"failed: {cmd}")
-    return elapsed, usage.ru_maxrss * 1024
-
-
-def median(cmd: str, runs: int) -> tuple[float, int]:
-    timed(cmd)  # warm the page cache and the interpreter's bytecode cache
-    samples = [timed(cmd) for _ in range(runs)]
-    return statistics.median(s[0] for s in samples), max(s[1] for s in samples)
-
-
-def decompress_cmd(image: str, segments: list[dict]) -> str:
-    """The codec's own command(s) over exactly the image's members, into one `wc -c`."""
-    q = shlex.quote(image)
-    if len(segments) == 1 and segments[0]["offset"] == 0:
-        return f"{DECOMPRESS[segments[0]['codec']]} {q} | wc -c"
-    parts = [
-        f"tail -c +{s['offset'] + 1} {q} | head -c {s['compressed_bytes']} | "
-        f"{DECOMPRESS[s['codec']]}"
-        for s in segments
-    ]
-    return "{ " + "; ".join(parts) + "; } | wc -c"
-
+HERE = Path(__file__).resolve().parent
+# This file's name is also the stdlib's `inspect`: keep its folder off the import path, and
+# load the shared helpers by file name.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+_spec = importlib.util.spec_from_file_location("footprint_bench", HERE / "_common.py")
+assert _spec and _spec.loader
+common = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(common)
+FOOTPRINT, median, decompress_cmd = common.FOOTPRINT, common.median, common.decompress_cmd
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
