@@ -11,6 +11,7 @@ import fnmatch
 from dataclasses import dataclass, field
 
 from footprint.components.attribute import Attribution, attribute
+from footprint.components.dracut import dracut_module_rules
 from footprint.components.rules import load_rules
 from footprint.elf.facts import ELF_MAGIC, ElfFacts
 from footprint.elf.resolve import Closure, Resolver
@@ -88,6 +89,7 @@ def analyze(
     rules_file: str | None = None,
     kernel: str | None = None,
     components: bool = True,
+    dracut_modules: bool = False,
 ) -> Analysis:
     with ElfWorker() as worker:
         collector = _Collector(worker)
@@ -107,7 +109,8 @@ def analyze(
     resolver = Resolver(inv.rootfs, facts, collector.texts)
     attribution = None
     if components:
-        rules = load_rules(rules_file, summary.generator)
+        extra = dracut_module_rules(collector.texts) if dracut_modules else None
+        rules = load_rules(rules_file, summary.generator, extra)
         attribution = attribute(inv.rootfs, facts, resolver, rules, page_size)
     res = reservation(inv, summary, attribution, kimage, kernel_facts, page_size)
     return Analysis(

@@ -185,7 +185,7 @@ def _common_analysis(f: Any) -> Any:
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option(
     "--by",
-    type=click.Choice(["component", "package", "file"]),
+    type=click.Choice(["component", "package", "dracut-module", "file"]),
     default="component",
     show_default=True,
     help="What to group the image's files by.",
@@ -209,8 +209,10 @@ def components(
     from footprint.analyze import analyze
     from footprint.report import components as render
 
-    a = analyze(image, page_size=page_size, rules_file=rules_file)
-    if by == "component":
+    a = analyze(
+        image, page_size=page_size, rules_file=rules_file, dracut_modules=by == "dracut-module"
+    )
+    if by in ("component", "dracut-module"):
         doc = render.components_dict(a)
         _emit_json(doc) if as_json else _emit(render.components_text(doc))
         return

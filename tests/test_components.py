@@ -194,3 +194,26 @@ def test_profile_with_kernel(tmp_path) -> None:
     assert res["static_estimate_bytes"] > res["kernel_bytes"] + res["unpack_peak_bytes"]
     assert len(doc["files"]) == doc["total"]["files"]
     assert profile_dict  # the same renderer the command used
+
+
+@pytest.mark.integration
+def test_by_dracut_module() -> None:
+    from conftest import need
+
+    from footprint.components.dracut import MODULES_D
+
+    need(MODULES_D.is_dir(), "dracut's modules.d is not on this host (apt-get install dracut-core)")
+    a = analyze(str(real_image("dracut-systemd.img")), dracut_modules=True)
+    doc = components_dict(a)
+    names = {c["name"] for c in doc["components"]}
+    assert {"base", "systemd", "udev-rules"} <= names  # dracut modules from modules.txt
+    _adds_up(doc)
+    assert a.attribution is not None
+    assert a.attribution.owner["usr/lib/dracut-lib.sh"] == "base"
+
+
+def test_by_dracut_module_needs_a_dracut_image() -> None:
+    r = CliRunner().invoke(
+        cli, ["components", "--by", "dracut-module", str(SAMPLES / "busybox-gzip.img")]
+    )
+    assert r.exit_code == 2 and "modules.txt" in r.output

@@ -86,8 +86,11 @@ def builtin_rules() -> list[Rule]:
     return _parse(text, "built-in")
 
 
-def load_rules(user_file: str | None = None, generator: str = "unknown") -> Rules:
-    rules = builtin_rules()
+def load_rules(
+    user_file: str | None = None, generator: str = "unknown", extra: list[Rule] | None = None
+) -> Rules:
+    """User rules, then `extra` (e.g. dracut modules), then the built-in rules."""
+    rules = (extra or []) + builtin_rules()
     if user_file:
         try:
             with open(user_file, encoding="utf-8") as f:
