@@ -165,6 +165,7 @@ def test_real_image_components(name: str) -> None:
         systemd = by_name["systemd"]
         assert any("libsystemd-shared" in p for p in a.attribution.components["systemd"].paths)
         assert systemd["proportional_bytes"] > systemd["marginal_bytes"] > 1 << 20
+        assert a.facts["usr/lib/systemd/systemd"].package.get("name") == "systemd"
     largest = [c["name"] for c in doc["components"][:3]]
     assert all(n.startswith(("modules-", "firmware")) for n in largest)
     assert not doc["missing_libraries"]
@@ -217,3 +218,17 @@ def test_by_dracut_module_needs_a_dracut_image() -> None:
         cli, ["components", "--by", "dracut-module", str(SAMPLES / "busybox-gzip.img")]
     )
     assert r.exit_code == 2 and "modules.txt" in r.output
+
+
+@pytest.mark.integration
+def test_owner_db_dpkg_on_an_image_built_here() -> None:
+    from conftest import need
+
+    need(Path("/var/lib/dpkg/info").is_dir(), "no dpkg database on this host")
+    image = real_image("initramfs-tools-zstd.img")
+    r = CliRunner().invoke(cli, ["components", "--json", "--by", "package", "--owner-db",
+                                 "dpkg", str(image)])
+    groups = {g["name"]: g for g in json.loads(r.output)["groups"]}
+    kernel_pkg = [n for n in groups if n.startswith("linux-image-")]
+    assert kernel_pkg and groups[kernel_pkg[0]]["page_rounded_bytes"] > 50 << 20
+    assert "udev" in groups

@@ -143,7 +143,7 @@ def read_facts(lief: Any, cfg: Any, path: str, data: bytes) -> dict[str, Any]:
     package: dict[str, str] = {}
     dlopen: list[str] = []
     for note in binary.notes:
-        if note.name != "FDO":
+        if note.name.rstrip("\0") != "FDO":
             continue
         kind_raw = getattr(note, "original_type", None)
         try:
