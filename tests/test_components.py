@@ -226,8 +226,9 @@ def test_owner_db_dpkg_on_an_image_built_here() -> None:
 
     need(Path("/var/lib/dpkg/info").is_dir(), "no dpkg database on this host")
     image = real_image("initramfs-tools-zstd.img")
-    r = CliRunner().invoke(cli, ["components", "--json", "--by", "package", "--owner-db",
-                                 "dpkg", str(image)])
+    r = CliRunner().invoke(
+        cli, ["components", "--json", "--by", "package", "--owner-db", "dpkg", str(image)]
+    )
     groups = {g["name"]: g for g in json.loads(r.output)["groups"]}
     kernel_pkg = [n for n in groups if n.startswith("linux-image-")]
     assert kernel_pkg and groups[kernel_pkg[0]]["page_rounded_bytes"] > 50 << 20
