@@ -99,3 +99,25 @@ def test_extract_cli(tmp_path) -> None:
 def test_help_lists_exit_codes() -> None:
     r = invoke("--help")
     assert r.exit_code == 0 and "Exit codes" in r.output and "bad or unsupported image" in r.output
+
+
+def test_profile_output_never_replaces_a_device_or_fifo(tmp_path) -> None:
+    """`-o /dev/null` must write to the device, not rename a regular file over it."""
+    import os
+    import stat
+
+    import pytest
+
+    from footprint.report.files import write_atomically
+
+    if os.geteuid() != 0:
+        pytest.skip("creating a device node needs root")
+    dev = tmp_path / "null"
+    os.mknod(dev, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    write_atomically(str(dev), "{}")
+    assert stat.S_ISCHR(os.lstat(dev).st_mode)
+    out = tmp_path / "p.json"
+    out.write_text("old")
+    write_atomically(str(out), "new")
+    assert out.read_text() == "new"
+    assert {p.name for p in tmp_path.iterdir()} == {"null", "p.json"}  # no temporary left

@@ -13,7 +13,7 @@ import os
 import shutil
 import stat
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from footprint.errors import EnvironmentUnavailable, UnsafeExtraction, UsageError
 from footprint.image.cpio import BLOCK, CHAR, DIR, FIFO, FILE, SOCKET, SYMLINK, CpioEntry, EntryData
@@ -237,8 +237,13 @@ class _Writer:
 
 
 def extract(
-    image: str, directory: str, force: bool = False, devices: bool = False
+    image: str,
+    directory: str,
+    force: bool = False,
+    devices: bool = False,
+    file: BinaryIO | None = None,
 ) -> ExtractResult:
+    """Unpack `image` (or the already open `file`) into `directory`."""
     from footprint.image.reader import scan
 
     root = os.path.abspath(directory)
@@ -261,7 +266,7 @@ def extract(
     writer = _Writer(root, rootfs, devices)
     ok = False
     try:
-        scan(image, visit=writer.visit, rootfs=rootfs)
+        scan(image, visit=writer.visit, rootfs=rootfs, file=file)
         writer.finish()
         ok = True
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import BinaryIO
 from dataclasses import dataclass
 
 from footprint.errors import BadImage, UsageError
@@ -33,31 +34,49 @@ class Inventory:
     uki: UkiSections | None = None
 
 
-def scan(path: str, visit: Visitor | None = None, rootfs: Rootfs | None = None) -> Inventory:
-    """Read the image at `path`; `visit` sees each entry, its data and where it landed."""
+def open_image(path: str) -> BinaryIO:
     try:
-        f = open(path, "rb")  # noqa: SIM115 — closed below, after the generator is drained
+        return open(path, "rb")
     except IsADirectoryError:
         raise UsageError(f"{path} is a directory, not an image file") from None
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except PermissionError:
         raise UsageError(f"{path}: permission denied — run as a user who can read it") from None
-    with f:
-        file_bytes = os.fstat(f.fileno()).st_size
-        if file_bytes == 0:
-            raise BadImage(f"{path} is empty")
-        uki = locate(path) if f.read(2) == PE_MAGIC else None
-        f.seek(0)
-        reader = ImageReader(f, list(uki.initrd_ranges) if uki else None)
-        rootfs = Rootfs() if rootfs is None else rootfs
-        entries = 0
-        add = rootfs.add
-        for entry, data in reader.entries():
-            entries += 1
-            node = add(entry, (entry.segment, entry.archive))
-            if visit is not None:
-                visit(entry, data, node)
+
+
+def scan(
+    path: str,
+    visit: Visitor | None = None,
+    rootfs: Rootfs | None = None,
+    file: BinaryIO | None = None,
+) -> Inventory:
+    """Read the image at `path` (or from `file`, opened already, left open).
+
+    `visit` sees each entry, its data and the node where it landed in the tree.
+    """
+    if file is not None:
+        file.seek(0)
+        return _scan(path, file, visit, rootfs)
+    with open_image(path) as f:
+        return _scan(path, f, visit, rootfs)
+
+
+def _scan(path: str, f: BinaryIO, visit: Visitor | None, rootfs: Rootfs | None) -> Inventory:
+    file_bytes = os.fstat(f.fileno()).st_size
+    if file_bytes == 0:
+        raise BadImage(f"{path} is empty")
+    uki = locate(path) if f.read(2) == PE_MAGIC else None
+    f.seek(0)
+    reader = ImageReader(f, list(uki.initrd_ranges) if uki else None)
+    rootfs = Rootfs() if rootfs is None else rootfs
+    entries = 0
+    add = rootfs.add
+    for entry, data in reader.entries():
+        entries += 1
+        node = add(entry, (entry.segment, entry.archive))
+        if visit is not None:
+            visit(entry, data, node)
     image_bytes = sum(n for _, n in uki.initrd_ranges) if uki else file_bytes
     return Inventory(
         path, image_bytes, file_bytes, reader.segments, reader.padding_bytes, rootfs, entries, uki

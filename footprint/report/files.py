@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 
 from footprint.errors import UsageError
 
 
 def write_atomically(path: str, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename it over `path`."""
+    """Write to a temporary file beside `path`, then rename it over `path`.
+
+    Only a regular file (or a new one) is replaced that way: /dev/null, a FIFO or a terminal
+    is written to as it is, never renamed over.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as e:
+            raise UsageError(f"cannot write {path}: {e.strerror}") from None
+        return
     directory = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(prefix=".footprint-", dir=directory)
