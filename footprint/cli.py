@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from footprint import __version__
-from footprint.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, FootprintError
+from footprint.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, FootprintError, Terminated
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -53,6 +53,9 @@ class FootprintGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("footprint: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except Terminated as e:
+            click.echo("footprint: terminated", err=True)
+            ctx.exit(e.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except Exception as e:  # a bug: one line by default, the traceback on request
@@ -283,6 +286,166 @@ def profile(
         f"kdumpctl formula {r.kdumpctl_formula_bytes >> 20} MiB",
         err=True,
     )
+
+
+def _size(text: str) -> int:
+    """128M, 1G, 512K or a plain number of bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(t)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a size (like 256M, 1G)") from None
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option(
+    "--memory",
+    default="512M",
+    show_default=True,
+    help="The cgroup memory limit (the capture kernel's RAM for userspace).",
+)
+@click.option(
+    "--run",
+    "run_cmd",
+    help="Run this instead of the image's /init, e.g. \"/bin/sh "
+    "-c '…'\" (split like a shell would).",
+)
+@click.option("--rdinit", default="/init", show_default=True, help="The image's init.")
+@click.option(
+    "--until", help="Stop with success when this regular expression appears on the console."
+)
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds.")
+@click.option(
+    "--interval", type=float, default=0.05, show_default=True, help="Sampling interval in seconds."
+)
+@click.option("--cmdline", help="The kernel command line the image sees in /proc/cmdline.")
+@click.option(
+    "--bisect",
+    "bisect_range",
+    is_flag=False,
+    flag_value="auto",
+    help="Find the smallest limit that still succeeds: --bisect or --bisect LOW:HIGH.",
+)
+@click.option("--resolution", default="1M", show_default=True, help="Bisection resolution.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
+def measure(
+    image: str,
+    memory: str,
+    run_cmd: str | None,
+    rdinit: str,
+    until: str | None,
+    timeout: float,
+    interval: float,
+    cmdline: str | None,
+    bisect_range: str | None,
+    resolution: str,
+    as_json: bool,
+) -> None:
+    """Run IMAGE's userspace under a cgroup memory limit and measure what it uses.
+
+    The image is unpacked into a tmpfs charged to a fresh memory cgroup (capped at half the
+    limit, like the kernel's rootfs), then its init runs in new user, mount, pid, ipc, uts and
+    network namespaces with the image as its root. Needs root. Exit 1 when the run failed
+    under its limit (OOM, unpack failure, timeout).
+    """
+    import shlex
+
+    from footprint.analyze import analyze
+    from footprint.measure import runner
+    from footprint.report import components as comp_render
+    from footprint.report import measure as render
+
+    a = analyze(image)
+    owner = _owner_of(a)
+    static = {c["name"]: c for c in comp_render.components_dict(a)["components"]}
+    argv = tuple(shlex.split(run_cmd)) if run_cmd else (rdinit,)
+    options = dict(
+        argv=argv,
+        until=until,
+        timeout=timeout,
+        interval=interval,
+        owner=owner,
+        cmdline=cmdline or runner.DEFAULT_CMDLINE,
+    )
+    rootfs = a.summary.boot.rootfs_bytes
+    if bisect_range is None:
+        m = runner.measure(image, _size(memory), **options)
+        doc = render.measurement_dict(m, static, rootfs)
+        ok = m.succeeded
+    else:
+        from footprint.measure.bisect import bisect
+
+        if bisect_range == "auto":
+            low, high = rootfs, 4 * rootfs + (256 << 20)
+        else:
+            lo_text, _, hi_text = bisect_range.partition(":")
+            low, high = _size(lo_text), _size(hi_text)
+        b = _bisect_with_progress(
+            lambda limit: runner.measure(image, limit, **options),
+            low,
+            high,
+            _size(resolution),
+            bisect,
+        )
+        at = b.at_minimum
+        doc = render.measurement_dict(at, static, rootfs) if at else {"schema_version": 1}
+        doc["bisect"] = render.bisection_dict(b, None)
+        doc["minimum_bytes"] = b.minimum_bytes
+        doc["trials"] = doc["bisect"]["trials"]
+        ok = b.minimum_bytes is not None
+    if as_json:
+        _emit_json(doc)
+    else:
+        _emit(render.measurement_text(doc))
+    if not ok:
+        raise click.exceptions.Exit(1)
+
+
+def _owner_of(a: Any) -> Any:
+    """path inside the image -> the component that owns the file (hardlinks resolved)."""
+    rootfs, att = a.inventory.rootfs, a.attribution
+    first = {id(inode): node.path for inode, node in rootfs.inodes().values()}
+
+    def owner(path: str) -> str:
+        node = rootfs.lookup(path.lstrip("/"))
+        if node is None or node.inode is None:
+            return "unknown"
+        name = att.owner.get(first.get(id(node.inode), ""), "other")
+        return "other" if name == "shared" else name
+
+    return owner
+
+
+def _bisect_with_progress(run: Any, low: int, high: int, resolution: int, bisect: Any) -> Any:
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from footprint.report.inspect import human
+
+    console = Console(stderr=True)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"bisecting {human(low)}..{human(high)}")
+
+        def report(t: Any, lo: int, hi: int) -> None:
+            console.print(
+                f"  trial {human(t.limit_bytes):>10}: {t.outcome}"
+                f" (peak {human(t.peak_bytes)}, {t.duration_s:.1f} s)"
+            )
+            progress.update(task, description=f"bisecting, {len(results)} trials")
+            results.append(t)
+
+        results: list[Any] = []
+        return bisect(run, low, high, resolution, progress=report)
 
 
 def main(argv: list[str] | None = None) -> None:

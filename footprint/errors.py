@@ -13,6 +13,7 @@ EXIT_BAD_IMAGE = 3
 EXIT_ENVIRONMENT = 4
 EXIT_INTERNAL = 70  # a bug in footprint
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 class FootprintError(Exception):
@@ -51,3 +52,9 @@ class UnsafeExtraction(FootprintError):
     """Extraction was refused before anything was written (e.g. a non-empty target)."""
 
     exit_code = EXIT_USAGE
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised as an exception so that every cleanup on the way out runs."""
+
+    exit_code = EXIT_TERMINATED

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import BinaryIO
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from footprint.errors import BadImage, UsageError
 from footprint.image.cpio import CpioEntry, EntryData

@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from footprint.errors import EnvironmentUnavailable
 
@@ -95,6 +96,10 @@ class MemoryCgroup(ABC):
     @abstractmethod
     def _dirs(self) -> list[Path]: ...
 
+    def reset_peak(self) -> bool:
+        """Restart the peak from the current charge; False where the kernel cannot."""
+        return False
+
     def add(self, pid: int) -> None:
         for procs in self.procs_files():
             self._write(procs, str(pid))
@@ -123,6 +128,9 @@ class MemoryCgroup(ABC):
     def destroy(self) -> None:
         """Kill what is left, then remove the directories (retrying while they drain)."""
         self.kill_all()
+        fd = getattr(self, "_peak_fd", None)
+        if fd is not None:
+            fd.close()
         for d in self._dirs():
             for _ in range(200):
                 try:
@@ -150,12 +158,29 @@ class CgroupV2(MemoryCgroup):
         if (self.path / "pids.max").exists():
             self._write(self.path / "pids.max", str(limit))
 
-    def peak(self) -> int:
-        peak = self.path / "memory.peak"  # Linux >= 5.19
-        return int(self._read(peak)) if peak.exists() else self.current()
-
     def current(self) -> int:
         return int(self._read(self.path / "memory.current"))
+
+    def reset_peak(self) -> bool:
+        # memory.peak takes a write to reset since Linux 6.12 (per open file; the kernel
+        # keeps the watermark for that file description, so it must stay open).
+        try:
+            fd = open(self.path / "memory.peak", "r+")  # noqa: SIM115 — kept open, see above
+            fd.write("reset\n")
+            fd.flush()
+        except OSError:
+            return False
+        self._peak_fd = fd
+        return True
+
+    _peak_fd: IO[str] | None = None
+
+    def peak(self) -> int:
+        if self._peak_fd is not None:
+            self._peak_fd.seek(0)
+            return int(self._peak_fd.read())
+        peak = self.path / "memory.peak"  # Linux >= 5.19
+        return int(self._read(peak)) if peak.exists() else self.current()
 
     def stats(self) -> MemoryStats:
         s = self._keyed(self._read(self.path / "memory.stat"))
@@ -197,6 +222,10 @@ class CgroupV1(MemoryCgroup):
 
     def peak(self) -> int:
         return int(self._read(self.path / "memory.max_usage_in_bytes"))
+
+    def reset_peak(self) -> bool:
+        self._write(self.path / "memory.max_usage_in_bytes", "0")
+        return True
 
     def current(self) -> int:
         return int(self._read(self.path / "memory.usage_in_bytes"))

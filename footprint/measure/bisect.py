@@ -1,0 +1,84 @@
+"""The smallest memory limit under which a run still succeeds, by bisection.
+
+A run succeeds when its marker appears or its entry exits cleanly, with no OOM kill and no
+failed unpack. Memory needs are (nearly) monotonic, so the search keeps a failing lower bound
+and a succeeding upper bound and halves the gap down to the resolution; every trial is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from footprint.errors import FootprintError
+from footprint.measure.runner import Measurement
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Trial:
+    limit_bytes: int
+    outcome: str
+    succeeded: bool
+    peak_bytes: int
+    duration_s: float
+
+
+@dataclass
+class Bisection:
+    minimum_bytes: int | None  # None: even the upper bound failed
+    resolution_bytes: int
+    low_bytes: int
+    high_bytes: int
+    trials: list[Trial] = field(default_factory=list)
+    at_minimum: Measurement | None = None
+
+
+class BisectFailed(FootprintError):
+    """Even the largest limit tried did not let the run succeed."""
+
+
+def bisect(
+    run: Callable[[int], Measurement],
+    low: int,
+    high: int,
+    resolution: int = MIB,
+    max_high: int = 64 << 30,
+    progress: Callable[[Trial, int, int], None] | None = None,
+) -> Bisection:
+    """Smallest limit in (low, high] at which `run(limit)` succeeds, to `resolution`."""
+    result = Bisection(None, resolution, low, high)
+
+    def trial(limit: int) -> Measurement:
+        m = run(limit)
+        t = Trial(limit, m.outcome, m.succeeded, m.peak_bytes, m.duration_s)
+        result.trials.append(t)
+        if progress is not None:
+            progress(t, low, high)
+        return m
+
+    def align(n: int) -> int:
+        return -(-n // resolution) * resolution
+
+    low, high = align(low), max(align(high), align(low) + resolution)
+    best = trial(high)
+    while not best.succeeded:  # the upper bound must succeed: widen it
+        if high >= max_high:
+            return result
+        low, high = high, min(high * 2, max_high)
+        best = trial(high)
+    while high - low > resolution:
+        mid = align((low + high) // 2)
+        if mid >= high:
+            mid = high - resolution
+        if mid <= low:
+            break
+        m = trial(mid)
+        if m.succeeded:
+            high, best = mid, m
+        else:
+            low = mid
+    result.minimum_bytes, result.at_minimum = high, best
+    result.low_bytes, result.high_bytes = low, high
+    return result
