@@ -14,6 +14,7 @@ import os
 import re
 import select
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
