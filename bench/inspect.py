@@ -33,6 +33,7 @@ common = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(common)
 FOOTPRINT, median, decompress_cmd = common.FOOTPRINT, common.median, common.decompress_cmd
 
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("images", nargs="+")

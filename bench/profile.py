@@ -28,16 +28,24 @@ def main() -> int:
     args = ap.parse_args()
     print(f"{'image':32} {'codec':10} {'profile':>8} {'decomp':>8} {'ratio':>6} {'peak RSS':>9}")
     for image in args.images:
-        doc = json.loads(subprocess.run([FOOTPRINT, "inspect", "--json", image], check=True,
-                                        capture_output=True, text=True).stdout)
+        doc = json.loads(
+            subprocess.run(
+                [FOOTPRINT, "inspect", "--json", image], check=True, capture_output=True, text=True
+            ).stdout
+        )
         q = shlex.quote(image)
         fp, rss = median(f"{FOOTPRINT} profile {q} -o /dev/null", args.runs)
         dc, _ = median(decompress_cmd(image, doc["segments"]), args.runs)
         codec = "+".join(s["codec"] for s in doc["segments"])
-        print(f"{Path(image).name[:32]:32} {codec[:10]:10} {fp:8.3f} {dc:8.3f} {fp / dc:6.2f} "
-              f"{rss / 2**20:7.1f}Mi", flush=True)
-    print(f"\nmedians of {args.runs} runs; ratio = profile / decompress-only "
-          "(targets: <= 2 gzip dracut, <= 3 zstd Debian)")
+        print(
+            f"{Path(image).name[:32]:32} {codec[:10]:10} {fp:8.3f} {dc:8.3f} {fp / dc:6.2f} "
+            f"{rss / 2**20:7.1f}Mi",
+            flush=True,
+        )
+    print(
+        f"\nmedians of {args.runs} runs; ratio = profile / decompress-only "
+        "(targets: <= 2 gzip dracut, <= 3 zstd Debian)"
+    )
     return 0
 
 
