@@ -169,12 +169,21 @@ def _identify(pid: int, owner: Callable[[str], str]) -> tuple[str, str, str] | N
     return name, exe, owner(target)
 
 
+def _is_footprint(pid: int) -> bool:
+    """A sandbox helper that has not exec'd the image's code yet (it runs our Python)."""
+    try:
+        exe, me = os.stat(f"/proc/{pid}/exe"), os.stat(sys.executable)
+    except OSError:
+        return False
+    return (exe.st_dev, exe.st_ino) == (me.st_dev, me.st_ino)
+
+
 def sample_processes(
     cg: MemoryCgroup, owner: Callable[[str], str], exclude: int = 0
 ) -> list[ProcessSample]:
     out = []
     for pid in cg.pids():
-        if pid in (os.getpid(), exclude):
+        if pid in (os.getpid(), exclude) or _is_footprint(pid):
             continue
         try:
             info = psutil.Process(pid).memory_full_info()
