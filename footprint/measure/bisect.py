@@ -10,8 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from typing import Any, Protocol
+
 from footprint.errors import FootprintError
-from footprint.measure.runner import Measurement
+
+
+class Run(Protocol):
+    """What a trial returns: a Measurement or a BootResult."""
+
+    outcome: str
+    duration_s: float
+
+    @property
+    def succeeded(self) -> bool: ...
+
+    @property
+    def peak_bytes(self) -> int: ...
 
 MIB = 1 << 20
 
@@ -32,7 +46,7 @@ class Bisection:
     low_bytes: int
     high_bytes: int
     trials: list[Trial] = field(default_factory=list)
-    at_minimum: Measurement | None = None
+    at_minimum: Any = None
 
 
 class BisectFailed(FootprintError):
@@ -40,7 +54,7 @@ class BisectFailed(FootprintError):
 
 
 def bisect(
-    run: Callable[[int], Measurement],
+    run: Callable[[int], Run],
     low: int,
     high: int,
     resolution: int = MIB,
@@ -50,7 +64,7 @@ def bisect(
     """Smallest limit in (low, high] at which `run(limit)` succeeds, to `resolution`."""
     result = Bisection(None, resolution, low, high)
 
-    def trial(limit: int) -> Measurement:
+    def trial(limit: int) -> Run:
         m = run(limit)
         t = Trial(limit, m.outcome, m.succeeded, m.peak_bytes, m.duration_s)
         result.trials.append(t)
@@ -63,22 +77,30 @@ def bisect(
 
     low, high = align(low), max(align(high), align(low) + resolution)
     best = trial(high)
-    while not best.succeeded:  # the upper bound must succeed: widen it
+    while not best.succeeded:  # the upper bound must succeed: widen it upwards
         if high >= max_high:
             return result
         low, high = high, min(high * 2, max_high)
         best = trial(high)
-    while high - low > resolution:
-        mid = align((low + high) // 2)
-        if mid >= high:
-            mid = high - resolution
-        if mid <= low:
+    low_known_to_fail = False
+    while True:
+        while high - low > resolution:
+            mid = align((low + high) // 2)
+            if mid >= high:
+                mid = high - resolution
+            if mid <= low:
+                break
+            m = trial(mid)
+            if m.succeeded:
+                high, best = mid, m
+            else:
+                low, low_known_to_fail = mid, True
+        if low_known_to_fail or low <= resolution:
             break
-        m = trial(mid)
-        if m.succeeded:
-            high, best = mid, m
-        else:
-            low = mid
+        m = trial(low)  # every trial succeeded: the lower bound must fail, widen downwards
+        if not m.succeeded:
+            break
+        high, best, low = low, m, align(low // 2)
     result.minimum_bytes, result.at_minimum = high, best
     result.low_bytes, result.high_bytes = low, high
     return result

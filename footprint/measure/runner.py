@@ -267,7 +267,11 @@ def measure(
         cmdline_file = os.path.join(tmp, "cmdline")
         with open(cmdline_file, "w") as f:
             f.write(cmdline.strip() + "\n")
-        spec = SandboxSpec(image, root, cmdline_file, argv, tmpfs_bytes=max(limit // 2, 1 << 20))
+        # The kernel's rootfs is ramfs (uncapped) when the command line has root=, as a kdump
+        # one does, and tmpfs capped at half the RAM otherwise.
+        capped = not re.search(r"(^|\s)root=", cmdline)
+        cap = max(limit // 2, 1 << 20) if capped else limit
+        spec = SandboxSpec(image, root, cmdline_file, argv, tmpfs_bytes=cap)
         kmsg = _Kmsg()
         stack.callback(kmsg.close)
         return _run(spec, cg, limit, marker, timeout, interval, owner, kmsg, stack, on_sample)

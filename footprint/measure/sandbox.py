@@ -39,7 +39,7 @@ class SandboxSpec:
     root: str  # an empty host directory the tmpfs is mounted on (in the child's namespace)
     cmdline_file: str  # host file with the kernel command line the run sees
     argv: tuple[str, ...]
-    tmpfs_bytes: int  # the rootfs size cap: half the memory, like the kernel's rootfs
+    tmpfs_bytes: int  # the rootfs size cap (the kernel: none for ramfs, half the RAM for tmpfs)
     hostname: str = "kdump"
 
 

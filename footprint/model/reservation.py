@@ -2,7 +2,8 @@
 runs, beside kdumpctl's estimate formula for the same inputs.
 
 Terms (DESIGN.md, memory model): the kernel's own memory; the compressed initrd, held until
-unpacking ends; the page-rounded rootfs; with a tmpfs rootfs, RAM >= 2 x rootfs (50 % cap);
+unpacking ends; the page-rounded rootfs (ramfs when the command line has root=, as kdump's
+does; with a tmpfs rootfs, RAM >= 2 x rootfs, reported apart);
 struct page for all of it (64 bytes per 4 KiB page, 1.5625 %). Runtime terms (userspace
 anonymous memory, slab, makedumpfile) come from measurement, not from here.
 """
@@ -49,8 +50,9 @@ class Reservation:
     unpack_peak_bytes: int
     tmpfs_floor_bytes: int
     memmap_bytes: int
-    static_estimate_bytes: int  # kernel + max(unpack peak, tmpfs floor) + struct page
+    static_estimate_bytes: int  # kernel + unpack peak + struct page: ramfs rootfs (root= given)
     kdumpctl_formula_bytes: int  # kernel + modules + 3 x compressed initrd + 16 MiB
+    static_estimate_tmpfs_bytes: int = 0  # the same with a tmpfs rootfs (no root=): 50 % cap
     compressed_share_method: str = "proportional"
     components: list[ComponentTerms] = field(default_factory=list)
 
@@ -79,8 +81,10 @@ def reservation(
         if node.path.endswith(MODULE_SUFFIXES)
     )
     boot = summary.boot
-    floor = max(boot.peak_bytes, boot.ram_floor_tmpfs_bytes)
-    before_memmap = kernel_bytes + floor
+    # A kdump command line carries root=, so the capture kernel's rootfs is ramfs (no cap);
+    # without root= it is tmpfs, capped at half the RAM.
+    before_memmap = kernel_bytes + boot.peak_bytes
+    tmpfs_before = kernel_bytes + max(boot.peak_bytes, boot.ram_floor_tmpfs_bytes)
     # struct page covers all of the capture kernel's RAM, itself included.
     total = int(before_memmap * page_size / (page_size - STRUCT_PAGE))
     kdumpctl = kernel_bytes + modules + 3 * inv.image_bytes + KDUMPCTL_OVERHEAD
@@ -114,5 +118,6 @@ def reservation(
         total - before_memmap,
         total,
         kdumpctl,
+        int(tmpfs_before * page_size / (page_size - STRUCT_PAGE)),
         components=terms,
     )

@@ -1,0 +1,315 @@
+"""Boot an image in QEMU (direct kernel boot) with a memory probe, and classify the outcome.
+
+The probe is a small extra cpio member appended to a copy of the image (the kernel merges
+members; the user's file is never touched), started by rdinit=. It needs /bin/sh (busybox,
+dash or bash) and `mount`, `sleep` in the image; it mounts /proc and devtmpfs, samples
+/proc/meminfo, /proc/modules and every process's VmHWM/RssAnon with shell builtins onto the
+second serial port, and execs the image's own init. QEMU runs with KVM when a short trial boot
+shows it works (nested KVM can hang), else TCG, always under a wall-clock timeout, and is
+always reaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from footprint.errors import EnvironmentUnavailable, Terminated
+from footprint.image.cpio import newc_entry, newc_trailer
+
+PROBE_PATH = "footprint-probe"
+KDUMP_CMDLINE = ("reset_devices nr_cpus=1 irqpoll nousb udev.children-max=2 panic=1 "
+                 "root=UUID=00000000-0000-0000-0000-000000000000 rootdelay=3")
+SUCCESS, UNPACK_FAILED, OOM, PANIC, TIMEOUT = "success", "unpack-failed", "oom", "panic", "timeout"
+
+PROBE = r"""#!/bin/sh
+# footprint probe: memory samples on the second serial port, then the image's own init.
+mount -t proc proc /proc 2>/dev/null
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+out=/dev/ttyS1
+[ -c "$out" ] || out=/dev/console
+_fp_sample() {
+  read up idle </proc/uptime
+  echo "@@ t $up"
+  while read k v u; do
+    case "$k" in
+      MemTotal:|MemFree:|MemAvailable:|Shmem:|Slab:|SUnreclaim:|AnonPages:|KernelStack:|\
+PageTables:|Percpu:) echo "@@ m ${k%:} $v" ;;
+    esac
+  done </proc/meminfo
+  mods=0
+  if [ -r /proc/modules ]; then
+    while read n s r; do mods=$((mods + s)); done </proc/modules
+  fi
+  echo "@@ mod $mods"
+  for st in /proc/[0-9]*/status; do
+    name= hwm=0 anon=0
+    while read k v r; do
+      case "$k" in Name:) name=$v ;; VmHWM:) hwm=$v ;; RssAnon:) anon=$v ;; esac
+    done <"$st" 2>/dev/null
+    pid=${st#/proc/}
+    [ -n "$name" ] && [ "$hwm" != 0 ] && echo "@@ p ${pid%/status} $name $hwm $anon"
+  done
+  echo "@@ end"
+}
+_fp_sample >"$out" 2>/dev/null
+( while :; do sleep @INTERVAL@; _fp_sample; done ) >"$out" 2>/dev/null &
+exec @INIT@ "$@"
+"""
+
+_UNPACK = re.compile(r"Initramfs unpacking failed|rootfs image is not initramfs|"
+                     r"junk in compressed archive|write error")
+_OOM = re.compile(r"Out of memory|oom-kill:|invoked oom-killer")
+_KILLED = re.compile(r"Killed process (\d+) \(([^)]*)\)")
+_PANIC = re.compile(r"Kernel panic - not syncing: ?(.*)")
+
+
+@dataclass
+class ProbeSample:
+    t: float
+    meminfo: dict[str, int]  # bytes
+    modules_bytes: int
+    processes: list[tuple[int, str, int, int]]  # pid, name, VmHWM bytes, RssAnon bytes
+
+
+@dataclass
+class BootResult:
+    image: str
+    kernel: str
+    memory_bytes: int
+    accel: str
+    outcome: str
+    detail: str
+    duration_s: float
+    samples: list[ProbeSample] = field(default_factory=list)
+    killed: list[tuple[int, str]] = field(default_factory=list)
+    console: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == SUCCESS
+
+    @property
+    def peak_bytes(self) -> int:
+        """RAM in use at its highest: MemTotal - MemFree (kernel, rootfs and userspace)."""
+        return max((s.meminfo.get("MemTotal", 0) - s.meminfo.get("MemFree", 0)
+                    for s in self.samples), default=0)
+
+
+def parse_probe(text: str) -> list[ProbeSample]:
+    samples: list[ProbeSample] = []
+    cur: ProbeSample | None = None
+    for line in text.splitlines():
+        parts = line.strip().split()
+        if len(parts) < 2 or parts[0] != "@@":
+            continue
+        kind = parts[1]
+        try:
+            if kind == "t":
+                cur = ProbeSample(float(parts[2]), {}, 0, [])
+            elif cur is None:
+                continue
+            elif kind == "m":
+                cur.meminfo[parts[2]] = int(parts[3]) * 1024
+            elif kind == "mod":
+                cur.modules_bytes = int(parts[2])
+            elif kind == "p":
+                cur.processes.append((int(parts[2]), parts[3], int(parts[4]) * 1024,
+                                      int(parts[5]) * 1024))
+            elif kind == "end":
+                samples.append(cur)
+                cur = None
+        except (IndexError, ValueError):
+            continue  # a line cut by the end of the boot
+    return samples
+
+
+def qemu_binary() -> str:
+    found = shutil.which("qemu-system-x86_64")
+    if found is None:
+        raise EnvironmentUnavailable("qemu-system-x86_64 is not installed — apt-get install "
+                                     "qemu-system-x86")
+    return found
+
+
+def probe_image(image: str, directory: str, init: str = "/init", interval: float = 0.25) -> str:
+    """A copy of `image` with the probe appended as an uncompressed cpio member."""
+    from footprint.image.reader import open_image
+
+    out = os.path.join(directory, "initrd-with-probe.img")
+    with open_image(image) as src, open(out, "wb") as dst:
+        if src.read(2) == b"MZ":  # a UKI: its .ucode and .initrd, as systemd-stub passes them
+            from footprint.image.uki import locate
+
+            for offset, length in locate(image).initrd_ranges:
+                src.seek(offset)
+                dst.write(src.read(length))
+        else:
+            src.seek(0)
+            shutil.copyfileobj(src, dst, 1 << 20)
+        dst.write(b"\0" * (-dst.tell() % 512))  # a plain cpio must start 4-byte aligned
+        script = PROBE.replace("@INIT@", init).replace("@INTERVAL@", f"{interval:g}")
+        dst.write(newc_entry(PROBE_PATH, stat.S_IFREG | 0o755, script.encode())
+                  + newc_trailer())
+    return out
+
+
+def kernel_file(kernel: str, directory: str) -> str:
+    """A file QEMU can boot: the bzImage itself, or a UKI's .linux section."""
+    with open(kernel, "rb") as f:
+        if f.read(2) != b"MZ":
+            return kernel
+        f.seek(0x202)
+        if f.read(4) == b"HdrS":
+            return kernel  # an EFI-stub bzImage
+        from footprint.image.uki import locate
+
+        linux = locate(kernel, need_initrd=False).section_ranges.get(".linux")
+        if not linux:
+            return kernel
+        f.seek(linux[0])
+        out = os.path.join(directory, "linux")
+        with open(out, "wb") as dst:
+            dst.write(f.read(linux[1]))
+        return out
+
+
+def _qemu_cmd(qemu: str, accel: str, memory_mib: int, kernel: str, initrd: str | None,
+              append: str, console: str, probe: str | None) -> list[str]:
+    cmd = [qemu, "-accel", accel, "-m", str(memory_mib), "-smp", "1", "-nodefaults",
+           "-display", "none", "-no-reboot", "-kernel", kernel, "-append", append,
+           "-chardev", f"file,id=con,path={console}", "-serial", "chardev:con"]
+    if accel == "tcg":
+        cmd += ["-cpu", "max"]
+    if initrd:
+        cmd += ["-initrd", initrd]
+    if probe:
+        cmd += ["-chardev", f"file,id=probe,path={probe}", "-serial", "chardev:probe"]
+    return cmd
+
+
+@functools.lru_cache(maxsize=4)
+def choose_accel(qemu: str, kernel: str, wait: float = 8.0) -> str:
+    """kvm if a trial boot reaches the kernel's first panic (no root) in time, else tcg."""
+    forced = os.environ.get("FOOTPRINT_QEMU_ACCEL")
+    if forced in ("kvm", "tcg"):
+        return forced
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    with tempfile.TemporaryDirectory(prefix="footprint-kvm-") as tmp:
+        log = os.path.join(tmp, "console")
+        cmd = _qemu_cmd(qemu, "kvm", 128, kernel, None, "console=ttyS0 panic=-1", log, None)
+        with _running(cmd) as proc:
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                text = _read(log)
+                if "Kernel panic" in text or "VFS:" in text:
+                    return "kvm"
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+    return "tcg"
+
+
+@contextlib.contextmanager
+def _running(cmd: list[str]):  # type: ignore[no-untyped-def]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def classify(console: str, marker: re.Pattern[str] | None, probe_started: bool,
+             settled: bool, exited: bool) -> tuple[str, str] | None:
+    """The outcome the console shows so far, or None if the boot is still going."""
+    if _UNPACK.search(console):
+        return UNPACK_FAILED, _UNPACK.search(console).group(0)  # type: ignore[union-attr]
+    if _OOM.search(console):
+        killed = _KILLED.search(console)
+        who = f": killed {killed.group(2)} ({killed.group(1)})" if killed else ""
+        return OOM, f"the OOM killer ran{who}"
+    panic = _PANIC.search(console)
+    if panic:
+        return PANIC, panic.group(1).strip()
+    if marker is not None:
+        m = marker.search(console)
+        if m:
+            return SUCCESS, m.group(0)
+    elif settled:
+        return SUCCESS, "init settled (no panic, no OOM)"
+    if exited:
+        if "reboot: Power down" in console or "reboot: Restarting" in console:
+            return SUCCESS, "init finished and powered off"
+        return PANIC, "QEMU exited"
+    return None
+
+
+def boot(image: str, kernel: str, memory: int, *, append: str = "", cmdline: str | None = None,
+         until: str | None = None, timeout: float = 120.0, settle: float = 5.0,
+         init: str = "/init", interval: float = 0.25, accel: str = "auto") -> BootResult:
+    """Boot `image` with `kernel` in `memory` bytes of RAM and classify what happened."""
+    qemu = qemu_binary()
+    marker = re.compile(until) if until else None
+    with tempfile.TemporaryDirectory(prefix="footprint-boot-") as tmp:
+        kfile = kernel_file(kernel, tmp)
+        mode = choose_accel(qemu, kfile) if accel == "auto" else accel
+        initrd = probe_image(image, tmp, init, interval)
+        console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")
+        line = " ".join(p for p in ("console=ttyS0", f"rdinit=/{PROBE_PATH}",
+                                    KDUMP_CMDLINE if cmdline is None else cmdline, append) if p)
+        memory_mib = max(1, memory >> 20)
+        cmd = _qemu_cmd(qemu, mode, memory_mib, kfile, initrd, line, console_log, probe_log)
+        start = time.monotonic()
+        outcome: tuple[str, str] | None = None
+        first_sample: float | None = None
+        with _running(cmd) as proc:
+            while outcome is None:
+                time.sleep(0.1)
+                console, probe = _read(console_log), _read(probe_log)
+                now = time.monotonic()
+                if first_sample is None and "@@ end" in probe:
+                    first_sample = now
+                settled = first_sample is not None and now - first_sample >= settle
+                outcome = classify(console, marker, first_sample is not None, settled,
+                                   proc.poll() is not None)
+                if outcome is None and now - start > timeout:
+                    outcome = (TIMEOUT, f"no outcome in {timeout:g} s")
+            if outcome[0] == SUCCESS and proc.poll() is None:
+                # One more probe sample, taken after the marker, before QEMU is stopped.
+                ends = _read(probe_log).count("@@ end")
+                deadline = time.monotonic() + interval * 4 + 0.5
+                while time.monotonic() < deadline and _read(probe_log).count("@@ end") <= ends:
+                    time.sleep(0.05)
+        console, probe = _read(console_log), _read(probe_log)
+        killed = [(int(p), n) for p, n in _KILLED.findall(console)]
+        return BootResult(image, kernel, memory, mode, outcome[0], outcome[1],
+                          time.monotonic() - start, parse_probe(probe), killed, console)
+
+
+__all__ = ["boot", "BootResult", "Terminated"]
