@@ -384,9 +384,15 @@ def measure(
         else:
             lo_text, _, hi_text = bisect_range.partition(":")
             low, high = _size(lo_text), _size(hi_text)
-        b = _with_progress(lambda report: bisect(
-            lambda limit: runner.measure(image, limit, **options), low, high,
-            _size(resolution), progress=report))
+        b = _with_progress(
+            lambda report: bisect(
+                lambda limit: runner.measure(image, limit, **options),
+                low,
+                high,
+                _size(resolution),
+                progress=report,
+            )
+        )
         at = b.at_minimum
         doc = render.measurement_dict(at, static, rootfs) if at else {"schema_version": 1}
         doc["bisect"] = render.bisection_dict(b, None)
@@ -402,16 +408,28 @@ def measure(
 
 
 def _qemu_options(f: Any) -> Any:
-    f = click.option("--kernel", required=True, type=click.Path(dir_okay=False),
-                     help="The capture kernel: a bzImage (Debian: /boot/vmlinuz-*) or a UKI.")(f)
+    f = click.option(
+        "--kernel",
+        required=True,
+        type=click.Path(dir_okay=False),
+        help="The capture kernel: a bzImage (Debian: /boot/vmlinuz-*) or a UKI.",
+    )(f)
     f = click.option("--append", default="", help="Added to the kdump-like command line.")(f)
     f = click.option("--cmdline", help="Replace the kdump-like command line entirely.")(f)
-    f = click.option("--until", help="Success when this regular expression appears on the "
-                     "console (default: init settled, or finished).")(f)
+    f = click.option(
+        "--until",
+        help="Success when this regular expression appears on the "
+        "console (default: init settled, or finished).",
+    )(f)
     f = click.option("--timeout", type=float, default=120.0, show_default=True)(f)
     f = click.option("--rdinit", default="/init", show_default=True, help="The image's init.")(f)
-    f = click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto",
-                     show_default=True, help="auto: KVM if a trial boot works, else TCG.")(f)
+    f = click.option(
+        "--accel",
+        type=click.Choice(["auto", "kvm", "tcg"]),
+        default="auto",
+        show_default=True,
+        help="auto: KVM if a trial boot works, else TCG.",
+    )(f)
     return f
 
 
@@ -420,9 +438,18 @@ def _qemu_options(f: Any) -> Any:
 @click.option("--memory", default="512M", show_default=True, help="The VM's RAM (-m).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
 @_qemu_options
-def boot(image: str, memory: str, as_json: bool, kernel: str, append: str,
-         cmdline: str | None, until: str | None, timeout: float, rdinit: str,
-         accel: str) -> None:
+def boot(
+    image: str,
+    memory: str,
+    as_json: bool,
+    kernel: str,
+    append: str,
+    cmdline: str | None,
+    until: str | None,
+    timeout: float,
+    rdinit: str,
+    accel: str,
+) -> None:
     """Boot IMAGE with KERNEL in QEMU with a memory probe, and say what happened.
 
     Outcomes: success, unpack-failed, oom, panic, timeout (exit 1 unless success).
@@ -430,8 +457,17 @@ def boot(image: str, memory: str, as_json: bool, kernel: str, append: str,
     from footprint.measure.qemu import boot as run
     from footprint.report import boot as render
 
-    r = run(image, kernel, _size(memory), append=append, cmdline=cmdline, until=until,
-            timeout=timeout, init=rdinit, accel=accel)
+    r = run(
+        image,
+        kernel,
+        _size(memory),
+        append=append,
+        cmdline=cmdline,
+        until=until,
+        timeout=timeout,
+        init=rdinit,
+        accel=accel,
+    )
     doc = render.boot_dict(r)
     _emit_json(doc) if as_json else _emit(render.boot_text(doc))
     if not r.succeeded:
@@ -441,13 +477,28 @@ def boot(image: str, memory: str, as_json: bool, kernel: str, append: str,
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("--resolution", default="4M", show_default=True)
-@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Repeat the boundary trials this many times and report the spread.")
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Repeat the boundary trials this many times and report the spread.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
 @_qemu_options
-def calibrate(image: str, resolution: str, repeat: int, as_json: bool, kernel: str,
-              append: str, cmdline: str | None, until: str | None, timeout: float,
-              rdinit: str, accel: str) -> None:
+def calibrate(
+    image: str,
+    resolution: str,
+    repeat: int,
+    as_json: bool,
+    kernel: str,
+    append: str,
+    cmdline: str | None,
+    until: str | None,
+    timeout: float,
+    rdinit: str,
+    accel: str,
+) -> None:
     """The smallest RAM with which IMAGE boots, and the crashkernel= to reserve.
 
     Bisects QEMU's -m from bounds set by the static model, then prints the recommended
@@ -462,13 +513,31 @@ def calibrate(image: str, resolution: str, repeat: int, as_json: bool, kernel: s
     res = a.reservation
 
     def one(limit: int) -> Any:
-        return run(image, kernel, limit, append=append, cmdline=cmdline, until=until,
-                   timeout=timeout, init=rdinit, accel=accel)
+        return run(
+            image,
+            kernel,
+            limit,
+            append=append,
+            cmdline=cmdline,
+            until=until,
+            timeout=timeout,
+            init=rdinit,
+            accel=accel,
+        )
 
-    c = _with_progress(lambda report: run_calibration(
-        one, res.static_estimate_bytes, res.kdumpctl_formula_bytes, res.kernel_bytes,
-        res.initrd_compressed_bytes, res.rootfs_bytes, _size(resolution), repeat,
-        progress=report))
+    c = _with_progress(
+        lambda report: run_calibration(
+            one,
+            res.static_estimate_bytes,
+            res.kdumpctl_formula_bytes,
+            res.kernel_bytes,
+            res.initrd_compressed_bytes,
+            res.rootfs_bytes,
+            _size(resolution),
+            repeat,
+            progress=report,
+        )
+    )
     at = c.bisection.at_minimum
     doc = render.calibration_dict(c, render.boot_dict(at) if at is not None else None)
     _emit_json(doc) if as_json else _emit(render.calibration_text(doc))
@@ -485,14 +554,21 @@ def _with_progress(work: Any) -> Any:
 
     console = Console(stderr=True)
     count = [0]
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("bisecting")
 
         def report(t: Any, lo: int, hi: int) -> None:
             count[0] += 1
-            console.print(f"  trial {count[0]}: {human(t.limit_bytes):>10} → {t.outcome}"
-                          f" ({t.duration_s:.1f} s)")
+            console.print(
+                f"  trial {count[0]}: {human(t.limit_bytes):>10} → {t.outcome}"
+                f" ({t.duration_s:.1f} s)"
+            )
             progress.update(task, description=f"bisecting, {count[0]} trials")
 
         return work(report)

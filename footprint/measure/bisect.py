@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
 from typing import Any, Protocol
 
 from footprint.errors import FootprintError
@@ -26,6 +25,7 @@ class Run(Protocol):
 
     @property
     def peak_bytes(self) -> int: ...
+
 
 MIB = 1 << 20
 

@@ -47,23 +47,37 @@ def round_up(n: int, to: int) -> int:
     return -(-n // to) * to
 
 
-def terms_at(result: BootResult, kernel: int, compressed: int, rootfs: int,
-             minimum: int) -> Terms:
+def terms_at(result: BootResult, kernel: int, compressed: int, rootfs: int, minimum: int) -> Terms:
     user = runtime = 0
     for s in result.samples:
         m = s.meminfo
-        user = max(user, m.get("AnonPages", 0) + m.get("KernelStack", 0)
-                   + m.get("PageTables", 0))
+        user = max(user, m.get("AnonPages", 0) + m.get("KernelStack", 0) + m.get("PageTables", 0))
         runtime = max(runtime, m.get("Slab", 0) + m.get("Percpu", 0) + s.modules_bytes)
     margin = round_up(int(minimum * MARGIN), 4 * MIB)
-    return Terms(kernel, compressed, rootfs, user, runtime, MAKEDUMPFILE_BYTES, margin,
-                 f"{MARGIN:.0%} of the measured minimum, for run-to-run spread and for the "
-                 "devices and drivers the VM does not have")
+    return Terms(
+        kernel,
+        compressed,
+        rootfs,
+        user,
+        runtime,
+        MAKEDUMPFILE_BYTES,
+        margin,
+        f"{MARGIN:.0%} of the measured minimum, for run-to-run spread and for the "
+        "devices and drivers the VM does not have",
+    )
 
 
-def calibrate(run: Callable[[int], BootResult], model: int, kdumpctl: int, kernel: int,
-              compressed: int, rootfs: int, resolution: int = 4 * MIB, repeat: int = 1,
-              progress: Callable[[Trial, int, int], None] | None = None) -> Calibration:
+def calibrate(
+    run: Callable[[int], BootResult],
+    model: int,
+    kdumpctl: int,
+    kernel: int,
+    compressed: int,
+    rootfs: int,
+    resolution: int = 4 * MIB,
+    repeat: int = 1,
+    progress: Callable[[Trial, int, int], None] | None = None,
+) -> Calibration:
     low = max(resolution, round_up(int(model * 0.7), resolution))
     high = round_up(int(model * 1.3), resolution)
     b = bisect(run, low, high, resolution, progress=progress)

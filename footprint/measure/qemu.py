@@ -26,8 +26,10 @@ from footprint.errors import EnvironmentUnavailable, Terminated
 from footprint.image.cpio import newc_entry, newc_trailer
 
 PROBE_PATH = "footprint-probe"
-KDUMP_CMDLINE = ("reset_devices nr_cpus=1 irqpoll nousb udev.children-max=2 panic=1 "
-                 "root=UUID=00000000-0000-0000-0000-000000000000 rootdelay=3")
+KDUMP_CMDLINE = (
+    "reset_devices nr_cpus=1 irqpoll nousb udev.children-max=2 panic=1 "
+    "root=UUID=00000000-0000-0000-0000-000000000000 rootdelay=3"
+)
 SUCCESS, UNPACK_FAILED, OOM, PANIC, TIMEOUT = "success", "unpack-failed", "oom", "panic", "timeout"
 
 PROBE = r"""#!/bin/sh
@@ -41,8 +43,8 @@ _fp_sample() {
   echo "@@ t $up"
   while read k v u; do
     case "$k" in
-      MemTotal:|MemFree:|MemAvailable:|Shmem:|Slab:|SUnreclaim:|AnonPages:|KernelStack:|\
-PageTables:|Percpu:) echo "@@ m ${k%:} $v" ;;
+      MemTotal:|MemFree:|MemAvailable:|Shmem:|Cached:|Unevictable:|Slab:|SUnreclaim:|\
+AnonPages:|KernelStack:|PageTables:|Percpu:) echo "@@ m ${k%:} $v" ;;
     esac
   done </proc/meminfo
   mods=0
@@ -65,8 +67,10 @@ _fp_sample >"$out" 2>/dev/null
 exec @INIT@ "$@"
 """
 
-_UNPACK = re.compile(r"Initramfs unpacking failed|rootfs image is not initramfs|"
-                     r"junk in compressed archive|write error")
+_UNPACK = re.compile(
+    r"Initramfs unpacking failed|rootfs image is not initramfs|"
+    r"junk in compressed archive|write error"
+)
 _OOM = re.compile(r"Out of memory|oom-kill:|invoked oom-killer")
 _KILLED = re.compile(r"Killed process (\d+) \(([^)]*)\)")
 _PANIC = re.compile(r"Kernel panic - not syncing: ?(.*)")
@@ -100,8 +104,10 @@ class BootResult:
     @property
     def peak_bytes(self) -> int:
         """RAM in use at its highest: MemTotal - MemFree (kernel, rootfs and userspace)."""
-        return max((s.meminfo.get("MemTotal", 0) - s.meminfo.get("MemFree", 0)
-                    for s in self.samples), default=0)
+        return max(
+            (s.meminfo.get("MemTotal", 0) - s.meminfo.get("MemFree", 0) for s in self.samples),
+            default=0,
+        )
 
 
 def parse_probe(text: str) -> list[ProbeSample]:
@@ -122,8 +128,9 @@ def parse_probe(text: str) -> list[ProbeSample]:
             elif kind == "mod":
                 cur.modules_bytes = int(parts[2])
             elif kind == "p":
-                cur.processes.append((int(parts[2]), parts[3], int(parts[4]) * 1024,
-                                      int(parts[5]) * 1024))
+                cur.processes.append(
+                    (int(parts[2]), parts[3], int(parts[4]) * 1024, int(parts[5]) * 1024)
+                )
             elif kind == "end":
                 samples.append(cur)
                 cur = None
@@ -135,8 +142,9 @@ def parse_probe(text: str) -> list[ProbeSample]:
 def qemu_binary() -> str:
     found = shutil.which("qemu-system-x86_64")
     if found is None:
-        raise EnvironmentUnavailable("qemu-system-x86_64 is not installed — apt-get install "
-                                     "qemu-system-x86")
+        raise EnvironmentUnavailable(
+            "qemu-system-x86_64 is not installed — apt-get install qemu-system-x86"
+        )
     return found
 
 
@@ -157,8 +165,7 @@ def probe_image(image: str, directory: str, init: str = "/init", interval: float
             shutil.copyfileobj(src, dst, 1 << 20)
         dst.write(b"\0" * (-dst.tell() % 512))  # a plain cpio must start 4-byte aligned
         script = PROBE.replace("@INIT@", init).replace("@INTERVAL@", f"{interval:g}")
-        dst.write(newc_entry(PROBE_PATH, stat.S_IFREG | 0o755, script.encode())
-                  + newc_trailer())
+        dst.write(newc_entry(PROBE_PATH, stat.S_IFREG | 0o755, script.encode()) + newc_trailer())
     return out
 
 
@@ -182,11 +189,37 @@ def kernel_file(kernel: str, directory: str) -> str:
         return out
 
 
-def _qemu_cmd(qemu: str, accel: str, memory_mib: int, kernel: str, initrd: str | None,
-              append: str, console: str, probe: str | None) -> list[str]:
-    cmd = [qemu, "-accel", accel, "-m", str(memory_mib), "-smp", "1", "-nodefaults",
-           "-display", "none", "-no-reboot", "-kernel", kernel, "-append", append,
-           "-chardev", f"file,id=con,path={console}", "-serial", "chardev:con"]
+def _qemu_cmd(
+    qemu: str,
+    accel: str,
+    memory_mib: int,
+    kernel: str,
+    initrd: str | None,
+    append: str,
+    console: str,
+    probe: str | None,
+) -> list[str]:
+    cmd = [
+        qemu,
+        "-accel",
+        accel,
+        "-m",
+        str(memory_mib),
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-kernel",
+        kernel,
+        "-append",
+        append,
+        "-chardev",
+        f"file,id=con,path={console}",
+        "-serial",
+        "chardev:con",
+    ]
     if accel == "tcg":
         cmd += ["-cpu", "max"]
     if initrd:
@@ -221,8 +254,13 @@ def choose_accel(qemu: str, kernel: str, wait: float = 8.0) -> str:
 
 @contextlib.contextmanager
 def _running(cmd: list[str]):  # type: ignore[no-untyped-def]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         yield proc
     finally:
@@ -245,12 +283,15 @@ def _read(path: str) -> str:
         return ""
 
 
-def classify(console: str, marker: re.Pattern[str] | None, probe_started: bool,
-             settled: bool, exited: bool) -> tuple[str, str] | None:
+def classify(
+    console: str, marker: re.Pattern[str] | None, probe_started: bool, settled: bool, exited: bool
+) -> tuple[str, str] | None:
     """The outcome the console shows so far, or None if the boot is still going."""
     if _UNPACK.search(console):
         return UNPACK_FAILED, _UNPACK.search(console).group(0)  # type: ignore[union-attr]
     if _OOM.search(console):
+        if "Freeing initrd memory" not in console and "Run /" not in console:
+            return UNPACK_FAILED, "out of memory while unpacking the initramfs"
         killed = _KILLED.search(console)
         who = f": killed {killed.group(2)} ({killed.group(1)})" if killed else ""
         return OOM, f"the OOM killer ran{who}"
@@ -270,9 +311,20 @@ def classify(console: str, marker: re.Pattern[str] | None, probe_started: bool,
     return None
 
 
-def boot(image: str, kernel: str, memory: int, *, append: str = "", cmdline: str | None = None,
-         until: str | None = None, timeout: float = 120.0, settle: float = 5.0,
-         init: str = "/init", interval: float = 0.25, accel: str = "auto") -> BootResult:
+def boot(
+    image: str,
+    kernel: str,
+    memory: int,
+    *,
+    append: str = "",
+    cmdline: str | None = None,
+    until: str | None = None,
+    timeout: float = 120.0,
+    settle: float = 5.0,
+    init: str = "/init",
+    interval: float = 0.25,
+    accel: str = "auto",
+) -> BootResult:
     """Boot `image` with `kernel` in `memory` bytes of RAM and classify what happened."""
     qemu = qemu_binary()
     marker = re.compile(until) if until else None
@@ -281,8 +333,16 @@ def boot(image: str, kernel: str, memory: int, *, append: str = "", cmdline: str
         mode = choose_accel(qemu, kfile) if accel == "auto" else accel
         initrd = probe_image(image, tmp, init, interval)
         console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")
-        line = " ".join(p for p in ("console=ttyS0", f"rdinit=/{PROBE_PATH}",
-                                    KDUMP_CMDLINE if cmdline is None else cmdline, append) if p)
+        line = " ".join(
+            p
+            for p in (
+                "console=ttyS0",
+                f"rdinit=/{PROBE_PATH}",
+                KDUMP_CMDLINE if cmdline is None else cmdline,
+                append,
+            )
+            if p
+        )
         memory_mib = max(1, memory >> 20)
         cmd = _qemu_cmd(qemu, mode, memory_mib, kfile, initrd, line, console_log, probe_log)
         start = time.monotonic()
@@ -296,8 +356,9 @@ def boot(image: str, kernel: str, memory: int, *, append: str = "", cmdline: str
                 if first_sample is None and "@@ end" in probe:
                     first_sample = now
                 settled = first_sample is not None and now - first_sample >= settle
-                outcome = classify(console, marker, first_sample is not None, settled,
-                                   proc.poll() is not None)
+                outcome = classify(
+                    console, marker, first_sample is not None, settled, proc.poll() is not None
+                )
                 if outcome is None and now - start > timeout:
                     outcome = (TIMEOUT, f"no outcome in {timeout:g} s")
             if outcome[0] == SUCCESS and proc.poll() is None:
@@ -308,8 +369,18 @@ def boot(image: str, kernel: str, memory: int, *, append: str = "", cmdline: str
                     time.sleep(0.05)
         console, probe = _read(console_log), _read(probe_log)
         killed = [(int(p), n) for p, n in _KILLED.findall(console)]
-        return BootResult(image, kernel, memory, mode, outcome[0], outcome[1],
-                          time.monotonic() - start, parse_probe(probe), killed, console)
+        return BootResult(
+            image,
+            kernel,
+            memory,
+            mode,
+            outcome[0],
+            outcome[1],
+            time.monotonic() - start,
+            parse_probe(probe),
+            killed,
+            console,
+        )
 
 
 __all__ = ["boot", "BootResult", "Terminated"]

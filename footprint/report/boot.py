@@ -15,13 +15,23 @@ MIB = 1 << 20
 
 
 def boot_dict(r: BootResult, owner: Any = None) -> dict[str, Any]:
-    peak = max(r.samples, key=lambda s: s.meminfo.get("MemTotal", 0) - s.meminfo.get(
-        "MemFree", 0), default=None)
+    peak = max(
+        r.samples,
+        key=lambda s: s.meminfo.get("MemTotal", 0) - s.meminfo.get("MemFree", 0),
+        default=None,
+    )
     processes: dict[str, dict[str, Any]] = {}
     for s in r.samples:
         for _pid, name, hwm, anon in s.processes:
-            p = processes.setdefault(name, {"name": name, "hwm_bytes": 0, "anon_peak_bytes": 0,
-                                            "component": owner(name) if owner else None})
+            p = processes.setdefault(
+                name,
+                {
+                    "name": name,
+                    "hwm_bytes": 0,
+                    "anon_peak_bytes": 0,
+                    "component": owner(name) if owner else None,
+                },
+            )
             p["hwm_bytes"] = max(p["hwm_bytes"], hwm)
             p["anon_peak_bytes"] = max(p["anon_peak_bytes"], anon)
     breakdown = None
@@ -53,29 +63,37 @@ def boot_dict(r: BootResult, owner: Any = None) -> dict[str, Any]:
         "breakdown": breakdown,
         "processes": sorted(processes.values(), key=lambda p: -p["hwm_bytes"]),
         "killed": [{"pid": p, "name": n} for p, n in r.killed],
-        "timeline": [{"t": s.t, **{k: v for k, v in s.meminfo.items()},
-                      "modules": s.modules_bytes} for s in r.samples],
+        "timeline": [
+            {"t": s.t, **{k: v for k, v in s.meminfo.items()}, "modules": s.modules_bytes}
+            for s in r.samples
+        ],
         "console_tail": r.console.splitlines()[-40:],
     }
 
 
 def boot_text(doc: dict[str, Any]) -> str:
-    lines = [f"{doc['image']}: {doc['outcome']} with -m {doc['memory_mib']}M "
-             f"({doc['accel']}, {doc['duration_s']:.1f} s) — {doc['detail']}"]
+    lines = [
+        f"{doc['image']}: {doc['outcome']} with -m {doc['memory_mib']}M "
+        f"({doc['accel']}, {doc['duration_s']:.1f} s) — {doc['detail']}"
+    ]
     b = doc["breakdown"]
     if b:
-        lines.append(f"peak      {human(b['used_bytes'])} of {human(b['memtotal_bytes'])} "
-                     f"MemTotal in use: userspace anon {human(b['userspace_anon_bytes'])}, "
-                     f"slab {human(b['kernel_slab_bytes'])}, modules "
-                     f"{human(b['modules_bytes'])}, page tables {human(b['page_tables_bytes'])}")
+        lines.append(
+            f"peak      {human(b['used_bytes'])} of {human(b['memtotal_bytes'])} "
+            f"MemTotal in use: userspace anon {human(b['userspace_anon_bytes'])}, "
+            f"slab {human(b['kernel_slab_bytes'])}, modules "
+            f"{human(b['modules_bytes'])}, page tables {human(b['page_tables_bytes'])}"
+        )
     for k in doc["killed"]:
         lines.append(f"OOM       killed {k['name']} ({k['pid']})")
     if doc["processes"]:
         lines.append("")
         lines.append(f"{'process':20} {'VmHWM':>10} {'anon peak':>10}  component")
         for p in doc["processes"][:12]:
-            lines.append(f"{p['name'][:20]:20} {human(p['hwm_bytes']):>10} "
-                         f"{human(p['anon_peak_bytes']):>10}  {p['component'] or ''}")
+            lines.append(
+                f"{p['name'][:20]:20} {human(p['hwm_bytes']):>10} "
+                f"{human(p['anon_peak_bytes']):>10}  {p['component'] or ''}"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -87,20 +105,31 @@ def calibration_dict(c: Calibration, at_minimum: dict[str, Any] | None) -> dict[
         "tool": f"footprint {__version__}",
         "minimum_mib": b.minimum_bytes // MIB if b.minimum_bytes else None,
         "resolution_mib": b.resolution_bytes / MIB,
-        "trials": [{"memory_mib": t.limit_bytes // MIB, "outcome": t.outcome,
-                    "success": t.succeeded, "peak_mib": round(t.peak_bytes / MIB, 1),
-                    "duration_s": round(t.duration_s, 2)} for t in b.trials],
-        "repeats": [{"memory_mib": t.limit_bytes // MIB, "outcome": t.outcome}
-                    for t in c.repeats],
+        "trials": [
+            {
+                "memory_mib": t.limit_bytes // MIB,
+                "outcome": t.outcome,
+                "success": t.succeeded,
+                "peak_mib": round(t.peak_bytes / MIB, 1),
+                "duration_s": round(t.duration_s, 2),
+            }
+            for t in b.trials
+        ],
+        "repeats": [{"memory_mib": t.limit_bytes // MIB, "outcome": t.outcome} for t in c.repeats],
         "model_mib": round(c.model_bytes / MIB, 1),
         "kdumpctl_formula_mib": round(c.kdumpctl_formula_bytes / MIB, 1),
-        "model_gap_mib": (round((c.model_bytes - b.minimum_bytes) / MIB, 1)
-                          if b.minimum_bytes else None),
+        "model_gap_mib": (
+            round((c.model_bytes - b.minimum_bytes) / MIB, 1) if b.minimum_bytes else None
+        ),
         "recommended_mib": c.recommended_bytes // MIB if c.recommended_bytes else None,
-        "recommended_crashkernel": (f"crashkernel={c.recommended_bytes // MIB}M"
-                                    if c.recommended_bytes else None),
-        "terms": {k: (v if isinstance(v, str) else round(v / MIB, 1))
-                  for k, v in asdict(c.terms).items()} if c.terms else None,
+        "recommended_crashkernel": (
+            f"crashkernel={c.recommended_bytes // MIB}M" if c.recommended_bytes else None
+        ),
+        "terms": {
+            k: (v if isinstance(v, str) else round(v / MIB, 1)) for k, v in asdict(c.terms).items()
+        }
+        if c.terms
+        else None,
         "at_minimum": at_minimum,
     }
 
@@ -115,16 +144,22 @@ def calibration_text(doc: dict[str, Any]) -> str:
         lines.append("no memory size in the range let the boot succeed")
         return "\n".join(lines) + "\n"
     lines.append("")
-    lines.append(f"measured minimum   {doc['minimum_mib']} MiB (resolution "
-                 f"{doc['resolution_mib']:g} MiB, direct boot -m)")
+    lines.append(
+        f"measured minimum   {doc['minimum_mib']} MiB (resolution "
+        f"{doc['resolution_mib']:g} MiB, direct boot -m)"
+    )
     lines.append(f"static model       {doc['model_mib']} MiB (gap {doc['model_gap_mib']:+} MiB)")
     lines.append(f"kdumpctl formula   {doc['kdumpctl_formula_mib']} MiB")
     t = doc["terms"]
-    lines.append(f"recommended        {doc['recommended_crashkernel']}: measured minimum + "
-                 f"makedumpfile {t['makedumpfile']} MiB + margin {t['margin']} MiB, rounded "
-                 "up to 16 MiB")
-    lines.append(f"  at the minimum: kernel {t['kernel']} MiB, compressed initrd "
-                 f"{t['compressed_initrd']} MiB, rootfs {t['rootfs']} MiB, userspace peak "
-                 f"{t['userspace_peak']} MiB, kernel runtime {t['kernel_runtime']} MiB")
+    lines.append(
+        f"recommended        {doc['recommended_crashkernel']}: measured minimum + "
+        f"makedumpfile {t['makedumpfile']} MiB + margin {t['margin']} MiB, rounded "
+        "up to 16 MiB"
+    )
+    lines.append(
+        f"  at the minimum: kernel {t['kernel']} MiB, compressed initrd "
+        f"{t['compressed_initrd']} MiB, rootfs {t['rootfs']} MiB, userspace peak "
+        f"{t['userspace_peak']} MiB, kernel runtime {t['kernel_runtime']} MiB"
+    )
     lines.append(f"  margin: {t['why_margin']}")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,122 @@
+"""`footprint boot` and `calibrate` in QEMU (TCG where KVM does not work), on the committed
+busybox sample, on images made here for each failure class, and on Debian's kernel."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import SAMPLES, need, need_tool
+
+from footprint.cli import cli
+from footprint.image.cpio import newc_entry, newc_trailer
+from footprint.image.reader import scan
+from footprint.image.summary import summarize
+from footprint.measure.qemu import boot
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+BUSYBOX = str(SAMPLES / "busybox-gzip.img")
+MARKER = "footprint-sample: init reached"
+MIB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def kernel() -> str:
+    need_tool("qemu-system-x86_64", "qemu-system-x86")
+    kernels = sorted(Path("/boot").glob("vmlinuz-*"))
+    need(kernels, "no kernel in /boot (apt-get install linux-image-amd64)")
+    return str(kernels[-1])
+
+
+def _busybox() -> bytes:
+    out = {}
+
+    def grab(entry, data, node):  # noqa: ANN001
+        if node is not None and node.path == "bin/busybox" and data is not None:
+            out["b"] = data.read()
+
+    scan(BUSYBOX, visit=grab)
+    return out["b"]
+
+
+def _image(tmp_path: Path, init: str, extra: dict[str, bytes] | None = None) -> str:
+    d, f, link = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o755, stat.S_IFLNK | 0o777
+    entries = [newc_entry(n, d) for n in (".", "bin", "proc", "dev", "sys", "data")]
+    entries.append(newc_entry("bin/busybox", f, _busybox()))
+    for applet in ("sh", "mount", "sleep", "dd", "cat", "poweroff", "echo"):
+        entries.append(newc_entry(f"bin/{applet}", link, b"busybox"))
+    for name, data in (extra or {}).items():
+        entries.append(newc_entry(name, stat.S_IFREG | 0o644, data))
+    entries.append(newc_entry("init", f, init.encode()))
+    img = tmp_path / "made.img"
+    img.write_bytes(b"".join(entries) + newc_trailer())
+    return str(img)
+
+
+def test_boot_reports_the_probe(kernel: str) -> None:
+    r = boot(BUSYBOX, kernel, 256 * MIB, cmdline="", until=MARKER, timeout=120)
+    assert r.outcome == "success", r.console[-2000:]
+    assert r.samples, "the probe sent samples on the second serial port"
+    total = r.samples[0].meminfo["MemTotal"]
+    assert 0.6 * 256 * MIB < total <= 256 * MIB
+    # No root= on the command line: the rootfs is tmpfs, its pages are Shmem.
+    rootfs = summarize(scan(BUSYBOX)).boot.rootfs_bytes
+    assert max(s.meminfo.get("Shmem", 0) for s in r.samples) >= 0.95 * rootfs
+    assert r.peak_bytes > rootfs
+
+
+def test_boot_cli_json(kernel: str) -> None:
+    res = CliRunner().invoke(
+        cli, ["boot", BUSYBOX, "--kernel", kernel, "--memory", "192M", "--until", MARKER, "--json"]
+    )
+    assert res.exit_code == 0, res.output[-2000:]
+    doc = json.loads(res.stdout)
+    assert doc["schema_version"] == 1 and doc["outcome"] == "success"
+    assert doc["memory_mib"] == 192 and doc["accel"] in ("kvm", "tcg")
+    assert doc["timeline"] and doc["breakdown"]["memtotal_bytes"] > 0
+
+
+def test_unpack_failure_is_classified(kernel: str, tmp_path) -> None:
+    pad = os.urandom(80 * MIB)  # incompressible: held compressed and unpacked at once
+    img = _image(tmp_path, f"#!/bin/sh\necho {MARKER}\npoweroff -f\n", {"data/pad": pad})
+    r = boot(img, kernel, 160 * MIB, until=MARKER, timeout=120)
+    assert r.outcome in ("unpack-failed", "panic"), r.console[-2000:]
+    assert (
+        r.outcome == "unpack-failed" or "initramfs" in r.detail.lower() or "Initramfs" in r.console
+    )
+
+
+def test_oom_in_userspace_is_classified(kernel: str, tmp_path) -> None:
+    init = (
+        "#!/bin/sh\nmount -t proc proc /proc\necho 1 > /proc/sys/vm/overcommit_memory\n"
+        "dd if=/dev/zero of=/dev/null bs=300M count=1\n"
+        "echo after-dd\nsleep 30\n"
+    )
+    img = _image(tmp_path, init)
+    r = boot(img, kernel, 160 * MIB, until="after-dd", timeout=120)
+    assert r.outcome == "oom", r.console[-2000:]
+    assert any(name == "dd" for _, name in r.killed)
+
+
+def test_panic_is_classified(kernel: str) -> None:
+    r = boot(BUSYBOX, kernel, 192 * MIB, init="/no-such-init", until=MARKER, timeout=120)
+    assert r.outcome == "panic", r.console[-2000:]
+
+
+def test_calibrate_small_image(kernel: str) -> None:
+    res = CliRunner().invoke(
+        cli, ["calibrate", BUSYBOX, "--kernel", kernel, "--until", MARKER, "--json"]
+    )
+    assert res.exit_code == 0, res.output[-3000:]
+    doc = json.loads(res.stdout)
+    assert doc["minimum_mib"] and len(doc["trials"]) <= 10
+    below = [t for t in doc["trials"] if t["memory_mib"] < doc["minimum_mib"]]
+    assert below and all(not t["success"] for t in below)
+    assert all(t["outcome"] in ("panic", "oom", "unpack-failed", "timeout") for t in below)
+    assert doc["recommended_crashkernel"].startswith("crashkernel=")
+    assert doc["recommended_mib"] > doc["minimum_mib"]
+    assert doc["model_mib"] > 0 and doc["kdumpctl_formula_mib"] > 0
