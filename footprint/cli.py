@@ -574,6 +574,117 @@ def _with_progress(work: Any) -> Any:
         return work(report)
 
 
+@cli.command(name="diff", epilog=EXIT_CODES_HELP)
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+@click.option("--raw", is_flag=True, help="Match paths as they are (no version folding).")
+@click.option("--min-change", default="0", help="Hide changes smaller than this (e.g. 4K).")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
+@click.option("--markdown", is_flag=True, help="Print Markdown.")
+@_common_analysis
+def diff_cmd(
+    old: str,
+    new: str,
+    raw: bool,
+    min_change: str,
+    as_json: bool,
+    markdown: bool,
+    page_size: int,
+    rules_file: str | None,
+) -> None:
+    """What grew between OLD and NEW (each an image or a saved profile)."""
+    from footprint.gate.diff import diff
+    from footprint.gate.load import load_profile
+    from footprint.report import diff as render
+
+    a = load_profile(old, rules_file, page_size)
+    b = load_profile(new, rules_file, page_size)
+    doc = render.diff_dict(diff(a, b, raw=raw, min_change=_size(min_change)))
+    if as_json:
+        _emit_json(doc)
+    else:
+        _emit(render.diff_markdown(doc) if markdown else render.diff_text(doc))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("--kernel", type=click.Path(dir_okay=False), help="As for `profile`.")
+@_common_analysis
+def baseline(
+    image: str, output: str, kernel: str | None, page_size: int, rules_file: str | None
+) -> None:
+    """Save IMAGE's profile as the baseline a later `check --baseline` compares against."""
+    from footprint.analyze import analyze
+    from footprint.report import components as render
+    from footprint.report.files import write_atomically
+
+    a = analyze(image, page_size=page_size, rules_file=rules_file, kernel=kernel)
+    write_atomically(output, json.dumps(render.profile_dict(a), indent=1) + "\n")
+    click.echo(f"wrote baseline {output}", err=True)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option(
+    "--budget",
+    "budget_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The budget (TOML; see the README).",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False),
+    help="A profile (or image) to compare against, for [baseline] limits.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
+@click.option("--markdown", is_flag=True, help="Print Markdown instead of text.")
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False),
+    help="Also write JUnit XML here (one testcase per budget line).",
+)
+@_common_analysis
+def check(
+    image: str,
+    budget_file: str,
+    baseline: str | None,
+    as_json: bool,
+    markdown: bool,
+    junit: str | None,
+    page_size: int,
+    rules_file: str | None,
+) -> None:
+    """The CI gate: does IMAGE (or a saved profile) fit its budget? Exit 1 if not.
+
+    With $GITHUB_STEP_SUMMARY set, the Markdown table is appended to it.
+    """
+    from footprint.gate.budget import evaluate, failed, load_budget
+    from footprint.gate.load import load_profile
+    from footprint.report import check as render
+    from footprint.report.files import write_atomically
+
+    budget = load_budget(budget_file)
+    profile_doc = load_profile(image, rules_file, page_size)
+    base = load_profile(baseline, rules_file, page_size) if baseline else None
+    verdicts = evaluate(budget, profile_doc, base)
+    bad = failed(verdicts, budget)
+    doc = render.check_dict(image, verdicts, bad, budget.get("budget", {}).get("mode", "enforce"))
+    if junit:
+        write_atomically(junit, render.check_junit(doc))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(render.check_markdown(doc))
+    if as_json:
+        _emit_json(doc)
+    else:
+        _emit(render.check_markdown(doc) if markdown else render.check_text(doc))
+    if bad:
+        raise click.exceptions.Exit(1)
+
+
 def _owner_of(a: Any) -> Any:
     """path inside the image -> the component that owns the file (hardlinks resolved)."""
     rootfs, att = a.inventory.rootfs, a.attribution

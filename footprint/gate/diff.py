@@ -1,0 +1,116 @@
+"""What changed between two profiles: per segment, per component, per file.
+
+Paths are normalised before matching (kernel version under lib/modules, shared-library and
+firmware version suffixes, the usr-merge), so an upgrade reads as a change, not as a removal
+and an addition; `raw` turns that off. Files that normalise to the same key are summed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+_RULES = (
+    (re.compile(r"^usr/"), ""),
+    (re.compile(r"^(lib/modules/)[^/]+/"), r"\1{kver}/"),
+    (re.compile(r"(\.so)(\.\d+)+$"), r"\1.{ver}"),
+    (re.compile(r"-\d+(\.\d+)*(\.so)$"), r"-{ver}\2"),
+    (re.compile(r"^(lib/firmware/.*?)[-_.]\d+(\.\d+)*\.(ucode|bin|fw|sbin)$"), r"\1-{ver}.\3"),
+    (re.compile(r"^(lib/firmware/(intel|amd)-ucode/[^/]*?)\d{8}(\.\w+)?$"), r"\1{rev}\3"),
+)
+
+
+def normalise(path: str, raw: bool = False) -> str:
+    path = path.lstrip("/")
+    if raw:
+        return path
+    for pattern, repl in _RULES:
+        path = pattern.sub(repl, path)
+    return path
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str
+    old: int
+    new: int
+
+    @property
+    def delta(self) -> int:
+        return self.new - self.old
+
+    @property
+    def kind(self) -> str:
+        if self.old == 0 and self.new:
+            return "added"
+        if self.new == 0 and self.old:
+            return "removed"
+        return "grown" if self.delta > 0 else "shrunk" if self.delta < 0 else "same"
+
+
+@dataclass
+class Diff:
+    old_label: str
+    new_label: str
+    totals: list[Change]
+    segments: list[Change]
+    components: list[Change]
+    files: list[Change]
+    old_paths: dict[str, int]
+    new_paths: dict[str, int]
+
+    def counts(self) -> dict[str, int]:
+        out = {"added": 0, "removed": 0, "grown": 0, "shrunk": 0}
+        for c in self.files:
+            if c.kind in out:
+                out[c.kind] += 1
+        return out
+
+
+def _changes(old: dict[str, int], new: dict[str, int], min_change: int) -> list[Change]:
+    rows = [Change(k, old.get(k, 0), new.get(k, 0)) for k in sorted(set(old) | set(new))]
+    rows = [r for r in rows if r.delta and abs(r.delta) >= min_change]
+    return sorted(rows, key=lambda r: (-abs(r.delta), r.key))
+
+
+def _files(doc: dict[str, Any], raw: bool) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in doc.get("files", []):
+        key = normalise(f["path"], raw)
+        out[key] = out.get(key, 0) + f["bytes"]
+    return out
+
+
+TOTALS: tuple[tuple[str, Callable[[dict[str, Any]], int]], ...] = (
+    ("compressed_bytes", lambda d: d["image"]["bytes"]),
+    ("unpacked_bytes", lambda d: d["totals"]["unique_bytes"]),
+    ("page_rounded_bytes", lambda d: d["totals"]["page_rounded_bytes"]),
+    ("files", lambda d: d["totals"]["files"]),
+    ("static_estimate_bytes", lambda d: d.get("reservation", {}).get("static_estimate_bytes", 0)),
+)
+
+
+def totals_of(doc: dict[str, Any]) -> dict[str, int]:
+    return {name: int(get(doc)) for name, get in TOTALS}
+
+
+def diff(old: dict[str, Any], new: dict[str, Any], raw: bool = False, min_change: int = 0) -> Diff:
+    t_old, t_new = totals_of(old), totals_of(new)
+    totals = [Change(k, t_old[k], t_new[k]) for k in t_old]
+    seg_old = {f"{s['index']}:{s['codec']}": s["compressed_bytes"] for s in old["segments"]}
+    seg_new = {f"{s['index']}:{s['codec']}": s["compressed_bytes"] for s in new["segments"]}
+    comp_old = {c["name"]: c["proportional_bytes"] for c in old.get("components", [])}
+    comp_new = {c["name"]: c["proportional_bytes"] for c in new.get("components", [])}
+    f_old, f_new = _files(old, raw), _files(new, raw)
+    return Diff(
+        old["image"]["path"],
+        new["image"]["path"],
+        totals,
+        _changes(seg_old, seg_new, 0),
+        _changes(comp_old, comp_new, min_change),
+        _changes(f_old, f_new, min_change),
+        f_old,
+        f_new,
+    )

@@ -1,0 +1,83 @@
+"""`footprint check` verdicts as text, JSON, Markdown (GitHub step summary) and JUnit XML."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import asdict
+from typing import Any
+
+from footprint.gate.budget import FAIL, WARN, Verdict
+from footprint.report import SCHEMA_VERSION
+from footprint.report.inspect import human
+
+STEP_SUMMARY_LIMIT = 900 * 1024  # GitHub allows 1 MiB per step summary
+ICON = {"pass": "✅", "warn": "⚠️", "fail": "❌"}
+
+
+def check_dict(image: str, verdicts: list[Verdict], failed: bool, mode: str) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "check",
+        "image": image,
+        "mode": mode,
+        "result": "fail" if failed else "pass",
+        "counts": {s: sum(v.status == s for v in verdicts) for s in ("pass", "warn", "fail")},
+        "verdicts": [asdict(v) for v in verdicts],
+    }
+
+
+def _value(v: dict[str, Any]) -> str:
+    return human(v["value"]) + (f" / {human(v['threshold'])}" if v["threshold"] is not None else "")
+
+
+def check_text(doc: dict[str, Any]) -> str:
+    c = doc["counts"]
+    lines = [
+        f"{doc['image']}: {doc['result'].upper()} ({c['pass']} pass, {c['warn']} warn, "
+        f"{c['fail']} fail; mode {doc['mode']})"
+    ]
+    for v in doc["verdicts"]:
+        lines.append(f"  {v['status']:<4}  {v['name']:<40} {_value(v):>24}  {v['message']}")
+    return "\n".join(lines) + "\n"
+
+
+def check_markdown(doc: dict[str, Any]) -> str:
+    c = doc["counts"]
+    out = [
+        f"### footprint check: {ICON[doc['result']]} {doc['result']} — `{doc['image']}`",
+        "",
+        f"{c['pass']} pass, {c['warn']} warn, {c['fail']} fail (mode {doc['mode']})",
+        "",
+        "| | check | value / threshold | detail |",
+        "| --- | --- | ---: | --- |",
+    ]
+    rows = sorted(doc["verdicts"], key=lambda v: {"fail": 0, "warn": 1, "pass": 2}[v["status"]])
+    for v in rows:
+        out.append(f"| {ICON[v['status']]} | {v['name']} | {_value(v)} | {v['message']} |")
+    text = "\n".join(out) + "\n"
+    if len(text.encode()) > STEP_SUMMARY_LIMIT:
+        text = text.encode()[:STEP_SUMMARY_LIMIT].decode(errors="ignore") + "\n… (cut)\n"
+    return text
+
+
+def check_junit(doc: dict[str, Any]) -> str:
+    """One testcase per budget line; fail -> <failure>, warn -> <system-out>."""
+    suite = ET.Element(
+        "testsuite",
+        name="footprint",
+        tests=str(len(doc["verdicts"])),
+        failures=str(doc["counts"]["fail"]),
+        errors="0",
+        skipped="0",
+    )
+    for v in doc["verdicts"]:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"footprint.{doc['image']}", name=v["name"]
+        )
+        if v["status"] == FAIL:
+            ET.SubElement(case, "failure", message=v["message"], type="budget").text = v["message"]
+        elif v["status"] == WARN:
+            ET.SubElement(case, "system-out").text = f"warning: {v['message']}"
+    root = ET.Element("testsuites")
+    root.append(suite)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

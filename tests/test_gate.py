@@ -1,0 +1,151 @@
+"""diff, baseline and check: budgets that pass, warn and fail, JUnit and Markdown read back."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import SAMPLES, real_image
+
+from footprint.cli import cli
+from footprint.gate.diff import normalise
+
+SMALL = str(SAMPLES / "busybox-gzip.img")
+EARLY = str(SAMPLES / "busybox-early-zstd.img")
+
+
+def run(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def test_normalise_folds_versions() -> None:
+    assert normalise("/usr/lib/modules/6.1.0-56-amd64/kernel/fs/ext4/ext4.ko") == normalise(
+        "/lib/modules/6.12.9-amd64/kernel/fs/ext4/ext4.ko"
+    )
+    assert normalise("usr/lib/x86_64-linux-gnu/libcrypto.so.3.0.11") == normalise(
+        "usr/lib/x86_64-linux-gnu/libcrypto.so.3.0.15"
+    )
+    assert normalise("usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-252.so") == normalise(
+        "usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-257.so"
+    )
+    assert normalise("lib/firmware/iwlwifi-8000C-36.ucode") == normalise(
+        "lib/firmware/iwlwifi-8000C-34.ucode"
+    )
+    assert normalise("lib/modules/6.1.0/x.ko", raw=True) == "lib/modules/6.1.0/x.ko"
+
+
+def test_diff_of_two_samples(tmp_path) -> None:
+    base = tmp_path / "base.json"
+    assert run("baseline", SMALL, "-o", str(base)).exit_code == 0
+    r = run("diff", str(base), EARLY, "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["kind"] == "diff" and doc["schema_version"] == 1
+    names = {f["name"] for f in doc["files"]}
+    assert "kernel/x86/microcode/GenuineIntel.bin" in names
+    assert doc["summary"]["added"] >= 1
+    text = run("diff", str(base), EARLY).stdout
+    assert text.splitlines()[1].startswith("add/remove:")
+    md = run("diff", str(base), EARLY, "--markdown").stdout
+    assert md.startswith("### footprint diff") and "| name | old | new | delta |" in md
+
+
+def test_diff_rejects_a_json_that_is_not_a_profile(tmp_path) -> None:
+    bogus = tmp_path / "x.json"
+    bogus.write_text('{"hello": 1}')
+    r = run("diff", str(bogus), SMALL)
+    assert r.exit_code == 2 and "not a footprint profile" in r.output
+
+
+def _profile(tmp_path: Path, image: str) -> dict:
+    out = tmp_path / "p.json"
+    assert run("profile", image, "-o", str(out)).exit_code == 0
+    return json.loads(out.read_text())
+
+
+def test_budget_pass_warn_fail_and_report_mode(tmp_path) -> None:
+    p = _profile(tmp_path, SMALL)
+    size = p["image"]["bytes"]
+    budget = tmp_path / "budget.toml"
+    budget.write_text(f"[limits]\ncompressed_bytes = {size + 1}\nwarn_percent = 99.9\n")
+    warn = run("check", SMALL, "--budget", str(budget), "--json")
+    assert warn.exit_code == 0
+    assert json.loads(warn.stdout)["verdicts"][0]["status"] == "warn"
+    one_percent_below = int(size * 0.99)
+    budget.write_text(f"[limits]\ncompressed_bytes = {one_percent_below}\n")
+    junit = tmp_path / "junit.xml"
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    fail = run(
+        "check",
+        SMALL,
+        "--budget",
+        str(budget),
+        "--junit",
+        str(junit),
+        env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )
+    assert fail.exit_code == 1
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+    case = suite.find("testcase")
+    assert case is not None and case.find("failure") is not None
+    md = summary.read_text()
+    assert md.startswith("earlier step\n") and "### footprint check" in md and "❌" in md
+    budget.write_text(
+        f'[budget]\nmode = "report"\n[limits]\ncompressed_bytes = {one_percent_below}\n'
+    )
+    assert run("check", SMALL, "--budget", str(budget)).exit_code == 0
+
+
+def test_baseline_relative_limits(tmp_path) -> None:
+    base = tmp_path / "base.json"
+    assert run("baseline", SMALL, "-o", str(base)).exit_code == 0
+    budget = tmp_path / "b.toml"
+    budget.write_text("[baseline]\nwarn_percent = 0.1\nerror_percent = 50\nmin_change = 0\n")
+    same = run("check", SMALL, "--budget", str(budget), "--baseline", str(base), "--json")
+    assert same.exit_code == 0
+    assert all(v["status"] == "pass" for v in json.loads(same.stdout)["verdicts"])
+    grown = run("check", EARLY, "--budget", str(budget), "--baseline", str(base), "--json")
+    statuses = {v["name"]: v["status"] for v in json.loads(grown.stdout)["verdicts"]}
+    assert statuses["baseline page_rounded_bytes"] in ("warn", "fail")
+    assert statuses["baseline component microcode"] == "fail"  # from nothing to something
+    assert grown.exit_code == 1
+    budget.write_text('[baseline]\nwarn_percent = 1\nerror_percent = 50\nmin_change = "1M"\n')
+    small_change = run("check", EARLY, "--budget", str(budget), "--baseline", str(base))
+    assert small_change.exit_code == 0  # every change is below min_change
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ('[limits]\ncompressed_bytes = "lots"\n', "not a size"),
+        ("[limits]\nfancy_bytes = 1\n", "unknown limit"),
+        ("[nonsense]\n", "unknown section"),
+        ('[budget]\nmode = "maybe"\n', "mode"),
+        ("[limits\n", "TOML"),
+    ],
+)
+def test_bad_budgets_are_usage_errors(tmp_path, text: str, words: str) -> None:
+    budget = tmp_path / "b.toml"
+    budget.write_text(text)
+    r = run("check", SMALL, "--budget", str(budget))
+    assert r.exit_code == 2 and words in r.output
+
+
+@pytest.mark.integration
+def test_kdump_tools_vs_most_top_growers_are_modules() -> None:
+    dep = real_image("kdump-tools.img")
+    most = real_image("initramfs-tools-zstd.img")
+    doc = json.loads(run("diff", str(dep), str(most), "--json").stdout)
+    top = [c["name"] for c in doc["components"][:3]]
+    assert all(n.startswith(("modules-", "firmware")) for n in top)
+    assert all(f["name"].startswith("lib/modules/") for f in doc["files"][:10])
+    totals = {t["name"]: t for t in doc["totals"]}
+    for image, side in ((dep, "old"), (most, "new")):
+        inspected = json.loads(run("inspect", "--json", str(image)).stdout)
+        assert totals["page_rounded_bytes"][side] == inspected["totals"]["page_rounded_bytes"]
+        assert totals["compressed_bytes"][side] == inspected["image"]["bytes"]
