@@ -11,9 +11,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,report]'
 	@# lzop images need python-lzo, which builds only where liblzo2-dev is installed.
-	$(BIN)/pip install -q -e '.[test,lzo]' 2>/dev/null || \
+	$(BIN)/pip install -q -e '.[test,report,lzo]' 2>/dev/null || \
 	  echo "note: python-lzo not installed (apt-get install liblzo2-dev, then make again):" \
 	       "lzo images will be reported as unsupported"
 	touch $@

@@ -685,6 +685,67 @@ def check(
         raise click.exceptions.Exit(1)
 
 
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("profiles", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write the report here (default: standard output).",
+)
+@click.option("--markdown", is_flag=True, help="Markdown instead of HTML.")
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    help="A label per profile, in order (default: the image's file name).",
+)
+@click.option(
+    "--timeline",
+    "timelines",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A `measure --json` or `boot --json` document whose timeline to plot.",
+)
+def report(
+    profiles: tuple[str, ...],
+    output: str | None,
+    markdown: bool,
+    labels: tuple[str, ...],
+    timelines: tuple[str, ...],
+) -> None:
+    """A per-release report over PROFILES (oldest first): one self-contained HTML file.
+
+    Trend of the total and of each component, the latest breakdown, the top growers and the
+    diff between consecutive releases; charts inline (matplotlib), no network fetches.
+    """
+    from footprint.errors import UsageError
+    from footprint.gate.load import load_profile
+    from footprint.report import html
+    from footprint.report.files import write_atomically
+
+    docs = [load_profile(p) for p in profiles]
+    if labels:
+        if len(labels) != len(docs):
+            raise UsageError(f"{len(labels)} --label for {len(docs)} profiles")
+        for doc, label in zip(docs, labels, strict=True):
+            doc["label"] = label
+    extra = []
+    for path in timelines:
+        try:
+            with open(path, encoding="utf-8") as f:
+                extra.append(json.load(f))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot read timeline {path}: {e}") from None
+    data = html.report_data(docs, extra)
+    text = html.render_markdown(data) if markdown else html.render_html(data)
+    if output:
+        write_atomically(output, text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        _emit(text)
+
+
 def _owner_of(a: Any) -> Any:
     """path inside the image -> the component that owns the file (hardlinks resolved)."""
     rootfs, att = a.inventory.rootfs, a.attribution
