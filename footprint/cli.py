@@ -484,12 +484,33 @@ def boot(
     show_default=True,
     help="Repeat the boundary trials this many times and report the spread.",
 )
+@click.option(
+    "--without",
+    "without",
+    multiple=True,
+    help="Also calibrate a copy without this component (and its exclusive "
+    "libraries); repeatable: removed together.",
+)
+@click.option(
+    "--ablate-all",
+    is_flag=True,
+    help="Calibrate without each removable component in turn and tabulate.",
+)
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False),
+    help="Component rules, as for `components`.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
 @_qemu_options
 def calibrate(
     image: str,
     resolution: str,
     repeat: int,
+    without: tuple[str, ...],
+    ablate_all: bool,
+    rules_file: str | None,
     as_json: bool,
     kernel: str,
     append: str,
@@ -502,44 +523,68 @@ def calibrate(
     """The smallest RAM with which IMAGE boots, and the crashkernel= to reserve.
 
     Bisects QEMU's -m from bounds set by the static model, then prints the recommended
-    reservation with its terms, next to the model and kdumpctl's formula.
+    reservation with its terms, next to the model and kdumpctl's formula. With --without or
+    --ablate-all, also what removing components really saves, next to the model's marginal.
     """
+    import tempfile
+
     from footprint.analyze import analyze
+    from footprint.image.repack import repack
+    from footprint.measure import ablate
     from footprint.measure.calibrate import calibrate as run_calibration
     from footprint.measure.qemu import boot as run
     from footprint.report import boot as render
 
-    a = analyze(image, kernel=kernel, components=False)
+    a = analyze(image, kernel=kernel, rules_file=rules_file)
     res = a.reservation
+    step = _size(resolution)
 
-    def one(limit: int) -> Any:
-        return run(
-            image,
-            kernel,
-            limit,
-            append=append,
-            cmdline=cmdline,
-            until=until,
-            timeout=timeout,
-            init=rdinit,
-            accel=accel,
+    def calibrate_one(path: str, model: int) -> Any:
+        def one(limit: int) -> Any:
+            return run(
+                path,
+                kernel,
+                limit,
+                append=append,
+                cmdline=cmdline,
+                until=until,
+                timeout=timeout,
+                init=rdinit,
+                accel=accel,
+            )
+
+        return _with_progress(
+            lambda report: run_calibration(
+                one,
+                model,
+                res.kdumpctl_formula_bytes,
+                res.kernel_bytes,
+                res.initrd_compressed_bytes,
+                res.rootfs_bytes,
+                step,
+                repeat,
+                progress=report,
+            )
         )
 
-    c = _with_progress(
-        lambda report: run_calibration(
-            one,
-            res.static_estimate_bytes,
-            res.kdumpctl_formula_bytes,
-            res.kernel_bytes,
-            res.initrd_compressed_bytes,
-            res.rootfs_bytes,
-            _size(resolution),
-            repeat,
-            progress=report,
-        )
-    )
+    plans = []  # refused components are refused before any boot
+    if without:
+        plans.append(ablate.plan(a, list(without), rdinit))
+    if ablate_all:
+        plans += [ablate.plan(a, [n], rdinit) for n in ablate.removable(a, rdinit, step)]
+    c = calibrate_one(image, res.static_estimate_bytes)
     at = c.bisection.at_minimum
     doc = render.calibration_dict(c, render.boot_dict(at) if at is not None else None)
+    if plans and c.bisection.minimum_bytes is not None:
+        rows = []
+        with tempfile.TemporaryDirectory(prefix="footprint-ablate-") as tmp:
+            for i, p in enumerate(plans):
+                copy = repack(image, f"{tmp}/ablated-{i}.img", set(p.paths))
+                abl = calibrate_one(
+                    copy.path, c.bisection.minimum_bytes - p.static_marginal_unpack_bytes
+                )
+                rows.append(render.ablation_row(p, c, abl, copy.codec))
+        doc["ablations"] = rows
     _emit_json(doc) if as_json else _emit(render.calibration_text(doc))
     if c.bisection.minimum_bytes is None:
         raise click.exceptions.Exit(1)

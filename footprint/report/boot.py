@@ -134,6 +134,29 @@ def calibration_dict(c: Calibration, at_minimum: dict[str, Any] | None) -> dict[
     }
 
 
+def ablation_row(plan: Any, base: Calibration, ablated: Calibration, codec: str) -> dict[str, Any]:
+    b, m = base.bisection.minimum_bytes, ablated.bisection.minimum_bytes
+    delta = (b - m) if b is not None and m is not None else None
+    return {
+        "component": plan.component,
+        "files_removed": len(plan.paths),
+        "static_marginal_mib": round(plan.static_marginal_bytes / MIB, 1),
+        "static_marginal_unpack_mib": round(plan.static_marginal_unpack_bytes / MIB, 1),
+        "minimum_mib": m // MIB if m is not None else None,
+        "measured_delta_mib": delta // MIB if delta is not None else None,
+        "difference_mib": (
+            round((delta - plan.static_marginal_unpack_bytes) / MIB, 1)
+            if delta is not None
+            else None
+        ),
+        "repacked_with": codec,
+        "trials": [
+            {"memory_mib": t.limit_bytes // MIB, "outcome": t.outcome}
+            for t in ablated.bisection.trials
+        ],
+    }
+
+
 def calibration_text(doc: dict[str, Any]) -> str:
     lines = ["trials (-m → outcome):"]
     for t in doc["trials"]:
@@ -162,4 +185,23 @@ def calibration_text(doc: dict[str, Any]) -> str:
         f"{t['userspace_peak']} MiB, kernel runtime {t['kernel_runtime']} MiB"
     )
     lines.append(f"  margin: {t['why_margin']}")
+    if doc.get("ablations"):
+        lines.append("")
+        lines.append(
+            f"{'without':24} {'static marginal':>16} {'+compressed':>12} "
+            f"{'measured delta':>15} {'difference':>11}"
+        )
+        for r in doc["ablations"]:
+            measured = r["measured_delta_mib"]
+            lines.append(
+                f"{r['component'][:24]:24} {r['static_marginal_mib']:>14} M "
+                f"{r['static_marginal_unpack_mib']:>10} M "
+                f"{'-' if measured is None else measured:>13} M "
+                f"{'-' if r['difference_mib'] is None else r['difference_mib']:>9} M"
+            )
+        lines.append(
+            "(static marginal = own files + exclusive libraries, page-rounded; "
+            "+compressed adds its share of the compressed image held during unpack; "
+            f"measured to {doc['resolution_mib']:g} MiB)"
+        )
     return "\n".join(lines) + "\n"
