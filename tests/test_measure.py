@@ -48,7 +48,7 @@ def leftovers() -> dict[str, object]:
     with open("/proc/self/mountinfo") as f:
         mounts = sorted(line.split()[4] for line in f)
     children = sorted(p.pid for p in psutil.Process().children(recursive=True))
-    tmp = sorted(p for p in os.listdir(tempfile.gettempdir()) if p.startswith("footprint-"))
+    tmp = sorted(p for p in os.listdir(tempfile.gettempdir()) if p.startswith("footprint-measure-"))
     return {"cgroups": cgroups, "mounts": mounts, "children": children, "tmp": tmp}
 
 
