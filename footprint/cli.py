@@ -497,6 +497,12 @@ def boot(
     help="Calibrate without each removable component in turn and tabulate.",
 )
 @click.option(
+    "--kdump",
+    is_flag=True,
+    help="Also bisect crashkernel= with a real crash: a first kernel loads the image with "
+    "kexec -p and panics; the capture kernel boots in the reservation.",
+)
+@click.option(
     "--rules",
     "rules_file",
     type=click.Path(dir_okay=False),
@@ -510,6 +516,7 @@ def calibrate(
     repeat: int,
     without: tuple[str, ...],
     ablate_all: bool,
+    kdump: bool,
     rules_file: str | None,
     as_json: bool,
     kernel: str,
@@ -575,6 +582,41 @@ def calibrate(
     c = calibrate_one(image, res.static_estimate_bytes)
     at = c.bisection.at_minimum
     doc = render.calibration_dict(c, render.boot_dict(at) if at is not None else None)
+    if kdump:
+        from footprint.measure.kdump import kdump_boot
+
+        def crash(limit: int) -> Any:
+            return kdump_boot(
+                image,
+                kernel,
+                limit,
+                append=append,
+                cmdline=cmdline,
+                until=until,
+                timeout=max(timeout, 180.0),
+                init=rdinit,
+                accel=accel,
+            )
+
+        k = _with_progress(
+            lambda report: run_calibration(
+                crash,
+                c.bisection.minimum_bytes or res.static_estimate_bytes,
+                res.kdumpctl_formula_bytes,
+                res.kernel_bytes,
+                res.initrd_compressed_bytes,
+                res.rootfs_bytes,
+                step,
+                repeat,
+                progress=report,
+            )
+        )
+        kat = k.bisection.at_minimum
+        doc["kdump"] = render.calibration_dict(k, render.boot_dict(kat) if kat else None)
+        if k.bisection.minimum_bytes and c.bisection.minimum_bytes:
+            doc["kexec_minus_direct_mib"] = (
+                k.bisection.minimum_bytes - c.bisection.minimum_bytes
+            ) // (1 << 20)
     if plans and c.bisection.minimum_bytes is not None:
         rows = []
         with tempfile.TemporaryDirectory(prefix="footprint-ablate-") as tmp:

@@ -165,3 +165,30 @@ def test_ablation_refuses_what_the_boot_needs(kernel: str) -> None:
         cli, ["calibrate", BUSYBOX, "--kernel", kernel, "--until", MARKER, "--without", "busybox"]
     )
     assert res.exit_code == 2 and "cannot ablate busybox" in res.output
+
+
+def test_kdump_crash_boots_the_capture_kernel_in_the_reservation(kernel: str) -> None:
+    from footprint.measure.kdump import kdump_boot
+
+    r = kdump_boot(BUSYBOX, kernel, 160 * MIB, until=MARKER, timeout=180)
+    assert r.outcome == "success", r.console[-3000:]
+    assert "no /proc/vmcore" not in r.detail, "the capture kernel sees the crashed kernel"
+    assert "footprint-stage1: loaded" in r.console and "sysrq: Trigger a crash" in r.console
+    total = r.samples[0].meminfo["MemTotal"]
+    assert total < 160 * MIB, "the capture kernel runs inside the reservation"
+    small = kdump_boot(BUSYBOX, kernel, 8 * MIB, until=MARKER, timeout=180)
+    assert small.outcome == "load-failed", small.console[-2000:]
+
+
+def test_calibrate_kdump_small_image(kernel: str) -> None:
+    res = CliRunner().invoke(
+        cli, ["calibrate", BUSYBOX, "--kernel", kernel, "--until", MARKER, "--kdump", "--json"]
+    )
+    assert res.exit_code == 0, res.output[-3000:]
+    doc = json.loads(res.stdout)
+    k = doc["kdump"]
+    assert k["minimum_mib"] and doc["minimum_mib"]
+    assert abs(doc["kexec_minus_direct_mib"]) <= 32
+    below = [t for t in k["trials"] if t["memory_mib"] < k["minimum_mib"]]
+    assert below and all(not t["success"] for t in below)
+    assert k["recommended_crashkernel"].startswith("crashkernel=")

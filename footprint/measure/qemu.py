@@ -62,6 +62,7 @@ AnonPages:|KernelStack:|PageTables:|Percpu:) echo "@@ m ${k%:} $v" ;;
   done
   echo "@@ end"
 }
+[ -e /proc/vmcore ] && echo "@@ vmcore present" >"$out"
 _fp_sample >"$out" 2>/dev/null
 ( while :; do sleep @INTERVAL@; _fp_sample; done ) >"$out" 2>/dev/null &
 exec @INIT@ "$@"

@@ -185,6 +185,20 @@ def calibration_text(doc: dict[str, Any]) -> str:
         f"{t['userspace_peak']} MiB, kernel runtime {t['kernel_runtime']} MiB"
     )
     lines.append(f"  margin: {t['why_margin']}")
+    k = doc.get("kdump")
+    if k:
+        lines.append("")
+        lines.append("kdump (crashkernel=, kexec -p after a real panic):")
+        for t in k["trials"]:
+            lines.append(f"  {t['memory_mib']:>6}M → {t['outcome']:<14} {t['duration_s']:>5.1f} s")
+        if k["minimum_mib"]:
+            lines.append(
+                f"kexec minimum      crashkernel={k['minimum_mib']}M "
+                f"({doc.get('kexec_minus_direct_mib', 0):+} MiB against direct boot)"
+            )
+            lines.append(f"recommended        {k['recommended_crashkernel']}")
+        else:
+            lines.append("kexec minimum      none found in the range")
     if doc.get("ablations"):
         lines.append("")
         lines.append(

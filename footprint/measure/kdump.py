@@ -1,0 +1,226 @@
+"""A real crash: a first kernel boots with crashkernel=X, its tiny stage-1 initrd loads the
+capture kernel with `kexec -p` and the image under test (probe appended), then panics; the
+capture kernel boots inside the reservation exactly as in production.
+
+The stage-1 initrd is written by footprint's own cpio writer: the host's static busybox, the
+host's kexec with its library closure (footprint's resolver), the kernel and the image.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+
+from footprint.errors import EnvironmentUnavailable
+from footprint.image.cpio import newc_entry, newc_trailer
+from footprint.measure.qemu import (
+    KDUMP_CMDLINE,
+    PANIC,
+    PROBE_PATH,
+    SUCCESS,
+    TIMEOUT,
+    BootResult,
+    _qemu_cmd,
+    _read,
+    _running,
+    choose_accel,
+    classify,
+    kernel_file,
+    parse_probe,
+    probe_image,
+    qemu_binary,
+)
+
+LOAD_FAILED = "load-failed"
+FIRST_KERNEL_MIB = 3072  # ample: under TCG it costs nothing until touched
+CRASH = "sysrq: Trigger a crash"
+STAGE1_INIT = """#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo "footprint-stage1: loading the capture kernel"
+if kexec -p /capture/vmlinuz --initrd=/capture/initrd.img --append="$(cat /capture/cmdline)"
+then
+  echo "footprint-stage1: loaded"
+else
+  echo "footprint-stage1: load failed"
+  poweroff -f
+fi
+echo 1 > /proc/sys/kernel/sysrq
+echo c > /proc/sysrq-trigger
+"""
+BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
+KEXEC_CANDIDATES = ("/sbin/kexec", "/usr/sbin/kexec")
+
+
+def _find(candidates: tuple[str, ...], package: str) -> str:
+    for path in candidates:
+        if os.path.isfile(path):
+            return path
+    raise EnvironmentUnavailable(f"{candidates[0]} is missing — apt-get install {package}")
+
+
+def stage1(directory: str, kernel: str, capture_initrd: str, capture_cmdline: str) -> str:
+    """Write the stage-1 initrd (uncompressed newc) and return its path."""
+    from footprint.elf.facts import ElfFacts
+    from footprint.elf.host import HostFacts, host_closure
+
+    busybox = _find(BUSYBOX_CANDIDATES, "busybox-static")
+    facts: ElfFacts | None = HostFacts().get(os.path.realpath(busybox).lstrip("/"))
+    if facts is None or facts.dynamic:
+        raise EnvironmentUnavailable(
+            f"{busybox} is not statically linked — apt-get install busybox-static"
+        )
+    kexec = _find(KEXEC_CANDIDATES, "kexec-tools")
+    objects, missing = host_closure(kexec)
+    if missing:
+        raise EnvironmentUnavailable(f"{kexec} needs {', '.join(missing)}, not on this host")
+    d, link = stat.S_IFDIR | 0o755, stat.S_IFLNK | 0o777
+    dirs = {
+        ".",
+        "bin",
+        "sbin",
+        "proc",
+        "sys",
+        "dev",
+        "capture",
+        "lib",
+        "lib/x86_64-linux-gnu",
+        "lib64",
+    }
+    records: list[bytes] = []
+
+    def add_file(name: str, source: str, mode: int = 0o755) -> None:
+        parts = name.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            dirs.add("/".join(parts[:i]))
+        with open(source, "rb") as f:
+            records.append(newc_entry(name, stat.S_IFREG | mode, f.read()))
+
+    add_file("bin/busybox", busybox)
+    for applet in ("sh", "mount", "echo", "cat", "poweroff"):
+        records.append(newc_entry(f"bin/{applet}", link, b"busybox"))
+    for i, (name, path) in enumerate(objects):
+        if i == 0:
+            add_file("sbin/kexec", path)
+        elif name.startswith("/"):  # the interpreter, at its PT_INTERP path
+            add_file(name.lstrip("/"), path)
+        else:  # a library, under the name it is asked for, where ld.so looks by default
+            add_file(f"lib/x86_64-linux-gnu/{name}", path, 0o644)
+    add_file("capture/vmlinuz", kernel, 0o644)
+    add_file("capture/initrd.img", capture_initrd, 0o644)
+    records.append(newc_entry("capture/cmdline", stat.S_IFREG | 0o644, capture_cmdline.encode()))
+    records.append(newc_entry("init", stat.S_IFREG | 0o755, STAGE1_INIT.encode()))
+    out = os.path.join(directory, "stage1.img")
+    with open(out, "wb") as f:
+        for name in sorted(dirs, key=lambda p: (p.count("/"), p)):
+            f.write(newc_entry(name, d))
+        for r in records:
+            f.write(r)
+        f.write(newc_trailer())
+    return out
+
+
+def kdump_boot(
+    image: str,
+    kernel: str,
+    crashkernel: int,
+    *,
+    append: str = "",
+    cmdline: str | None = None,
+    until: str | None = None,
+    timeout: float = 180.0,
+    settle: float = 5.0,
+    init: str = "/init",
+    interval: float = 0.25,
+    accel: str = "auto",
+) -> BootResult:
+    """Crash a first kernel booted with crashkernel=`crashkernel` into the image under test."""
+    qemu = qemu_binary()
+    marker = re.compile(until) if until else None
+    with tempfile.TemporaryDirectory(prefix="footprint-kdump-") as tmp:
+        kfile = kernel_file(kernel, tmp)
+        mode = choose_accel(qemu, kfile) if accel == "auto" else accel
+        capture = probe_image(image, tmp, init, interval)
+        capture_line = " ".join(
+            p
+            for p in (
+                "console=ttyS0",
+                f"rdinit=/{PROBE_PATH}",
+                KDUMP_CMDLINE if cmdline is None else cmdline,
+                append,
+            )
+            if p
+        )
+        s1 = stage1(tmp, kfile, capture, capture_line)
+        os.unlink(capture)
+        console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")
+        first = f"console=ttyS0 crashkernel={crashkernel >> 20}M panic=1 rdinit=/init"
+        cmd = _qemu_cmd(qemu, mode, FIRST_KERNEL_MIB, kfile, s1, first, console_log, probe_log)
+        start = time.monotonic()
+        outcome: tuple[str, str] | None = None
+        first_sample: float | None = None
+        with _running(cmd) as proc:
+            while outcome is None:
+                time.sleep(0.1)
+                console = _read(console_log)
+                now = time.monotonic()
+                if (
+                    "footprint-stage1: load failed" in console
+                    or "crashkernel reservation failed" in console
+                ):
+                    why = re.search(
+                        r"kexec_file_load failed.*|Could not find a free area.*|"
+                        r"crashkernel reservation failed.*",
+                        console,
+                    )
+                    outcome = (LOAD_FAILED, why.group(0) if why else "kexec -p failed")
+                    break
+                if CRASH not in console:
+                    if proc.poll() is not None:
+                        outcome = (PANIC, "the first kernel stopped before the crash")
+                    elif now - start > timeout:
+                        outcome = (TIMEOUT, f"no crash in {timeout:g} s")
+                    continue
+                # What follows the first kernel's own, deliberate panic is the capture boot.
+                after = console.split(CRASH, 1)[1]
+                if "sysrq triggered crash" not in after:
+                    continue
+                capture_console = after.split("sysrq triggered crash", 1)[1]
+                probe = _read(probe_log)
+                if first_sample is None and "@@ end" in probe:
+                    first_sample = now
+                settled = first_sample is not None and now - first_sample >= settle
+                outcome = classify(
+                    capture_console,
+                    marker,
+                    first_sample is not None,
+                    settled,
+                    proc.poll() is not None,
+                )
+                if outcome is None and now - start > timeout:
+                    outcome = (TIMEOUT, f"no outcome in {timeout:g} s")
+        console, probe = _read(console_log), _read(probe_log)
+        result = BootResult(
+            image,
+            kernel,
+            crashkernel,
+            mode,
+            outcome[0],
+            outcome[1],
+            time.monotonic() - start,
+            parse_probe(probe),
+            [],
+            console,
+        )
+        if outcome[0] == SUCCESS and "vmcore" not in probe:
+            result.detail += " (no /proc/vmcore seen by the probe)"
+        return result
+
+
+def has_tools() -> bool:
+    return all(shutil.which(t) or os.path.exists(t) for t in ("/sbin/kexec", "/bin/busybox"))
