@@ -290,12 +290,10 @@ def profile(
 
 def _size(text: str) -> int:
     """128M, 1G, 512K or a plain number of bytes."""
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    from footprint.units import parse_size
+
     try:
-        if t and t[-1] in units:
-            return int(float(t[:-1]) * units[t[-1]])
-        return int(t)
+        return parse_size(text)
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a size (like 256M, 1G)") from None
 

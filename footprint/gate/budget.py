@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from footprint import units
 from footprint.errors import UsageError
 from footprint.gate.diff import totals_of
 
@@ -50,18 +51,12 @@ class Verdict:
 
 
 def parse_size(value: Any, where: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-        t = value.strip().upper().removesuffix("IB").removesuffix("B")
-        try:
-            if t and t[-1] in units:
-                return int(float(t[:-1]) * units[t[-1]])
-            return int(t)
-        except ValueError:
-            pass
-    raise UsageError(f"budget: {where} = {value!r} is not a size (like 40M or 1048576)")
+    try:
+        return units.parse_size(value)
+    except (ValueError, AttributeError):
+        raise UsageError(
+            f"budget: {where} = {value!r} is not a size (like 40M or 1048576)"
+        ) from None
 
 
 def load_budget(path: str) -> dict[str, Any]:
