@@ -18,15 +18,14 @@ import time
 from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.measure.qemu import (
-    KDUMP_CMDLINE,
     PANIC,
-    PROBE_PATH,
     SUCCESS,
     TIMEOUT,
     BootResult,
     _qemu_cmd,
     _read,
     _running,
+    capture_cmdline,
     choose_accel,
     classify,
     kernel_file,
@@ -146,16 +145,7 @@ def kdump_boot(
         kfile = kernel_file(kernel, tmp)
         mode = choose_accel(qemu, kfile) if accel == "auto" else accel
         capture = probe_image(image, tmp, init, interval)
-        capture_line = " ".join(
-            p
-            for p in (
-                "console=ttyS0",
-                f"rdinit=/{PROBE_PATH}",
-                KDUMP_CMDLINE if cmdline is None else cmdline,
-                append,
-            )
-            if p
-        )
+        capture_line = capture_cmdline(cmdline, append)
         s1 = stage1(tmp, kfile, capture, capture_line)
         os.unlink(capture)
         console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")

@@ -140,6 +140,17 @@ def parse_probe(text: str) -> list[ProbeSample]:
     return samples
 
 
+def capture_cmdline(cmdline: str | None, append: str) -> str:
+    """The command line the image's kernel boots with: console, the probe, kdump's options."""
+    parts = (
+        "console=ttyS0",
+        f"rdinit=/{PROBE_PATH}",
+        KDUMP_CMDLINE if cmdline is None else cmdline,
+        append,
+    )
+    return " ".join(p for p in parts if p)
+
+
 def qemu_binary() -> str:
     found = shutil.which("qemu-system-x86_64")
     if found is None:
@@ -334,16 +345,7 @@ def boot(
         mode = choose_accel(qemu, kfile) if accel == "auto" else accel
         initrd = probe_image(image, tmp, init, interval)
         console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")
-        line = " ".join(
-            p
-            for p in (
-                "console=ttyS0",
-                f"rdinit=/{PROBE_PATH}",
-                KDUMP_CMDLINE if cmdline is None else cmdline,
-                append,
-            )
-            if p
-        )
+        line = capture_cmdline(cmdline, append)
         memory_mib = max(1, memory >> 20)
         cmd = _qemu_cmd(qemu, mode, memory_mib, kfile, initrd, line, console_log, probe_log)
         start = time.monotonic()
