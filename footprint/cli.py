@@ -466,7 +466,7 @@ def boot(
         init=rdinit,
         accel=accel,
     )
-    doc = render.boot_dict(r)
+    doc = render.boot_dict(r, _owner_by_name(image))
     _emit_json(doc) if as_json else _emit(render.boot_text(doc))
     if not r.succeeded:
         raise click.exceptions.Exit(1)
@@ -829,6 +829,22 @@ def report(
         click.echo(f"wrote {output}", err=True)
     else:
         _emit(text)
+
+
+def _owner_by_name(image: str) -> Any:
+    """A process name (as the probe sees it) -> the component of the file of that name."""
+    from footprint.analyze import analyze
+
+    a = analyze(image)
+    owner = _owner_of(a)
+    by_name: dict[str, str] = {}
+    for path, node in sorted(a.inventory.rootfs.nodes.items()):
+        if node.kind != "dir":  # symlinks too: systemd-udevd is udevadm under another name
+            by_name.setdefault(os.path.basename(path)[:15], owner(path))
+    by_name["footprint-probe"] = "footprint-probe"
+    by_name["(udev-worker)"] = by_name.get("systemd-udevd", "udev")
+
+    return lambda name: by_name.get(name, "unknown")
 
 
 def _owner_of(a: Any) -> Any:
