@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from footprint.image.cpio import CRC, NEWC, CpioEntry, EntryData, newc_entry, newc_trailer
+from footprint.image.cpio import NEWC, CpioEntry, EntryData, newc_entry, newc_trailer
 from footprint.image.reader import Inventory, scan
 from footprint.image.rootfs import Node
 
@@ -116,5 +116,3 @@ def repack(image: str, out_path: str, drop: set[str], codec: str | None = None) 
         out_path, writer.codec, writer.dropped_files, writer.dropped_bytes, writer.kept_files
     )
 
-
-__all__ = ["repack", "Repacked", "main_codec", "CRC"]

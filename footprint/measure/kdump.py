@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import stat
 import tempfile
 import time
@@ -210,7 +209,3 @@ def kdump_boot(
         if outcome[0] == SUCCESS and "vmcore" not in probe:
             result.detail += " (no /proc/vmcore seen by the probe)"
         return result
-
-
-def has_tools() -> bool:
-    return all(shutil.which(t) or os.path.exists(t) for t in ("/sbin/kexec", "/bin/busybox"))

@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from footprint.errors import EnvironmentUnavailable, Terminated
+from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
 
 PROBE_PATH = "footprint-probe"
@@ -385,5 +385,3 @@ def boot(
             console,
         )
 
-
-__all__ = ["boot", "BootResult", "Terminated"]
