@@ -194,6 +194,7 @@ def test_profile_with_kernel(tmp_path) -> None:
     )
     assert res["static_estimate_bytes"] > res["kernel_bytes"] + res["unpack_peak_bytes"]
     assert len(doc["files"]) == doc["total"]["files"]
+    assert doc["kernel_modules"]["files"] > 500 and doc["kernel_modules"]["bytes"] > 50 << 20
     assert profile_dict  # the same renderer the command used
 
 

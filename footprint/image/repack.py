@@ -115,4 +115,3 @@ def repack(image: str, out_path: str, drop: set[str], codec: str | None = None) 
     return Repacked(
         out_path, writer.codec, writer.dropped_files, writer.dropped_bytes, writer.kept_files
     )
-

@@ -384,4 +384,3 @@ def boot(
             killed,
             console,
         )
-

@@ -11,7 +11,7 @@ import io
 from dataclasses import asdict
 from typing import Any
 
-from footprint.analyze import Analysis
+from footprint.analyze import Analysis, is_module
 from footprint.components.attribute import Component
 from footprint.elf.resolve import Closure
 from footprint.report import SCHEMA_VERSION
@@ -127,6 +127,10 @@ def profile_dict(a: Analysis) -> dict[str, Any]:
     res.pop("components")
     doc["reservation"] = res
     doc["elf"] = [f.as_dict() for f in a.elves]
+    doc["kernel_modules"] = _kind_summary(a, lambda p: is_module(p))
+    doc["firmware"] = _kind_summary(
+        a, lambda p: "lib/firmware/" in p or p.startswith("kernel/x86/microcode/")
+    )
     att = a.attribution
     assert att is not None
     files = []
@@ -140,6 +144,12 @@ def profile_dict(a: Analysis) -> dict[str, Any]:
         )
     doc["files"] = sorted(files, key=lambda f: f["path"])
     return doc
+
+
+def _kind_summary(a: Analysis, match: Any) -> dict[str, int]:
+    """Count and bytes of the files `match` recognises (kernel modules, firmware)."""
+    files = [inode.size for inode, node in a.inventory.rootfs.inodes().values() if match(node.path)]
+    return {"files": len(files), "bytes": sum(files)}
 
 
 def components_text(doc: dict[str, Any], width: int = 100) -> str:
