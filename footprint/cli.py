@@ -575,8 +575,20 @@ def calibrate(
     plans = []  # refused components are refused before any boot
     if without:
         plans.append(ablate.plan(a, list(without), rdinit))
+    skipped = []
     if ablate_all:
         plans += [ablate.plan(a, [n], rdinit) for n in ablate.removable(a, rdinit, step)]
+        measured = {p.component for p in plans}
+        assert a.attribution is not None
+        skipped = [
+            {
+                "component": n,
+                "static_marginal_mib": round(c.marginal_bytes / (1 << 20), 1),
+                "reason": ablate.refusal(a, n, rdinit) or "smaller than the resolution",
+            }
+            for n, c in a.attribution.components.items()
+            if n not in measured
+        ]
     c = calibrate_one(image, res.static_estimate_bytes)
     at = c.bisection.at_minimum
     doc = render.calibration_dict(c, render.boot_dict(at) if at is not None else None)
@@ -625,6 +637,8 @@ def calibrate(
                 )
                 rows.append(render.ablation_row(p, c, abl, copy.codec))
         doc["ablations"] = rows
+    if skipped:
+        doc["ablations_skipped"] = skipped
     _emit_json(doc) if as_json else _emit(render.calibration_text(doc))
     if c.bisection.minimum_bytes is None:
         raise click.exceptions.Exit(1)

@@ -77,12 +77,12 @@ def bisect(
 
     low, high = align(low), max(align(high), align(low) + resolution)
     best = trial(high)
+    low_known_to_fail = False
     while not best.succeeded:  # the upper bound must succeed: widen it upwards
         if high >= max_high:
             return result
-        low, high = high, min(high * 2, max_high)
+        low, high, low_known_to_fail = high, min(high * 2, max_high), True
         best = trial(high)
-    low_known_to_fail = False
     while True:
         while high - low > resolution:
             mid = align((low + high) // 2)

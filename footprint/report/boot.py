@@ -199,6 +199,15 @@ def calibration_text(doc: dict[str, Any]) -> str:
             lines.append(f"recommended        {k['recommended_crashkernel']}")
         else:
             lines.append("kexec minimum      none found in the range")
+    if doc.get("ablations_skipped"):
+        lines.append("")
+        lines.append(
+            "not ablated: "
+            + "; ".join(
+                f"{r['component']} ({r['static_marginal_mib']} MiB: {r['reason']})"
+                for r in doc["ablations_skipped"]
+            )
+        )
     if doc.get("ablations"):
         lines.append("")
         lines.append(
