@@ -25,6 +25,7 @@ Exit codes:
   3  bad or unsupported image
   4  this machine cannot do what was asked (not root, no cgroup, no qemu, no kernel)
   70 internal error (a bug in footprint: please report it)
+  130/143 interrupted (SIGINT) / terminated (SIGTERM)
 """
 
 
