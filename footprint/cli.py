@@ -535,7 +535,7 @@ def calibrate(
     import tempfile
 
     from footprint.analyze import analyze
-    from footprint.image.repack import repack
+    from footprint.image.repack import main_codec, repack
     from footprint.measure import ablate
     from footprint.measure.calibrate import calibrate as run_calibration
     from footprint.measure.qemu import boot as run
@@ -573,6 +573,7 @@ def calibrate(
             )
         )
 
+    codec = main_codec(a.inventory)  # the copies are written with the image's own codec
     plans = []  # refused components are refused before any boot
     if without:
         plans.append(ablate.plan(a, list(without), rdinit))
@@ -632,7 +633,7 @@ def calibrate(
         rows = []
         with tempfile.TemporaryDirectory(prefix="footprint-ablate-") as tmp:
             for i, p in enumerate(plans):
-                copy = repack(image, f"{tmp}/ablated-{i}.img", set(p.paths))
+                copy = repack(image, f"{tmp}/ablated-{i}.img", set(p.paths), codec)
                 abl = calibrate_one(
                     copy.path, c.bisection.minimum_bytes - p.static_marginal_unpack_bytes
                 )
