@@ -17,6 +17,8 @@ import time
 from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.measure.qemu import (
+    _KILLED,
+    OOM,
     PANIC,
     SUCCESS,
     TIMEOUT,
@@ -24,6 +26,7 @@ from footprint.measure.qemu import (
     _qemu_cmd,
     _read,
     _running,
+    _wait_for,
     capture_cmdline,
     choose_accel,
     classify,
@@ -193,7 +196,12 @@ def kdump_boot(
                 )
                 if outcome is None and now - start > timeout:
                     outcome = (TIMEOUT, f"no outcome in {timeout:g} s")
+            if outcome[0] == OOM:
+                _wait_for(
+                    lambda: "Killed process" in _read(console_log).split(CRASH)[-1], proc, 3.0
+                )
         console, probe = _read(console_log), _read(probe_log)
+        killed = [(int(p), n) for p, n in _KILLED.findall(console.split(CRASH)[-1])]
         result = BootResult(
             image,
             kernel,
@@ -203,7 +211,7 @@ def kdump_boot(
             outcome[1],
             time.monotonic() - start,
             parse_probe(probe),
-            [],
+            killed,
             console,
         )
         if outcome[0] == SUCCESS and "vmcore" not in probe:

@@ -20,6 +20,7 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from footprint.errors import EnvironmentUnavailable
@@ -287,6 +288,13 @@ def _running(cmd: list[str]):  # type: ignore[no-untyped-def]
             proc.stderr.close()
 
 
+def _wait_for(done: Callable[[], bool], proc: subprocess.Popen[bytes], seconds: float) -> None:
+    """Poll `done` for a little longer while QEMU still runs (a line the kernel is writing)."""
+    deadline = time.monotonic() + seconds
+    while not done() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _read(path: str) -> str:
     try:
         with open(path, errors="replace") as f:
@@ -364,6 +372,8 @@ def boot(
                 )
                 if outcome is None and now - start > timeout:
                     outcome = (TIMEOUT, f"no outcome in {timeout:g} s")
+            if outcome[0] == OOM:
+                _wait_for(lambda: _KILLED.search(_read(console_log)) is not None, proc, 3.0)
             if outcome[0] == SUCCESS and proc.poll() is None:
                 # One more probe sample, taken after the marker, before QEMU is stopped.
                 ends = _read(probe_log).count("@@ end")

@@ -403,6 +403,10 @@ def _run(
     peak = cg.peak()
     oom_kills = cg.oom_kills()
     killed = kmsg.killed()
+    deadline = time.monotonic() + 1.0
+    while oom_kills and not killed and time.monotonic() < deadline:  # the line may trail
+        time.sleep(0.05)
+        killed = kmsg.killed()
     if oom_kills and outcome not in (OOM, UNPACK_FAILED):
         outcome, detail = OOM, f"{outcome} after an OOM kill"
     cg.kill_all()
