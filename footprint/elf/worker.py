@@ -132,6 +132,7 @@ class ElfWorker:
             leftover = [item for batch in self._in_flight for item in batch]
             self._in_flight.clear()
         if leftover:
+            self._threads[0].join(1.0)  # let the sender see the sentinel before the pipe closes
             self._child.stop()
             self._parse_alone(leftover)
         return self._facts
@@ -169,7 +170,8 @@ class ElfWorker:
             if not broken:
                 try:
                     conn.send_bytes(pickle.dumps(batch))
-                except OSError:  # the child is gone: results() redoes its batches
+                except (OSError, ValueError, TypeError):  # the child or the pipe is gone:
+                    # results() redoes what was not answered
                     broken = True
             if batch is None:
                 return
