@@ -106,18 +106,8 @@ compress() {
 	esac > "$3"
 }
 
-decompress() {
-	case $1 in
-	none)  cat ;;
-	gzip)  gzip -d -c ;;
-	bzip2) bzip2 -d -c ;;
-	lzma)  xz --format=lzma -d -c ;;
-	xz)    xz -d -c ;;
-	zstd)  zstd -q -d -c ;;
-	lz4)   lz4 -d -q -c ;;
-	lzo)   lzop -d -c ;;
-	esac
-}
+# decompress CODEC: stdin to stdout with the codec's own tool (codecs.sh)
+. "$HERE/codecs.sh"
 
 # ---------------------------------------------------------------------------
 # Image assembly and facts

@@ -35,18 +35,8 @@ FAILS=0 PASSES=0
 ok()   { PASSES=$((PASSES + 1)); echo "ok   $*"; }
 fail() { FAILS=$((FAILS + 1)); echo "FAIL $*"; }
 
-decompress() {
-	case $1 in
-	none)  cat ;;
-	gzip)  gzip -d -c ;;
-	bzip2) bzip2 -d -c ;;
-	lzma)  xz --format=lzma -d -c ;;
-	xz)    xz -d -c ;;
-	zstd)  zstd -q -d -c ;;
-	lz4)   lz4 -d -q -c ;;
-	lzo)   lzop -d -c ;;
-	esac
-}
+# decompress CODEC: stdin to stdout with the codec's own tool (codecs.sh)
+. "$HERE/codecs.sh"
 
 images=$(jq -r '.images | keys_unsorted[]' "$EXP")
 
