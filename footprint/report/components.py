@@ -175,7 +175,7 @@ def components_text(doc: dict[str, Any], width: int = 100) -> str:
         "+compressed",
         "tmpfs floor",
     ):
-        table.add_column(col, justify="left" if col == "component" else "right", no_wrap=True)
+        table.add_column(col, justify="left" if col == "component" else "right", no_wrap=col == "component")
     for c in doc["components"]:
         table.add_row(
             c["name"],
