@@ -169,13 +169,14 @@ def components_text(doc: dict[str, Any], width: int = 100) -> str:
         "component",
         "files",
         "own+excl",
-        "shared libs",
-        "proportional",
+        "shared",
+        "proport.",
         "marginal",
-        "+compressed",
-        "tmpfs floor",
+        "+compr.",
+        "tmpfs",
     ):
-        table.add_column(col, justify="left" if col == "component" else "right", no_wrap=col == "component")
+        name = col == "component"
+        table.add_column(col, justify="left" if name else "right", no_wrap=name)
     for c in doc["components"]:
         table.add_row(
             c["name"],
@@ -190,10 +191,12 @@ def components_text(doc: dict[str, Any], width: int = 100) -> str:
     console.print(table)
     console.print()
     console.print(
-        "proportional = own files + libraries only it loads + an equal share of each "
-        "library it shares (they add up to the total); marginal = what removing it "
-        "would save; +compressed = its share of the compressed image held during "
-        f"unpack ({t['compressed_share_method']}); tmpfs floor = 2 x proportional."
+        "own+excl = own files and the libraries only it loads; shared = the shared "
+        "libraries it loads, whole; proport. = own+excl plus an equal share of each shared "
+        "library (these add up to the total); marginal = what removing it would save; "
+        "+compr. = its share of the compressed image held during unpack "
+        f"({t['compressed_share_method']}); tmpfs = the RAM floor with a tmpfs rootfs "
+        "(2 x proport.)."
     )
     if doc["shared_libraries"]:
         console.print()
