@@ -7,6 +7,7 @@ data as it streams past, so the image is decompressed once.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -63,7 +64,10 @@ def scan(
 
 
 def _scan(path: str, f: BinaryIO, visit: Visitor | None, rootfs: Rootfs | None) -> Inventory:
-    file_bytes = os.fstat(f.fileno()).st_size
+    st = os.fstat(f.fileno())
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{path} is not a regular file: save the image to a file first")
+    file_bytes = st.st_size
     if file_bytes == 0:
         raise BadImage(f"{path} is empty")
     uki = locate(path) if f.read(2) == PE_MAGIC else None

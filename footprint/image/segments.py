@@ -74,7 +74,12 @@ class ImageReader:
                 raise UnsupportedCodec(f"{codec.name} member found but {e}", offset) from None
             seg = Segment(len(self.segments), offset, offset, codec.name, 0, 0, 0)
             self.segments.append(seg)
-            yield from self._compressed(member, seg)
+            try:
+                yield from self._compressed(member, seg)
+            finally:
+                close = getattr(member, "close", None)
+                if close is not None:  # a decompressing thread, when the reader stops early
+                    close()
             end = getattr(member, "end_offset", None)
             seg.end = src.offset if end is None else end
             seg.uncompressed_bytes = member.offset

@@ -6,7 +6,11 @@ so the reader never holds a whole stream or a whole file it does not need.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import queue
+import stat
+import threading
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from footprint.errors import BadImage
@@ -152,7 +156,7 @@ class FileSource(Source):
         self._f = f
         self._f.seek(start)
         self._left = length
-        self._base = start
+        self._base = self._base_start = start
 
     def _fill(self) -> bytes:
         size = READ_CHUNK if self._left is None else min(READ_CHUNK, self._left)
@@ -177,6 +181,101 @@ class FileSource(Source):
         if n > self._pos:
             raise AssertionError("give_back beyond the current chunk")
         self._pos -= n
+
+    @property
+    def whole_file(self) -> bool:
+        """Whether this is the plain image file (stream offsets are file offsets), with a
+        descriptor that another thread can pread from."""
+        if type(self) is not FileSource or self._left is not None or self._base_start:
+            return False
+        try:
+            return stat.S_ISREG(os.fstat(self._f.fileno()).st_mode)  # not a pipe
+        except (OSError, AttributeError, ValueError):  # BytesIO and the like
+            return False
+
+    @property
+    def size(self) -> int:
+        return os.fstat(self._f.fileno()).st_size
+
+    def pread(self, n: int, offset: int) -> bytes:
+        """n bytes at `offset` of the file (fewer at its end), leaving this source as it is."""
+        return os.pread(self._f.fileno(), n, offset)
+
+    def range(self, offset: int, size: int) -> FileRange:
+        """Bytes [offset, offset+size) as a file-like object that reads with pread, so that
+        another thread can read them while this source moves on."""
+        return FileRange(self._f.fileno(), offset, size)
+
+    def seek(self, offset: int) -> None:
+        """Continue reading at `offset` of the file (after a member read through range())."""
+        self._f.seek(offset)
+        self._buf, self._pos, self._base, self._eof = b"", 0, offset, False
+
+
+class FileRange:
+    """A byte range of an open file, read with pread: a file-like source for a library."""
+
+    def __init__(self, fd: int, offset: int, size: int) -> None:
+        self._fd, self._pos, self._end = fd, offset, offset + size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._end - self._pos if n < 0 else min(n, self._end - self._pos)
+        data = os.pread(self._fd, n, self._pos) if n > 0 else b""
+        self._pos += len(data)
+        return data
+
+
+class AheadSource(Source):
+    """A stream produced by a background thread, up to `depth` chunks ahead of its reader.
+
+    For a decompressor that releases the GIL while it works (zstandard): it then runs on
+    another core while this thread parses what it has already produced. `produce` returns
+    the next chunk, empty at the end; whatever it raises is raised here, by _fill().
+    close() stops the thread; a reader that stops early must call it.
+    """
+
+    def __init__(
+        self, produce: Callable[[], bytes], end_offset: int | None = None, depth: int = 4
+    ) -> None:
+        super().__init__()
+        self.end_offset = end_offset  # where the member ends in the image, when known
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(produce,), name="footprint-decompress", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, produce: Callable[[], bytes]) -> None:
+        try:
+            while True:
+                chunk = produce()
+                if not self._put(chunk) or not chunk:
+                    return
+        except BaseException as e:  # handed to the reader, which raises it
+            self._put(e)
+
+    def _put(self, item: bytes | BaseException) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fill(self) -> bytes:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self.close()
+            raise item
+        if not item:
+            self._thread.join()
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class MultiRangeSource(FileSource):
