@@ -1,3 +1,3 @@
-from footprint.cli import main
+from footprint.early import main
 
 main()

@@ -12,10 +12,11 @@ import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import Any
 
 from footprint.errors import BadImage, UnsupportedCodec
-from footprint.image.stream import READ_CHUNK, AheadSource, FileSource, Source
+from footprint.image.ahead import ZSTD_WINDOW_LOG_MAX
+from footprint.image.stream import FileSource, Source
 
 FEED = 1 << 16  # compressed bytes handed to a decompressor at a time: bounds each output
 MAX_OUT = 1 << 20  # decompressed bytes asked for at a time where the library can bound it
@@ -100,102 +101,31 @@ def _open_xz(src: FileSource, offset: int) -> Source:
     return StreamSource("xz", src, offset, dec)
 
 
-def _zstd_module() -> Any:
-    # compression.zstd (Python 3.14) or its backport: bounded output (max_length), and it
-    # can measure a frame (get_frame_size) without decompressing it.
+def _open_zstd(src: FileSource, offset: int) -> Source:
+    if src.whole_file:  # decompressed on a second core (footprint.image.ahead)
+        from footprint.image import ahead
+
+        member = ahead.claim(src.fileno, offset) or ahead.zstd_member(src.fileno, offset, src.size)
+        if member is not None:
+            src.seek(member.end_offset)
+            return member
+    # compression.zstd (Python 3.14) or its backport: bounded output (max_length); this path
+    # reads pipes and UKI sections, and reports what the ahead path would not vouch for.
     try:
         from compression import zstd  # type: ignore[import-not-found]
     except ImportError:
-        from backports import zstd
-    return zstd
-
-
-# The kernel accepts windows up to 128 MiB (lib/decompress_unzstd.c).
-ZSTD_WINDOW_LOG_MAX = 27
-
-
-def _open_zstd(src: FileSource, offset: int) -> Source:
-    try:
-        zstd = _zstd_module()
-    except ImportError:
-        raise UnsupportedCodec(
-            "zstd member found but neither compression.zstd nor backports.zstd is "
-            "available — pip install backports.zstd",
-            offset,
-        ) from None
-    ahead = _zstd_ahead(zstd, src, offset)
-    if ahead is not None:
-        return ahead
+        try:
+            from backports import zstd
+        except ImportError:
+            raise UnsupportedCodec(
+                "zstd member found but neither compression.zstd nor backports.zstd is "
+                "available — pip install backports.zstd",
+                offset,
+            ) from None
     dec = zstd.ZstdDecompressor(
         options={zstd.DecompressionParameter.window_log_max: ZSTD_WINDOW_LOG_MAX}
     )
     return StreamSource("zstd", src, offset, dec)
-
-
-def zstd_frame_size(pread: Callable[[int, int], bytes], offset: int, limit: int) -> int | None:
-    """The length of the zstd frame at `offset`, from its header and block headers alone
-    (RFC 8878, 3.1.1), or None if they do not add up to a frame that ends by `limit`.
-
-    The libraries measure a frame (get_frame_size, ZSTD_findFrameCompressedSize) only in
-    memory: mapping the member for them would make every page of it resident (the kernel's
-    fault-around maps 64 KiB per touch and blocks are closer than that); this reads the
-    3-byte block headers, ~1 per 30 KiB, with pread.
-    """
-    head = pread(14, offset)  # magic, descriptor, window, dictionary id, content size
-    if len(head) < 5 or head[:4] != b"\x28\xb5\x2f\xfd":
-        return None
-    fhd = head[4]
-    single_segment, checksum = fhd >> 5 & 1, fhd >> 2 & 1
-    if fhd & 0x08:  # reserved bit
-        return None
-    fcs = (single_segment, 2, 4, 8)[fhd >> 6]
-    pos = offset + 5 + (not single_segment) + (0, 1, 2, 4)[fhd & 3] + fcs
-    while True:
-        block = pread(3, pos)
-        if len(block) < 3:
-            return None
-        h = int.from_bytes(block, "little")
-        kind, size = h >> 1 & 3, h >> 3
-        if kind == 3 or size > 128 << 10:  # reserved type; over Block_Maximum_Size
-            return None
-        pos += 3 + (1 if kind == 1 else size)
-        if h & 1:  # last block
-            break
-    pos += 4 * checksum
-    return pos - offset if pos <= limit else None
-
-
-def _zstd_ahead(zstd: Any, src: FileSource, offset: int) -> Source | None:
-    """The member decompressed on another core, when the image is a mappable file.
-
-    zstandard releases the GIL while it decompresses, so a thread can run the codec while
-    this one parses; the frame's extent comes from its block headers (get_frame_size), so
-    the next member's offset is known before a byte is decompressed. Anything unusual (no
-    zstandard, a pipe, a frame whose headers do not add up) takes the plain path, which
-    reports it as it always has.
-    """
-    if not src.whole_file:
-        return None
-    try:
-        import zstandard
-    except ImportError:
-        return None
-    size = zstd_frame_size(src.pread, offset, src.size)
-    if size is None:
-        return None
-    # FileRange has the one method stream_reader calls on a file: read(n).
-    source = cast(IO[bytes], src.range(offset, size))
-    dctx = zstandard.ZstdDecompressor(max_window_size=1 << ZSTD_WINDOW_LOG_MAX)
-    reader = dctx.stream_reader(source, read_size=READ_CHUNK)
-
-    def produce() -> bytes:
-        try:
-            return bytes(reader.read(MAX_OUT))
-        except zstandard.ZstdError as e:
-            raise BadImage(f"corrupt zstd data: {e}", offset) from None
-
-    src.seek(offset + size)
-    return AheadSource(produce, end_offset=offset + size)
 
 
 class Lz4LegacySource(Source):

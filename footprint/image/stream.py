@@ -197,17 +197,12 @@ class FileSource(Source):
     def size(self) -> int:
         return os.fstat(self._f.fileno()).st_size
 
-    def pread(self, n: int, offset: int) -> bytes:
-        """n bytes at `offset` of the file (fewer at its end), leaving this source as it is."""
-        return os.pread(self._f.fileno(), n, offset)
-
-    def range(self, offset: int, size: int) -> FileRange:
-        """Bytes [offset, offset+size) as a file-like object that reads with pread, so that
-        another thread can read them while this source moves on."""
-        return FileRange(self._f.fileno(), offset, size)
+    @property
+    def fileno(self) -> int:
+        return self._f.fileno()
 
     def seek(self, offset: int) -> None:
-        """Continue reading at `offset` of the file (after a member read through range())."""
+        """Continue reading at `offset` of the file (after a member read another way)."""
         self._f.seek(offset)
         self._buf, self._pos, self._base, self._eof = b"", 0, offset, False
 
@@ -234,16 +229,15 @@ class AheadSource(Source):
     close() stops the thread; a reader that stops early must call it.
     """
 
-    def __init__(
-        self, produce: Callable[[], bytes], end_offset: int | None = None, depth: int = 4
-    ) -> None:
+    def __init__(self, produce: Callable[[], bytes], end_offset: int, depth: int = 4) -> None:
         super().__init__()
-        self.end_offset = end_offset  # where the member ends in the image, when known
+        self.end_offset = end_offset  # where the member ends in the image
         self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(produce,), name="footprint-decompress", daemon=True
         )
+        self._closers: list[Callable[[], None]] = []
         self._thread.start()
 
     def _run(self, produce: Callable[[], bytes]) -> None:
@@ -273,9 +267,14 @@ class AheadSource(Source):
             self._thread.join()
         return item
 
+    def on_close(self, closer: Callable[[], None]) -> None:
+        self._closers.append(closer)
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
+        while self._closers:
+            self._closers.pop()()
 
 
 class MultiRangeSource(FileSource):

@@ -100,6 +100,12 @@ def human(n: int) -> str:
     raise AssertionError
 
 
+def load_text_renderer() -> None:
+    """Import what as_text() needs (rich: ~35 ms), e.g. while the image is still being read."""
+    import rich.console  # noqa: F401
+    import rich.table  # noqa: F401
+
+
 def as_text(
     inv: Inventory,
     summary: Summary,
