@@ -6,19 +6,36 @@ error when the guess was wrong, and no early work for any other command.
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 from click.testing import CliRunner
 from conftest import EXPECTED, SAMPLES
 
 from footprint import early
 from footprint.cli import cli
+from footprint.errors import BadImage
+from footprint.image import forked
+from footprint.image.cpio import newc_entry, newc_trailer
+from footprint.image.reader import scan
+from footprint.image.segments import ImageReader
 
-ZSTD = SAMPLES / "busybox-early-zstd.img"
+try:
+    from compression import zstd  # type: ignore[import-not-found]
+except ImportError:
+    from backports import zstd
+
+ZSTD = SAMPLES / "busybox-early-zstd.img"  # an early plain cpio, then zstd
+ZSTD_AT_0 = SAMPLES / "small-zstd.img"  # the member the child decompresses starts at 0
 GZIP = SAMPLES / "busybox-gzip.img"
 
 
@@ -85,3 +102,142 @@ def test_only_inspect_starts_early() -> None:
     for argv in (["measure", str(ZSTD)], ["components", str(ZSTD)], ["inspect"], []):
         early.start(argv)
         assert early.claim(str(ZSTD)) is None
+
+
+# -- the child that decompresses the first zstd member (footprint.image.forked) -------------
+
+
+def _children() -> list[psutil.Process]:
+    """This process's children, zombies included: a child not reaped counts."""
+    return psutil.Process().children()
+
+
+def _prestarted(path: Path) -> tuple[forked.ForkedZstd, int]:
+    forked.prestart(str(path))
+    ((member),) = forked._started.values()
+    return member, len(_children())
+
+
+@pytest.fixture
+def no_threads():
+    """prestart() forks only from a process with one thread: let earlier tests' finish."""
+    for t in threading.enumerate():
+        if t is not threading.main_thread():
+            t.join(timeout=5)
+    if threading.active_count() > 1:
+        pytest.skip("a thread of another test is still running: prestart would not fork")
+    forked._started.clear()
+    yield
+    for member in forked._started.values():
+        member.close()
+    forked._started.clear()
+
+
+def test_the_child_reads_what_the_plain_path_reads(no_threads) -> None:
+    member, children = _prestarted(ZSTD_AT_0)
+    assert children == 1
+    with open(ZSTD_AT_0, "rb") as f:
+        reader = ImageReader(f)
+        names = [entry.name for entry, _ in reader.entries()]
+    assert not forked._started, "the reader claimed the prestarted member"
+    assert _children() == []  # reaped
+    with io.BytesIO(ZSTD_AT_0.read_bytes()) as f:  # no file descriptor: the plain path
+        plain = ImageReader(f)
+        assert names == [entry.name for entry, _ in plain.entries()]
+    assert [(s.end, s.uncompressed_bytes) for s in reader.segments] == [
+        (s.end, s.uncompressed_bytes) for s in plain.segments
+    ]
+
+
+def test_the_child_reports_corrupt_data_and_is_reaped(no_threads, tmp_path: Path) -> None:
+    body = newc_entry("a", 0o100644, os.urandom(3 << 20)) + newc_trailer()
+    image = bytearray(zstd.compress(body, options={zstd.CompressionParameter.checksum_flag: 1}))
+    image[len(image) // 2] ^= 0x5A  # inside a raw block: only the checksum can tell
+    path = tmp_path / "corrupt.img"
+    path.write_bytes(image)
+    _prestarted(path)
+    with pytest.raises(BadImage, match="corrupt zstd data"):
+        scan(str(path))
+    assert _children() == []
+
+
+def test_a_frame_that_does_not_add_up_goes_the_plain_way(no_threads, tmp_path: Path) -> None:
+    path = tmp_path / "cut.img"
+    path.write_bytes(ZSTD_AT_0.read_bytes()[:-9])
+    _prestarted(path)
+    with pytest.raises(BadImage, match="truncated"):
+        scan(str(path))
+    assert _children() == []
+
+
+def test_a_reader_that_stops_early_stops_the_child(no_threads) -> None:
+    _prestarted(ZSTD_AT_0)
+    with open(ZSTD_AT_0, "rb") as f:
+        entries = ImageReader(f).entries()
+        next(entries)
+        entries.close()
+    assert _children() == []
+
+
+def test_no_fork_once_a_thread_runs(no_threads) -> None:
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        forked.prestart(str(ZSTD_AT_0))
+        assert not forked._started and _children() == []
+    finally:
+        stop.set()
+        t.join()
+
+
+def _helpers_of(image: Path) -> list[psutil.Process]:
+    """footprint processes still running on `image` (a child outliving its parent)."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if "footprint" in cmd and str(image) in cmd and p.pid != os.getpid():
+            found.append(p)
+    return found
+
+
+def _wait_gone(image: Path) -> list[psutil.Process]:
+    deadline = time.monotonic() + 5
+    while (left := _helpers_of(image)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def test_an_unclaimed_child_exits_with_its_parent(tmp_path: Path) -> None:
+    image = tmp_path / "guess.img"  # the wrong guess: --sort's value is a zstd image
+    image.write_bytes(ZSTD_AT_0.read_bytes())
+    r = subprocess.run(
+        [sys.executable, "-m", "footprint", "inspect", "--sort", str(image), "missing.img"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2
+    assert _wait_gone(image) == []
+
+
+def test_ctrl_c_leaves_no_child(tmp_path: Path) -> None:
+    # Large enough that decompression is still running when SIGINT comes.
+    image = tmp_path / "big.img"
+    body = newc_entry("big", 0o100644, os.urandom(1 << 20) * 400) + newc_trailer()
+    image.write_bytes(zstd.compress(body, level=1))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "footprint", "inspect", str(image)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 5
+    while len(_helpers_of(image)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert _wait_gone(image) == []

@@ -5,16 +5,13 @@ reader parses what it produced: the scan then costs about what decompression alo
 The thread needs to know where the member ends before it starts (the next member begins
 there); zstd_frame_size() reads that from the frame's block headers.
 
-`footprint inspect` starts the member at offset 0 as soon as the process starts (prestart,
-from footprint.early), before click and rich are even imported; the reader claims it when
-it reaches that member of that file.
+For `footprint inspect`, footprint.image.forked goes further: a child process started
+before click and rich are imported.
 """
 
 from __future__ import annotations
 
 import os
-import stat
-import threading
 from collections.abc import Callable
 
 from footprint.errors import BadImage
@@ -25,8 +22,6 @@ ZSTD_WINDOW_LOG_MAX = 27
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CHUNK = 4 << 20  # decompressed bytes per hand-over: few GIL round trips, ~2 chunks in flight
 DEPTH = 2
-
-FileKey = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
 
 
 def zstd_frame_size(pread: Callable[[int, int], bytes], offset: int, limit: int) -> int | None:
@@ -88,43 +83,3 @@ def zstd_member(fd: int, offset: int, file_size: int) -> AheadSource | None:
             raise BadImage(f"corrupt zstd data: {e}", offset) from None
 
     return AheadSource(produce, end_offset=offset + size, depth=DEPTH)
-
-
-def file_key(st: os.stat_result) -> FileKey:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-_lock = threading.Lock()
-_started: dict[tuple[FileKey, int], tuple[AheadSource, int]] = {}  # -> (member, its fd)
-
-
-def prestart(path: str) -> None:
-    """Start decompressing the image at `path` if it begins with a zstd member."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISREG(st.st_mode) and os.pread(fd, 4, 0) == ZSTD_MAGIC:
-            member = zstd_member(fd, 0, st.st_size)
-            if member is not None:
-                with _lock:
-                    _started[(file_key(st), 0)] = (member, fd)
-                return
-    except OSError:
-        pass
-    os.close(fd)
-
-
-def claim(fd: int, offset: int) -> AheadSource | None:
-    """The member prestarted at `offset` of the file open as `fd`, if there is one."""
-    with _lock:
-        if not _started:
-            return None
-        found = _started.pop((file_key(os.fstat(fd)), offset), None)
-    if found is None:
-        return None
-    member, own_fd = found
-    member.on_close(lambda: os.close(own_fd))
-    return member

@@ -102,10 +102,10 @@ def _open_xz(src: FileSource, offset: int) -> Source:
 
 
 def _open_zstd(src: FileSource, offset: int) -> Source:
-    if src.whole_file:  # decompressed on a second core (footprint.image.ahead)
-        from footprint.image import ahead
+    if src.whole_file:  # decompressed on the other core: by a child that `inspect` started
+        from footprint.image import ahead, forked  # early, or by a thread
 
-        member = ahead.claim(src.fileno, offset) or ahead.zstd_member(src.fileno, offset, src.size)
+        member = forked.claim(src.fileno, offset) or ahead.zstd_member(src.fileno, offset, src.size)
         if member is not None:
             src.seek(member.end_offset)
             return member

@@ -277,6 +277,21 @@ class AheadSource(Source):
             self._closers.pop()()
 
 
+class PulledSource(Source):
+    """A stream whose chunks come from `pull` (empty at the end), each valid until the next
+    pull: a helper process's shared ring (footprint.image.forked)."""
+
+    def __init__(
+        self, pull: Callable[[], bytes | memoryview], end_offset: int, close: Callable[[], None]
+    ) -> None:
+        super().__init__()
+        self.end_offset = end_offset
+        self._pull, self.close = pull, close
+
+    def _fill(self) -> bytes | memoryview:
+        return self._pull()
+
+
 class MultiRangeSource(FileSource):
     """Several byte ranges of one file read as one stream (a UKI's .ucode then .initrd)."""
 
