@@ -22,6 +22,7 @@ from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.image.reader import scan
 from footprint.image.segments import ImageReader
 from footprint.image.summary import summarize
+from footprint.image.zstdframe import zstd_frame_size
 
 try:
     from compression import zstd  # type: ignore[import-not-found]
@@ -52,19 +53,19 @@ def test_frame_size_agrees_with_the_library(path: Path) -> None:
     offsets = _zstd_offsets(data)
     assert offsets
     for offset in offsets:
-        size = ahead.zstd_frame_size(_pread(data), offset, len(data))
+        size = zstd_frame_size(_pread(data), offset, len(data))
         assert size == zstd.get_frame_size(memoryview(data)[offset:])
 
 
 def test_frame_size_refuses_what_does_not_add_up() -> None:
     data = (SAMPLES / "small-zstd.img").read_bytes()
     (offset,) = _zstd_offsets(data)
-    size = ahead.zstd_frame_size(_pread(data), offset, len(data))
+    size = zstd_frame_size(_pread(data), offset, len(data))
     assert size is not None
     for cut in range(offset, offset + size, max(1, size // 200)):
-        assert ahead.zstd_frame_size(_pread(data[:cut]), offset, cut) is None
-    assert ahead.zstd_frame_size(_pread(b"\x28\xb5\x2f\xfd\x08"), 0, 5) is None  # reserved bit
-    assert ahead.zstd_frame_size(_pread(b"\x1f\x8b" + bytes(20)), 0, 22) is None
+        assert zstd_frame_size(_pread(data[:cut]), offset, cut) is None
+    assert zstd_frame_size(_pread(b"\x28\xb5\x2f\xfd\x08"), 0, 5) is None  # reserved bit
+    assert zstd_frame_size(_pread(b"\x1f\x8b" + bytes(20)), 0, 22) is None
 
 
 def _ahead_used(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -124,7 +125,7 @@ def test_errors_inside_the_member_stop_the_thread() -> None:
     good = zstd.compress(body, options={zstd.CompressionParameter.checksum_flag: 1})
     corrupt = bytearray(good)
     corrupt[len(good) // 2] ^= 0x5A  # inside a raw block: only the checksum can tell
-    assert ahead.zstd_frame_size(_pread(bytes(corrupt)), 0, len(good)) == len(good)
+    assert zstd_frame_size(_pread(bytes(corrupt)), 0, len(good)) == len(good)
     with pytest.raises(BadImage, match="zstd"):
         scan_bytes(bytes(corrupt))
     assert _threads() <= before

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from footprint.errors import BadImage, UnsupportedCodec
-from footprint.image.ahead import ZSTD_WINDOW_LOG_MAX
 from footprint.image.stream import FileSource, Source
+from footprint.image.zstdframe import ZSTD_WINDOW_LOG_MAX
 
 FEED = 1 << 16  # compressed bytes handed to a decompressor at a time: bounds each output
 MAX_OUT = 1 << 20  # decompressed bytes asked for at a time where the library can bound it

@@ -12,9 +12,9 @@ The protocol on `ready`, child to parent, int64 little-endian:
          takes the member the usual way, which reports what is wrong);
   then   n > 0: slot i % SLOTS holds n bytes; 0: the end; -n: an error message of n bytes
          follows (corrupt data).
-On `free`, parent to child, one byte per slot handed back. The child ignores SIGINT (the
-parent handles it), and exits when either pipe closes: a parent that dies or stops early
-never leaves it behind.
+On `free`, parent to child, one byte per slot handed back. The child exits when either pipe
+closes, or on Ctrl-C (which reaches the whole process group): a parent that dies or stops
+early never leaves it behind.
 """
 
 from __future__ import annotations
@@ -123,20 +123,15 @@ class ForkedZstd:
 def _child(fd: int, offset: int, file_size: int, ring: mmap.mmap, ready: int, free: int) -> None:
     """Decompress into the ring until done or the parent goes away; never returns."""
     code = 0
-    try:
-        import signal
-
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # Ctrl-C reaches this process too: KeyboardInterrupt, then a silent exit below
         import zstandard
 
-        from footprint.image.ahead import ZSTD_WINDOW_LOG_MAX, zstd_frame_size
-        from footprint.image.stream import FileRange
+        from footprint.image.zstdframe import frame_reader, zstd_frame_size
 
         size = zstd_frame_size(lambda n, at: os.pread(fd, n, at), offset, file_size)
         os.write(ready, _INT.pack(size or 0))
         if size:
-            dctx = zstandard.ZstdDecompressor(max_window_size=1 << ZSTD_WINDOW_LOG_MAX)
-            reader = dctx.stream_reader(FileRange(fd, offset, size), read_size=SLOT)  # type: ignore[arg-type]
+            reader = frame_reader(fd, offset, size, read_size=SLOT)
             view, slot = memoryview(ring), 0
             while os.read(free, 1):  # empty: the parent closed its end
                 start = (slot % SLOTS) * SLOT
@@ -152,14 +147,13 @@ def _child(fd: int, offset: int, file_size: int, ring: mmap.mmap, ready: int, fr
                 if n == 0:
                     break
                 slot += 1
-    except BaseException:  # a closed pipe, a signal: nothing to report to anyone
+    except BaseException:  # a closed pipe, Ctrl-C: nothing to report to anyone
         code = 1
     finally:
         os._exit(code)
 
 
 FileKey = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 _started: dict[tuple[FileKey, int], ForkedZstd] = {}  # filled before any thread runs
 
@@ -182,6 +176,8 @@ def prestart(path: str) -> None:
         return
     try:
         st = os.fstat(fd)
+        from footprint.image.zstdframe import ZSTD_MAGIC
+
         if stat.S_ISREG(st.st_mode) and os.pread(fd, 4, 0) == ZSTD_MAGIC:
             _started[(file_key(st), 0)] = ForkedZstd(fd, 0, st.st_size)
     except OSError:

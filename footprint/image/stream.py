@@ -207,19 +207,6 @@ class FileSource(Source):
         self._buf, self._pos, self._base, self._eof = b"", 0, offset, False
 
 
-class FileRange:
-    """A byte range of an open file, read with pread: a file-like source for a library."""
-
-    def __init__(self, fd: int, offset: int, size: int) -> None:
-        self._fd, self._pos, self._end = fd, offset, offset + size
-
-    def read(self, n: int = -1) -> bytes:
-        n = self._end - self._pos if n < 0 else min(n, self._end - self._pos)
-        data = os.pread(self._fd, n, self._pos) if n > 0 else b""
-        self._pos += len(data)
-        return data
-
-
 class AheadSource(Source):
     """A stream produced by a background thread, up to `depth` chunks ahead of its reader.
 
