@@ -224,7 +224,6 @@ class AheadSource(Source):
         self._thread = threading.Thread(
             target=self._run, args=(produce,), name="footprint-decompress", daemon=True
         )
-        self._closers: list[Callable[[], None]] = []
         self._thread.start()
 
     def _run(self, produce: Callable[[], bytes]) -> None:
@@ -254,19 +253,15 @@ class AheadSource(Source):
             self._thread.join()
         return item
 
-    def on_close(self, closer: Callable[[], None]) -> None:
-        self._closers.append(closer)
-
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
-        while self._closers:
-            self._closers.pop()()
 
 
 class PulledSource(Source):
-    """A stream whose chunks come from `pull` (empty at the end), each valid until the next
-    pull: a helper process's shared ring (footprint.image.forked)."""
+    """A stream whose chunks come from `pull` (empty at the end): a helper process's shared
+    ring (footprint.image.forked). A chunk's memory is reused once the next one is pulled,
+    so views from chunks() must not outlive the loop that reads them."""
 
     def __init__(
         self, pull: Callable[[], bytes | memoryview], end_offset: int, close: Callable[[], None]
