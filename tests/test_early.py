@@ -23,7 +23,7 @@ from conftest import EXPECTED, SAMPLES
 
 from footprint import early
 from footprint.cli import cli
-from footprint.errors import BadImage
+from footprint.errors import BadImage, EnvironmentUnavailable
 from footprint.image import forked
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.image.reader import scan
@@ -241,3 +241,16 @@ def test_ctrl_c_leaves_no_child(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert _wait_gone(image) == []
+
+
+def test_a_killed_child_is_an_environment_error(no_threads, tmp_path: Path) -> None:
+    path = tmp_path / "big.img"  # more than the ring holds: the child waits for the reader
+    body = newc_entry("big", 0o100644, os.urandom(1 << 20) * (forked.SLOTS + 8)) + newc_trailer()
+    path.write_bytes(zstd.compress(body, level=1))
+    member, _ = _prestarted(path)
+    assert member.frame_size() == path.stat().st_size
+    assert member._pid is not None
+    os.kill(member._pid, signal.SIGKILL)
+    with pytest.raises(EnvironmentUnavailable, match="killed"):
+        scan(str(path))
+    assert _children() == []

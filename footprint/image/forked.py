@@ -44,7 +44,12 @@ class ForkedZstd:
         self._ring = mmap.mmap(-1, SLOT * SLOTS)  # MAP_SHARED: the child writes, we read
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         free_r, free_w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # no process to spare: the reader decompresses the usual way
+            for end in (ready_r, ready_w, free_r, free_w):
+                os.close(end)
+            raise
         if pid == 0:  # pragma: no cover - the child; it never returns
             os.close(ready_r)
             os.close(free_w)
@@ -114,7 +119,11 @@ class ForkedZstd:
         while n > 0:
             part = os.read(self._ready, n)
             if not part:
-                raise RuntimeError("the zstd helper process exited unexpectedly")
+                from footprint.errors import EnvironmentUnavailable
+
+                raise EnvironmentUnavailable(
+                    "the process decompressing the zstd member was killed (out of memory?)"
+                )
             parts.append(part)
             n -= len(part)
         return b"".join(parts)
@@ -188,12 +197,17 @@ def prestart(path: str) -> None:
 
 def claim(fd: int, offset: int) -> PulledSource | None:
     """The member prestarted at `offset` of the file open as `fd`, if there is one."""
+    from footprint.errors import FootprintError
+
     if not _started:
         return None
     member = _started.pop((file_key(os.fstat(fd)), offset), None)  # atomic: one claimant
     if member is None:
         return None
-    size = member.frame_size()
+    try:
+        size = member.frame_size()
+    except FootprintError:  # the child died before it started: read the usual way
+        size = None
     if size is None:
         member.close()
         return None
