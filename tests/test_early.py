@@ -124,8 +124,8 @@ def no_threads():
     for t in threading.enumerate():
         if t is not threading.main_thread():
             t.join(timeout=5)
-    if threading.active_count() > 1:
-        pytest.skip("a thread of another test is still running: prestart would not fork")
+    left = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    assert not left, f"threads left running by earlier tests: {left}"
     forked._started.clear()
     yield
     for member in forked._started.values():
@@ -254,3 +254,26 @@ def test_a_killed_child_is_an_environment_error(no_threads, tmp_path: Path) -> N
     with pytest.raises(EnvironmentUnavailable, match="killed"):
         scan(str(path))
     assert _children() == []
+
+
+def test_the_member_after_an_early_cpio_is_prestarted_too(no_threads) -> None:
+    # Debian with microcode, dracut: a plain cpio first, then the compressed main part.
+    facts = EXPECTED["images"][ZSTD.name]
+    zstd_offset = next(s["offset"] for s in facts["segments"] if s["codec"] == "zstd")
+    assert zstd_offset > 0
+    fd = os.open(ZSTD, os.O_RDONLY)
+    try:
+        assert forked.first_zstd_member(fd) == zstd_offset
+    finally:
+        os.close(fd)
+    _prestarted(ZSTD)
+    inv = scan(str(ZSTD))
+    assert not forked._started, "the reader claimed the prestarted member"
+    assert _children() == []
+    assert inv.entries == facts["entries"]
+
+
+@pytest.mark.parametrize("name", ["busybox-gzip.img", "multi-member.img", "small-none.img"])
+def test_no_child_when_the_first_compressed_member_is_not_zstd(name: str, no_threads) -> None:
+    forked.prestart(str(SAMPLES / name))
+    assert not forked._started and _children() == []

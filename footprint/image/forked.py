@@ -185,14 +185,44 @@ def prestart(path: str) -> None:
         return
     try:
         st = os.fstat(fd)
-        from footprint.image.zstdframe import ZSTD_MAGIC
-
-        if stat.S_ISREG(st.st_mode) and os.pread(fd, 4, 0) == ZSTD_MAGIC:
-            _started[(file_key(st), 0)] = ForkedZstd(fd, 0, st.st_size)
+        offset = first_zstd_member(fd) if stat.S_ISREG(st.st_mode) else None
+        if offset is not None:
+            _started[(file_key(st), offset)] = ForkedZstd(fd, offset, st.st_size)
     except OSError:
         pass
     finally:
         os.close(fd)  # the child has its own
+
+
+def first_zstd_member(fd: int) -> int | None:
+    """Where the image's first zstd member starts, if it is the first compressed one: at 0,
+    or after plain cpio archives (an early microcode cpio) and zero padding.
+
+    Only a guess, from newc headers' name and file sizes: the reader claims the member only
+    if it finds one at this very offset, so anything unexpected here just gives up.
+    """
+    from footprint.image.zstdframe import ZSTD_MAGIC
+
+    pos = 0
+    for _ in range(1 << 16):  # an early cpio has a handful of entries
+        head = os.pread(fd, 110, pos)
+        if head[:4] == ZSTD_MAGIC:
+            return pos
+        if head[:1] == b"\0":  # padding between members
+            zeros = os.pread(fd, 1 << 16, pos)
+            skipped = len(zeros) - len(zeros.lstrip(b"\0"))
+            if not skipped:
+                return None
+            pos += skipped
+            continue
+        if len(head) < 110 or head[:6] not in (b"070701", b"070702"):
+            return None  # another codec, or not an image
+        try:
+            filesize, namesize = int(head[54:62], 16), int(head[94:102], 16)
+        except ValueError:
+            return None
+        pos += -(-(110 + namesize) // 4) * 4 + -(-filesize // 4) * 4
+    return None
 
 
 def claim(fd: int, offset: int) -> PulledSource | None:
