@@ -85,7 +85,12 @@ def claim(path: str) -> Inventory | None:
     """The early scan of `path`, if one was started for that same file; None otherwise."""
     global _started
     scan, _started = _started, None
-    if scan is None or _identity(path) != scan.identity:
+    if scan is None:
+        return None
+    if _identity(path) != scan.identity:  # a wrong guess: stop decompressing it
+        from footprint.image import forked
+
+        forked.abandon()
         return None
     scan.thread.join()
     global _claimed

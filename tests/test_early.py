@@ -128,9 +128,7 @@ def no_threads():
     assert not left, f"threads left running by earlier tests: {left}"
     forked._started.clear()
     yield
-    for member in forked._started.values():
-        member.close()
-    forked._started.clear()
+    forked.abandon()
 
 
 def test_the_child_reads_what_the_plain_path_reads(no_threads) -> None:
@@ -277,3 +275,36 @@ def test_the_member_after_an_early_cpio_is_prestarted_too(no_threads) -> None:
 def test_no_child_when_the_first_compressed_member_is_not_zstd(name: str, no_threads) -> None:
     forked.prestart(str(SAMPLES / name))
     assert not forked._started and _children() == []
+
+
+def test_a_wrong_guess_stops_its_child(no_threads, tmp_path: Path) -> None:
+    path = tmp_path / "guessed.img"  # more than the ring holds: the child is still at work
+    body = newc_entry("big", 0o100644, os.urandom(1 << 20) * (forked.SLOTS + 24)) + newc_trailer()
+    path.write_bytes(zstd.compress(body, level=1))
+    early.start(["inspect", str(path)])
+    assert len(_children()) == 1
+    assert early.claim(str(GZIP)) is None  # click's IMAGE was another file
+    for t in threading.enumerate():
+        if t.name == "footprint-early":
+            t.join(timeout=10)
+            assert not t.is_alive()
+    assert _children() == []
+
+
+def test_abandon_stops_children_claimed_or_not(no_threads, tmp_path: Path) -> None:
+    path = tmp_path / "big.img"
+    body = newc_entry("big", 0o100644, os.urandom(1 << 20) * (forked.SLOTS + 8)) + newc_trailer()
+    path.write_bytes(zstd.compress(body, level=1))
+    _prestarted(path)
+    forked.abandon()  # nobody claimed it: closed and reaped at once
+    assert _children() == [] and not forked._started
+    _prestarted(path)
+    with open(path, "rb") as f:
+        member = forked.claim(f.fileno(), 0)
+    assert member is not None
+    forked.abandon()  # a reader holds it: killed, and the reader stops on it
+    with pytest.raises(EnvironmentUnavailable):
+        while member._fill():
+            pass
+    member.close()
+    assert _children() == []

@@ -110,6 +110,15 @@ class ForkedZstd:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
 
+    def kill(self, sig: int) -> None:
+        """Signal the child, if it has not been reaped (close() still reaps it)."""
+        pid = self._pid
+        if pid is not None:
+            try:  # noqa: SIM105
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
     def _message(self) -> int:
         (value,) = _INT.unpack(self._read(_INT.size))
         return int(value)
@@ -165,6 +174,7 @@ def _child(fd: int, offset: int, file_size: int, ring: mmap.mmap, ready: int, fr
 FileKey = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
 
 _started: dict[tuple[FileKey, int], ForkedZstd] = {}  # filled before any thread runs
+_forked: list[ForkedZstd] = []  # every one made, claimed or not, for abandon()
 
 
 def file_key(st: os.stat_result) -> FileKey:
@@ -187,11 +197,29 @@ def prestart(path: str) -> None:
         st = os.fstat(fd)
         offset = first_zstd_member(fd) if stat.S_ISREG(st.st_mode) else None
         if offset is not None:
-            _started[(file_key(st), offset)] = ForkedZstd(fd, offset, st.st_size)
+            member = ForkedZstd(fd, offset, st.st_size)
+            _started[(file_key(st), offset)] = member
+            _forked.append(member)
     except OSError:
         pass
     finally:
         os.close(fd)  # the child has its own
+
+
+def abandon() -> None:
+    """Stop every child prestart() made: the guess was wrong. One nobody claimed is closed
+    here; one a reader holds is killed, and that reader stops on it and closes it."""
+    import signal
+
+    while True:  # popitem(), like claim()'s pop(): whoever takes a member owns it
+        try:
+            _, member = _started.popitem()
+        except KeyError:
+            break
+        member.close()
+    for member in list(_forked):
+        member.kill(signal.SIGKILL)
+    _forked.clear()
 
 
 def first_zstd_member(fd: int) -> int | None:
