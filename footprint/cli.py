@@ -15,7 +15,13 @@ from typing import Any
 import click
 
 from footprint import __version__
-from footprint.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, FootprintError, Terminated
+from footprint.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EnvironmentUnavailable,
+    FootprintError,
+    Terminated,
+)
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -36,6 +42,10 @@ def _emit(text: str) -> None:
     except BrokenPipeError:  # `footprint inspect … | head` is fine
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+    except OSError as e:  # a full disk, a closed descriptor: say so, in one line
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere
+        raise EnvironmentUnavailable(f"cannot write the output: {e.strerror or e}") from None
 
 
 def _emit_json(doc: dict[str, Any]) -> None:

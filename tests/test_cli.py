@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import pytest
 from click.testing import CliRunner
 from conftest import EXPECTED, SAMPLES
 
@@ -121,3 +124,17 @@ def test_profile_output_never_replaces_a_device_or_fifo(tmp_path) -> None:
     write_atomically(str(out), "new")
     assert out.read_text() == "new"
     assert {p.name for p in tmp_path.iterdir()} == {"null", "p.json"}  # no temporary left
+
+
+@pytest.mark.parametrize("args", [["inspect"], ["inspect", "--json"]])
+def test_a_full_disk_for_the_output_is_one_line_and_exit_4(args: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(
+            [sys.executable, "-m", "footprint", *args, IMG],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    assert r.returncode == 4
+    assert r.stderr == "footprint: error: cannot write the output: No space left on device\n"
