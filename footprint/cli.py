@@ -407,7 +407,7 @@ def measure(
         )
         at = b.at_minimum
         doc = render.measurement_dict(at, static, rootfs) if at else {"schema_version": 1}
-        doc["bisect"] = render.bisection_dict(b, None)
+        doc["bisect"] = render.bisection_dict(b)
         doc["minimum_bytes"] = b.minimum_bytes
         doc["trials"] = doc["bisect"]["trials"]
         ok = b.minimum_bytes is not None

@@ -100,3 +100,15 @@ def test_report_plots_a_measured_timeline(profiles: list[str], tmp_path) -> None
     r = CliRunner().invoke(cli, ["report", *profiles, "--timeline", str(timeline), "-o", str(html)])
     assert r.exit_code == 0, r.output
     assert html.read_text().count("<svg") >= 4
+
+
+def test_a_bisection_that_found_no_limit_reads_as_text() -> None:
+    from footprint.measure.bisect import Bisection, Trial
+    from footprint.report.measure import bisection_dict, measurement_text
+
+    b = Bisection(None, 4 << 20, 64 << 20, 128 << 20)
+    b.trials.append(Trial(128 << 20, "timeout", False, 100 << 20, 30.0))
+    doc = {"schema_version": 1, "bisect": bisection_dict(b)}
+    text = measurement_text(doc)
+    assert "128 MiB → timeout" in text
+    assert "minimum: none found" in text

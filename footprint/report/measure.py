@@ -85,18 +85,39 @@ def _by_component(sample: Any) -> dict[str, int]:
     return out
 
 
-def bisection_dict(b: Bisection, at_minimum: dict[str, Any] | None) -> dict[str, Any]:
+def bisection_dict(b: Bisection) -> dict[str, Any]:
     return {
         "minimum_bytes": b.minimum_bytes,
         "resolution_bytes": b.resolution_bytes,
         "low_bytes": b.low_bytes,
         "high_bytes": b.high_bytes,
         "trials": [asdict(t) for t in b.trials],
-        "at_minimum": at_minimum,
+        "at_minimum": None,  # kept in the schema: the run at the minimum is the document
     }
 
 
 def measurement_text(doc: dict[str, Any]) -> str:
+    """The run (absent when a bisection found no limit that works), then the bisection."""
+    lines = _run_lines(doc) if "outcome" in doc else []
+    bis = doc.get("bisect")
+    if bis:
+        if lines:
+            lines.append("")
+        lines.append("bisection (limit → outcome, peak):")
+        for t in bis["trials"]:
+            lines.append(
+                f"  {human(t['limit_bytes']):>10} → {t['outcome']:<14} "
+                f"peak {human(t['peak_bytes'])}"
+            )
+        minimum = bis["minimum_bytes"]
+        lines.append(
+            f"minimum: {human(minimum) if minimum else 'none found'} "
+            f"(resolution {human(bis['resolution_bytes'])})"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _run_lines(doc: dict[str, Any]) -> list[str]:
     lines = [
         f"{doc['image']}: {doc['outcome']} under {human(doc['limit_bytes'])} "
         f"(cgroup v{doc['cgroup_version']}, {doc['duration_s']:.1f} s) — {doc['detail']}"
@@ -134,18 +155,4 @@ def measurement_text(doc: dict[str, Any]) -> str:
                 f"{human(static) if static is not None else '-':>10}  "
                 f"{', '.join(c['processes'][:6])}"
             )
-    bis = doc.get("bisect")
-    if bis:
-        lines.append("")
-        lines.append("bisection (limit → outcome, peak):")
-        for t in bis["trials"]:
-            lines.append(
-                f"  {human(t['limit_bytes']):>10} → {t['outcome']:<14} "
-                f"peak {human(t['peak_bytes'])}"
-            )
-        minimum = bis["minimum_bytes"]
-        lines.append(
-            f"minimum: {human(minimum) if minimum else 'none found'} "
-            f"(resolution {human(bis['resolution_bytes'])})"
-        )
-    return "\n".join(lines) + "\n"
+    return lines
