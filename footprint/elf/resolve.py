@@ -51,7 +51,8 @@ class Closure:
 
 
 class Resolver:
-    """Resolves closures in one image; directory searches are cached across objects."""
+    """Resolves closures in one image; directory searches and closures are cached (the
+    attribution and the missing-library report ask for the same executables)."""
 
     def __init__(
         self, rootfs: Rootfs, facts: dict[str, ElfFacts], conf_text: dict[str, str] | None = None
@@ -61,6 +62,7 @@ class Resolver:
         self.conf_text = conf_text or {}
         self._cache_dirs = self._ld_so_cache_dirs()
         self._found: dict[tuple[str, str], str | None] = {}
+        self._closures: dict[str, Closure] = {}
 
     # -- configuration of the image -------------------------------------------------------
     def _ld_so_cache_dirs(self) -> list[str] | None:
@@ -147,7 +149,14 @@ class Resolver:
         return None
 
     def closure(self, path: str) -> Closure:
-        """The objects `path` loads, in ld.so's (breadth-first) order, and what is missing."""
+        """The objects `path` loads, in ld.so's (breadth-first) order, and what is missing.
+
+        Shared between callers: do not change what it returns."""
+        if path not in self._closures:
+            self._closures[path] = self._closure(path)
+        return self._closures[path]
+
+    def _closure(self, path: str) -> Closure:
         node = self.rootfs.lookup(path.lstrip("/"))
         real = node.path if node is not None else path.lstrip("/")
         root = self.facts.get(real)
