@@ -8,20 +8,20 @@ decompression; ELF files stream to it as the reader passes them, and are never s
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from footprint.components.attribute import Attribution, attribute
 from footprint.components.dracut import dracut_module_rules
 from footprint.components.rules import load_rules
 from footprint.elf.facts import ELF_MAGIC, ElfFacts
-from footprint.elf.resolve import Closure, Resolver
+from footprint.elf.resolve import Resolver
 from footprint.elf.worker import ElfWorker
 from footprint.image.cpio import FILE, CpioEntry, EntryData
 from footprint.image.reader import Inventory, scan
 from footprint.image.rootfs import Node
 from footprint.image.summary import DEFAULT_PAGE_SIZE, Summary, summarize
-from footprint.model.kernel import KernelImage, read_kernel
-from footprint.model.reservation import Reservation, reservation
+from footprint.model.kernel import read_kernel
+from footprint.model.reservation import MODULE_SUFFIXES, Reservation, reservation
 
 # Small text files kept for later stages: the loader's configuration, dracut's module list.
 KEEP_TEXT = (
@@ -31,7 +31,6 @@ KEEP_TEXT = (
     "lib/dracut/modules.txt",
 )
 KERNEL_KEY = "\0kernel"  # the worker key of the --kernel vmlinux
-MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 
 
 def is_module(path: str) -> bool:
@@ -43,13 +42,9 @@ class Analysis:
     inventory: Inventory
     summary: Summary
     facts: dict[str, ElfFacts]  # every name of every ELF inode -> its facts
-    texts: dict[str, str]
     resolver: Resolver
     attribution: Attribution | None
     reservation: Reservation
-    kernel: KernelImage | None = None
-    kernel_facts: ElfFacts | None = None
-    closures: dict[str, Closure] = field(default_factory=dict)
 
     @property
     def elves(self) -> list[ElfFacts]:
@@ -113,6 +108,4 @@ def analyze(
         rules = load_rules(rules_file, summary.generator, extra)
         attribution = attribute(inv.rootfs, facts, resolver, rules, page_size)
     res = reservation(inv, summary, attribution, kimage, kernel_facts, page_size)
-    return Analysis(
-        inv, summary, facts, collector.texts, resolver, attribution, res, kimage, kernel_facts
-    )
+    return Analysis(inv, summary, facts, resolver, attribution, res)

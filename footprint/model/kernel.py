@@ -24,7 +24,6 @@ class KernelImage:
     file_bytes: int  # the bzImage (or .linux section) as stored
     version: str
     init_size: int  # boot protocol: memory needed to start, 0 if unknown
-    payload_codec: str
     vmlinux: bytes | None  # the decompressed ELF, to be measured with lief
 
 
@@ -41,17 +40,16 @@ def _bzimage(f: BinaryIO, start: int, length: int, path: str) -> KernelImage:
         f.seek(start + ver_ptr + 0x200)
         kversion = f.read(256).split(b"\0", 1)[0].decode(errors="replace")
     init_size = struct.unpack_from("<I", head, 0x260)[0] if version >= 0x20A else 0
-    codec_name, vmlinux = "", None
+    vmlinux = None
     if version >= 0x208:
         payload_offset, payload_length = struct.unpack_from("<II", head, 0x248)
         payload = start + (setup_sects + 1) * 512 + payload_offset
         src = FileSource(f, payload, payload_length)
         codec = codecs.detect(src.peek(6))
         if codec is not None:
-            codec_name = codec.name
             member = codec.open(src, payload)
             vmlinux = b"".join(member.remaining())
-    return KernelImage(path, length, kversion, init_size, codec_name, vmlinux)
+    return KernelImage(path, length, kversion, init_size, vmlinux)
 
 
 def read_kernel(path: str) -> KernelImage:
@@ -65,7 +63,7 @@ def read_kernel(path: str) -> KernelImage:
         magic = f.read(4)
         if magic == b"\x7fELF":
             f.seek(0)
-            return KernelImage(path, size, "", 0, "none", f.read())
+            return KernelImage(path, size, "", 0, f.read())
         if magic[:2] == PE_MAGIC:
             f.seek(0x202)
             if f.read(4) == b"HdrS":  # an EFI-stub bzImage is a PE with the boot header
