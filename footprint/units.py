@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+MIB = UNITS["M"]
+
+
+def round_up(n: int, to: int) -> int:
+    """n rounded up to a multiple of `to`."""
+    return -(-n // to) * to
 
 
 def parse_size(value: str | int) -> int:

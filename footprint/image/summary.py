@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from footprint.image.cpio import DIR, FILE, SYMLINK
 from footprint.image.reader import Inventory
 from footprint.image.rootfs import DEVICE_KINDS, Node
+from footprint.units import round_up
 
 DEFAULT_PAGE_SIZE = 4096
 SHORT_SYMLINK_LEN = 128  # tmpfs keeps shorter symlink targets inline, longer ones take a page
@@ -39,7 +40,7 @@ GENERATOR_MARKERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def page_round(size: int, page_size: int) -> int:
-    return -(-size // page_size) * page_size
+    return round_up(size, page_size)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from footprint.errors import FootprintError
+from footprint.units import MIB, round_up
 
 
 class Run(Protocol):
@@ -25,9 +26,6 @@ class Run(Protocol):
 
     @property
     def peak_bytes(self) -> int: ...
-
-
-MIB = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ def bisect(
         return m
 
     def align(n: int) -> int:
-        return -(-n // resolution) * resolution
+        return round_up(n, resolution)
 
     low, high = align(low), max(align(high), align(low) + resolution)
     best = trial(high)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from footprint.measure.bisect import Bisection, Trial, bisect
 from footprint.measure.qemu import BootResult
+from footprint.units import MIB, round_up
 
-MIB = 1 << 20
 MAKEDUMPFILE_BYTES = 5 * MIB  # its bitmap buffer (<= 4 MiB) + about 1 MiB per thread (one)
 MARGIN = 0.10  # run-to-run spread and the devices a VM lacks
 ROUND = 16 * MIB
@@ -41,10 +41,6 @@ class Calibration:
     recommended_bytes: int | None
     terms: Terms | None
     repeats: list[Trial] = field(default_factory=list)
-
-
-def round_up(n: int, to: int) -> int:
-    return -(-n // to) * to
 
 
 def terms_at(result: BootResult, kernel: int, compressed: int, rootfs: int, minimum: int) -> Terms:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
+from footprint.measure.runner import OOM_KILLED
 
 PROBE_PATH = "footprint-probe"
 KDUMP_CMDLINE = (
@@ -74,7 +75,7 @@ _UNPACK = re.compile(
     r"junk in compressed archive|write error"
 )
 _OOM = re.compile(r"Out of memory|oom-kill:|invoked oom-killer")
-_KILLED = re.compile(r"Killed process (\d+) \(([^)]*)\)")
+_KILLED = OOM_KILLED  # the kernel's words, as the cgroup runner reads them
 _PANIC = re.compile(r"Kernel panic - not syncing: ?(.*)")
 
 

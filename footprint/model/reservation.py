@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 from footprint.image.reader import Inventory
 from footprint.image.summary import Summary, page_round
+from footprint.units import MIB
 
 if TYPE_CHECKING:
     from footprint.components.attribute import Attribution
     from footprint.elf.facts import ElfFacts
     from footprint.model.kernel import KernelImage
 
-MIB = 1 << 20
 STRUCT_PAGE = 64  # bytes of struct page per page on x86-64
 KDUMPCTL_OVERHEAD = 16 * MIB
 MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")

@@ -10,8 +10,7 @@ from footprint.measure.calibrate import Calibration
 from footprint.measure.qemu import BootResult
 from footprint.report import SCHEMA_VERSION
 from footprint.report.inspect import human
-
-MIB = 1 << 20
+from footprint.units import MIB
 
 
 def boot_dict(r: BootResult, owner: Any = None) -> dict[str, Any]:

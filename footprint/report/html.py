@@ -15,8 +15,8 @@ from footprint.errors import EnvironmentUnavailable
 from footprint.gate.diff import diff, totals_of
 from footprint.report.diff import diff_dict
 from footprint.report.inspect import human
+from footprint.units import MIB
 
-MIB = 1 << 20
 TOP = 8  # components drawn in the trend; the rest are summed as "other components"
 
 
