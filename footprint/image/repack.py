@@ -104,10 +104,9 @@ def main_codec(inv: Inventory) -> str:
     return max(inv.segments, key=lambda s: s.uncompressed_bytes).codec
 
 
-def repack(image: str, out_path: str, drop: set[str], codec: str | None = None) -> Repacked:
-    """Copy `image` to `out_path` without the files whose tree paths are in `drop`."""
-    if codec is None:
-        codec = main_codec(scan(image))
+def repack(image: str, out_path: str, drop: set[str], codec: str) -> Repacked:
+    """Copy `image` to `out_path`, compressed with `codec` (main_codec() of its inventory,
+    which the caller has already), without the files whose tree paths are in `drop`."""
     with open(out_path, "wb") as out:
         writer = _Writer(out, codec, drop)
         scan(image, visit=writer.visit)
