@@ -76,10 +76,8 @@ class ImageReader:
             self.segments.append(seg)
             try:
                 yield from self._compressed(member, seg)
-            finally:
-                close = getattr(member, "close", None)
-                if close is not None:  # a decompressing thread, when the reader stops early
-                    close()
+            finally:  # a decompressing thread or process, also when the reader stops early
+                member.close()
             end = getattr(member, "end_offset", None)
             seg.end = src.offset if end is None else end
             seg.uncompressed_bytes = member.offset

@@ -147,6 +147,9 @@ class Source:
     def at_end(self) -> bool:
         return self._pos >= len(self._buf) and not self._advance()
 
+    def close(self) -> None:
+        """Release what the stream holds (a thread, a helper process); nothing by default."""
+
 
 class FileSource(Source):
     """A byte range of the image file (the whole file by default)."""
@@ -156,7 +159,7 @@ class FileSource(Source):
         self._f = f
         self._f.seek(start)
         self._left = length
-        self._base = self._base_start = start
+        self._base = start
 
     def _fill(self) -> bytes:
         size = READ_CHUNK if self._left is None else min(READ_CHUNK, self._left)
@@ -186,7 +189,7 @@ class FileSource(Source):
     def whole_file(self) -> bool:
         """Whether this is the plain image file (stream offsets are file offsets), with a
         descriptor that another thread can pread from."""
-        if type(self) is not FileSource or self._left is not None or self._base_start:
+        if self._left is not None:  # a range of the file (a UKI section), not the file
             return False
         try:
             return stat.S_ISREG(os.fstat(self._f.fileno()).st_mode)  # not a pipe
@@ -216,7 +219,7 @@ class AheadSource(Source):
     close() stops the thread; a reader that stops early must call it.
     """
 
-    def __init__(self, produce: Callable[[], bytes], end_offset: int, depth: int = 4) -> None:
+    def __init__(self, produce: Callable[[], bytes], end_offset: int, depth: int) -> None:
         super().__init__()
         self.end_offset = end_offset  # where the member ends in the image
         self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=depth)
@@ -268,10 +271,13 @@ class PulledSource(Source):
     ) -> None:
         super().__init__()
         self.end_offset = end_offset
-        self._pull, self.close = pull, close
+        self._pull, self._close = pull, close
 
     def _fill(self) -> bytes | memoryview:
         return self._pull()
+
+    def close(self) -> None:
+        self._close()
 
 
 class MultiRangeSource(FileSource):
