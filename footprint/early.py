@@ -20,21 +20,21 @@ import os
 import stat
 import sys
 
+from footprint.image import forked  # light (os, mmap, struct): it runs before the fork
+
 TYPE_CHECKING = False  # typing costs 5 ms, before the fork
 if TYPE_CHECKING:
-    import threading
-
     from footprint.image.reader import Inventory
-
-_Identity = tuple[int, int, int, int]
 
 
 class _Scan:
-    def __init__(self, path: str, identity: _Identity, thread: type[threading.Thread]) -> None:
+    def __init__(self, path: str, identity: forked.FileKey) -> None:
+        import threading
+
         self.path, self.identity = path, identity
         self.inventory: Inventory | None = None
         self.error: BaseException | None = None
-        self.thread = thread(target=self._run, name="footprint-early", daemon=True)
+        self.thread = threading.Thread(target=self._run, name="footprint-early", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
@@ -50,14 +50,12 @@ _started: _Scan | None = None
 _claimed = False  # the command used the early scan
 
 
-def _identity(path: str) -> _Identity | None:
+def _identity(path: str) -> forked.FileKey | None:
     try:
         st = os.stat(path)
     except (OSError, ValueError):
         return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    return forked.file_key(st) if stat.S_ISREG(st.st_mode) else None
 
 
 def start(argv: list[str]) -> None:
@@ -69,16 +67,12 @@ def start(argv: list[str]) -> None:
     if len(found) != 1:
         return
     path, identity = found[0]
-    from footprint.image import forked
-
     forked.prestart(path)  # first: a fork must come before any thread
     # The reader's modules now, while the child starts: the scanning thread can then keep
     # up with the child from its first chunk instead of importing while click imports.
-    import threading
-
     import footprint.image.reader  # noqa: F401
 
-    _started = _Scan(path, identity, threading.Thread)
+    _started = _Scan(path, identity)
 
 
 def claim(path: str) -> Inventory | None:
@@ -88,8 +82,6 @@ def claim(path: str) -> Inventory | None:
     if scan is None:
         return None
     if _identity(path) != scan.identity:  # a wrong guess: stop decompressing it
-        from footprint.image import forked
-
         forked.abandon()
         return None
     scan.thread.join()
@@ -117,9 +109,6 @@ def main() -> None:
 
         sys.stderr.write("footprint: interrupted\n")
         sys.exit(EXIT_INTERRUPTED)
-    if _started is None:
-        cli_main()
-        return
     try:
         cli_main()
     except SystemExit as e:

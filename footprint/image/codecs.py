@@ -110,7 +110,7 @@ def _open_zstd(src: FileSource, offset: int) -> Source:
             src.seek(member.end_offset)
             return member
     # compression.zstd (Python 3.14) or its backport: bounded output (max_length); this path
-    # reads pipes and UKI sections, and reports what the ahead path would not vouch for.
+    # reads UKI sections, and reports what the ahead path would not vouch for.
     try:
         from compression import zstd  # type: ignore[import-not-found]
     except ImportError:

@@ -110,14 +110,15 @@ class ForkedZstd:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
 
-    def kill(self, sig: int) -> None:
-        """Signal the child, if it has not been reaped (close() still reaps it)."""
+    def kill(self) -> None:
+        """Kill the child, if it has not been reaped (close() still reaps it)."""
+        import contextlib
+        import signal
+
         pid = self._pid
         if pid is not None:
-            try:  # noqa: SIM105
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def _message(self) -> int:
         (value,) = _INT.unpack(self._read(_INT.size))
@@ -209,8 +210,6 @@ def prestart(path: str) -> None:
 def abandon() -> None:
     """Stop every child prestart() made: the guess was wrong. One nobody claimed is closed
     here; one a reader holds is killed, and that reader stops on it and closes it."""
-    import signal
-
     while True:  # popitem(), like claim()'s pop(): whoever takes a member owns it
         try:
             _, member = _started.popitem()
@@ -218,7 +217,7 @@ def abandon() -> None:
             break
         member.close()
     for member in list(_forked):
-        member.kill(signal.SIGKILL)
+        member.kill()
     _forked.clear()
 
 

@@ -28,7 +28,7 @@ def zstd_frame_size(pread: Callable[[int, int], bytes], offset: int, limit: int)
     3-byte block headers, ~1 per 30 KiB, with pread.
     """
     head = pread(14, offset)  # magic, descriptor, window, dictionary id, content size
-    if len(head) < 5 or head[:4] != b"\x28\xb5\x2f\xfd":
+    if len(head) < 5 or head[:4] != ZSTD_MAGIC:
         return None
     fhd = head[4]
     single_segment, checksum = fhd >> 5 & 1, fhd >> 2 & 1
