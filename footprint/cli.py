@@ -39,13 +39,12 @@ def _emit(text: str) -> None:
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
-    except BrokenPipeError:  # `footprint inspect … | head` is fine
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except OSError as e:  # a full disk, a closed descriptor: say so, in one line
+    except OSError as e:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere
-        raise EnvironmentUnavailable(f"cannot write the output: {e.strerror or e}") from None
+        if not isinstance(e, BrokenPipeError):  # `footprint inspect … | head` is fine
+            # a full disk, a closed descriptor: say so, in one line
+            raise EnvironmentUnavailable(f"cannot write the output: {e.strerror or e}") from None
 
 
 def _emit_json(doc: dict[str, Any]) -> None:
