@@ -23,7 +23,6 @@ from typing import IO
 from footprint.errors import EnvironmentUnavailable
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-UNLIMITED = -1
 
 
 @dataclass(frozen=True)
@@ -77,6 +76,9 @@ class MemoryCgroup(ABC):
     # -- the interface ----------------------------------------------------------------------
     @abstractmethod
     def set_limit(self, limit: int) -> None: ...
+
+    @abstractmethod
+    def set_pids_limit(self, limit: int) -> None: ...
 
     @abstractmethod
     def peak(self) -> int: ...
@@ -149,7 +151,7 @@ class CgroupV2(MemoryCgroup):
     version = 2
 
     def set_limit(self, limit: int) -> None:
-        self._write(self.path / "memory.max", "max" if limit == UNLIMITED else str(limit))
+        self._write(self.path / "memory.max", str(limit))
         swap = self.path / "memory.swap.max"  # no swap: the capture kernel has none
         if swap.exists():
             self._write(swap, "0")
@@ -209,10 +211,10 @@ class CgroupV1(MemoryCgroup):
         self.pids_path = pids_path
 
     def set_limit(self, limit: int) -> None:
-        value = "-1" if limit == UNLIMITED else str(limit)
+        value = str(limit)
         self._write(self.path / "memory.limit_in_bytes", value)
         memsw = self.path / "memory.memsw.limit_in_bytes"  # no swap either, where accounted
-        if memsw.exists() and limit != UNLIMITED:
+        if memsw.exists():
             with contextlib.suppress(OSError):
                 self._write(memsw, value)
 

@@ -190,7 +190,6 @@ def kdump_boot(
                 outcome = classify(
                     capture_console,
                     marker,
-                    first_sample is not None,
                     settled,
                     proc.poll() is not None,
                 )

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
+from footprint.image.uki import PE_MAGIC
 from footprint.measure.runner import OOM_KILLED
 
 PROBE_PATH = "footprint-probe"
@@ -168,7 +169,7 @@ def probe_image(image: str, directory: str, init: str = "/init", interval: float
 
     out = os.path.join(directory, "initrd-with-probe.img")
     with open_image(image) as src, open(out, "wb") as dst:
-        if src.read(2) == b"MZ":  # a UKI: its .ucode and .initrd, as systemd-stub passes them
+        if src.read(2) == PE_MAGIC:  # a UKI: its .ucode and .initrd, as systemd-stub passes them
             from footprint.image.uki import locate
 
             for offset, length in locate(image).initrd_ranges:
@@ -186,7 +187,7 @@ def probe_image(image: str, directory: str, init: str = "/init", interval: float
 def kernel_file(kernel: str, directory: str) -> str:
     """A file QEMU can boot: the bzImage itself, or a UKI's .linux section."""
     with open(kernel, "rb") as f:
-        if f.read(2) != b"MZ":
+        if f.read(2) != PE_MAGIC:
             return kernel
         f.seek(0x202)
         if f.read(4) == b"HdrS":
@@ -305,11 +306,12 @@ def _read(path: str) -> str:
 
 
 def classify(
-    console: str, marker: re.Pattern[str] | None, probe_started: bool, settled: bool, exited: bool
+    console: str, marker: re.Pattern[str] | None, settled: bool, exited: bool
 ) -> tuple[str, str] | None:
     """The outcome the console shows so far, or None if the boot is still going."""
-    if _UNPACK.search(console):
-        return UNPACK_FAILED, _UNPACK.search(console).group(0)  # type: ignore[union-attr]
+    unpack = _UNPACK.search(console)
+    if unpack:
+        return UNPACK_FAILED, unpack.group(0)
     if _OOM.search(console):
         if "Freeing initrd memory" not in console and "Run /" not in console:
             return UNPACK_FAILED, "out of memory while unpacking the initramfs"
@@ -368,9 +370,7 @@ def boot(
                 if first_sample is None and "@@ end" in probe:
                     first_sample = now
                 settled = first_sample is not None and now - first_sample >= settle
-                outcome = classify(
-                    console, marker, first_sample is not None, settled, proc.poll() is not None
-                )
+                outcome = classify(console, marker, settled, proc.poll() is not None)
                 if outcome is None and now - start > timeout:
                     outcome = (TIMEOUT, f"no outcome in {timeout:g} s")
             if outcome[0] == OOM:

@@ -257,9 +257,7 @@ def measure(
         stack.enter_context(_sigterm_raises())
         cg = stack.enter_context(open_cgroup())
         cg.set_limit(limit)
-        set_pids = getattr(cg, "set_pids_limit", None)
-        if set_pids is not None:
-            set_pids(pids_max)
+        cg.set_pids_limit(pids_max)
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="footprint-measure-"))
         root = os.path.join(tmp, "root")
         os.mkdir(root)

@@ -141,7 +141,7 @@ def _wait_gate(gate_r: int) -> None:
         os._exit(EXIT_SETUP_FAILED)
 
 
-def _join(status_w: int, gate_r: int, pid: int) -> None:
+def _join(status_w: int, pid: int) -> None:
     os.write(status_w, f"join {pid}\n".encode())
 
 
@@ -190,7 +190,7 @@ def child_main(
                 os.write(status_w, f"unpack-failed {e}\n".encode())
         finally:
             os._exit(code)
-    _join(status_w, gate_r, unpacker)
+    _join(status_w, unpacker)
     _, status = os.waitpid(unpacker, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         return EXIT_UNPACK_FAILED
@@ -206,7 +206,7 @@ def child_main(
             with contextlib.suppress(OSError):
                 os.write(status_w, f"setup-failed {traceback.format_exc(limit=2)!r}\n".encode())
             os._exit(EXIT_SETUP_FAILED)
-    _join(status_w, gate_r, pid)
+    _join(status_w, pid)
     os.close(status_w)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status) & 0xFF
