@@ -60,10 +60,6 @@ class Rules:
                 best = i if best is None else min(best, i)
         return best
 
-    def owner(self, path: str) -> str | None:
-        i = self.index(path)
-        return None if i is None else self.rules[i].name
-
 
 def _parse(text: str, source: str) -> list[Rule]:
     try:

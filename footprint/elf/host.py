@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from footprint.elf.facts import ElfFacts, parser_config, read_facts
+from footprint.elf.facts import ELF_MAGIC, ElfFacts, parser_config, read_facts
 from footprint.elf.resolve import Resolver
 from footprint.image.cpio import DIR, FILE, SYMLINK
 
@@ -56,7 +56,7 @@ class HostFacts(Mapping[str, ElfFacts]):
             try:
                 with open(full, "rb") as f:
                     data = f.read()
-                if data[:4] == b"\x7fELF":
+                if data[:4] == ELF_MAGIC:
                     facts = ElfFacts.from_dict(read_facts(self._lief, self._cfg, path, data))
             except OSError:
                 pass

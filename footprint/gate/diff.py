@@ -58,8 +58,6 @@ class Diff:
     segments: list[Change]
     components: list[Change]
     files: list[Change]
-    old_paths: dict[str, int]
-    new_paths: dict[str, int]
 
     def counts(self) -> dict[str, int]:
         out = {"added": 0, "removed": 0, "grown": 0, "shrunk": 0}
@@ -111,6 +109,4 @@ def diff(old: dict[str, Any], new: dict[str, Any], raw: bool = False, min_change
         _changes(seg_old, seg_new, 0),
         _changes(comp_old, comp_new, min_change),
         _changes(f_old, f_new, min_change),
-        f_old,
-        f_new,
     )

@@ -8,9 +8,7 @@ from typing import Any
 from footprint.errors import UsageError
 
 
-def load_profile(
-    path: str, rules_file: str | None = None, page_size: int = 4096, kernel: str | None = None
-) -> dict[str, Any]:
+def load_profile(path: str, rules_file: str | None = None, page_size: int = 4096) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
             head = f.read(1).lstrip()
@@ -36,4 +34,4 @@ def load_profile(
     from footprint.analyze import analyze
     from footprint.report.components import profile_dict
 
-    return profile_dict(analyze(path, page_size=page_size, rules_file=rules_file, kernel=kernel))
+    return profile_dict(analyze(path, page_size=page_size, rules_file=rules_file))

@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from footprint.elf.facts import ELF_MAGIC
 from footprint.errors import BadImage, UsageError
 from footprint.image import codecs
 from footprint.image.stream import FileSource
@@ -61,7 +62,7 @@ def read_kernel(path: str) -> KernelImage:
         size = f.seek(0, 2)
         f.seek(0)
         magic = f.read(4)
-        if magic == b"\x7fELF":
+        if magic == ELF_MAGIC:
             f.seek(0)
             return KernelImage(path, size, "", 0, f.read())
         if magic[:2] == PE_MAGIC:

@@ -10,6 +10,7 @@ from footprint.measure.calibrate import Calibration
 from footprint.measure.qemu import BootResult
 from footprint.report import SCHEMA_VERSION
 from footprint.report.inspect import human
+from footprint.report.measure import CONSOLE_TAIL
 from footprint.units import MIB
 
 
@@ -62,11 +63,8 @@ def boot_dict(r: BootResult, owner: Any = None) -> dict[str, Any]:
         "breakdown": breakdown,
         "processes": sorted(processes.values(), key=lambda p: -p["hwm_bytes"]),
         "killed": [{"pid": p, "name": n} for p, n in r.killed],
-        "timeline": [
-            {"t": s.t, **{k: v for k, v in s.meminfo.items()}, "modules": s.modules_bytes}
-            for s in r.samples
-        ],
-        "console_tail": r.console.splitlines()[-40:],
+        "timeline": [{"t": s.t, **s.meminfo, "modules": s.modules_bytes} for s in r.samples],
+        "console_tail": r.console.splitlines()[-CONSOLE_TAIL:],
     }
 
 
