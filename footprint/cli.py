@@ -876,15 +876,14 @@ def _owner_by_name(image: str) -> Any:
 
 
 def _owner_of(a: Any) -> Any:
-    """path inside the image -> the component that owns the file (hardlinks resolved)."""
+    """path inside the image -> the component that owns the file (symlinks resolved)."""
     rootfs, att = a.inventory.rootfs, a.attribution
-    first = {id(inode): node.path for inode, node in rootfs.inodes().values()}
 
     def owner(path: str) -> str:
         node = rootfs.lookup(path.lstrip("/"))
         if node is None or node.inode is None:
             return "unknown"
-        name = att.owner.get(first.get(id(node.inode), ""), "other")
+        name = att.owner.get(node.path, "other")  # every hardlink name has its owner
         return "other" if name == "shared" else name
 
     return owner

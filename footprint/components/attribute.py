@@ -52,7 +52,7 @@ class SharedLibrary:
 class Attribution:
     components: dict[str, Component]
     shared: list[SharedLibrary]
-    owner: dict[str, str]  # first path of each inode -> its owner (libraries: see shared)
+    owner: dict[str, str]  # every name of each file inode -> its owner ("shared": see shared)
     total_page_rounded_bytes: int
     total_bytes: int
 
@@ -134,6 +134,9 @@ def attribute(
                 c.shared_bytes += rounded
                 c.proportional_bytes += rounded / len(who)
                 c.shared.append(lib)
+    for _, first, names in inodes.values():  # a hardlink's other names have the same owner
+        for name in names[1:]:
+            owner[name] = owner[first]
     total_rounded = sum(r for _, r in sizes.values())
     total = sum(s for s, _ in sizes.values())
     return Attribution(comps, shared, owner, total_rounded, total)

@@ -42,11 +42,7 @@ def plan(a: Analysis, components: list[str], init: str = "/init") -> Ablation:
         why = refusal(a, name, init)
         if why:
             raise UsageError(f"cannot ablate {name}: {why}")
-    firsts = {p for p, owner in att.owner.items() if owner in components}
-    paths: set[str] = set()
-    for inode, node in a.inventory.rootfs.inodes().values():
-        if node.path in firsts:
-            paths.update(n.path for n in a.inventory.rootfs.nodes.values() if n.inode is inode)
+    paths = {p for p, owner in att.owner.items() if owner in components}  # every name
     marginal = sum(att.components[c].marginal_bytes for c in components)
     terms = {t.name: t for t in a.reservation.components}
     unpack = int(sum(terms[c].marginal_unpack_bytes for c in components if c in terms))
