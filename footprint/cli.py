@@ -372,7 +372,10 @@ def measure(
 
     a = analyze(image)
     owner = _owner_of(a)
-    static = {c["name"]: c for c in comp_render.components_dict(a)["components"]}
+    assert a.attribution is not None  # analyze() attributes by default
+    # The static figures of each component (not the whole components document, whose
+    # missing-library report would resolve every executable for nothing).
+    static = {n: comp_render.component_row(c, None) for n, c in a.attribution.components.items()}
     argv = tuple(shlex.split(run_cmd)) if run_cmd else (rdinit,)
     options = dict(
         argv=argv,

@@ -59,7 +59,7 @@ def components_dict(a: Analysis) -> dict[str, Any]:
             for s in sorted(att.shared, key=lambda s: -s.page_rounded_bytes)
         ],
         "total": {
-            "files": sum(c.files for c in comps) + sum(1 for _ in att.shared),
+            "files": sum(c.files for c in comps) + len(att.shared),
             "bytes": att.total_bytes,
             "page_rounded_bytes": att.total_page_rounded_bytes,
             "proportional_bytes": round(sum(c.proportional_bytes for c in comps)),

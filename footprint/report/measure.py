@@ -19,10 +19,7 @@ def measurement_dict(
 ) -> dict[str, Any]:
     static = static or {}
     comps = []
-    names = sorted(
-        set(m.components) | {n for n in static if n in m.components},
-        key=lambda n: -m.components[n].anon_peak_bytes if n in m.components else 0,
-    )
+    names = sorted(m.components, key=lambda n: -m.components[n].anon_peak_bytes)
     for name in names:
         c = m.components[name]
         comps.append(
