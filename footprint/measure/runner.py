@@ -9,7 +9,9 @@ the cgroup and the temporary directory removed.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import functools
 import os
 import re
 import select
@@ -169,13 +171,22 @@ def _identify(pid: int, owner: Callable[[str], str]) -> tuple[str, str, str] | N
     return name, exe, owner(target)
 
 
+@functools.cache
+def _own_exe() -> tuple[int, int] | None:
+    try:
+        me = os.stat(sys.executable)
+    except OSError:
+        return None
+    return (me.st_dev, me.st_ino)
+
+
 def _is_footprint(pid: int) -> bool:
     """A sandbox helper that has not exec'd the image's code yet (it runs our Python)."""
     try:
-        exe, me = os.stat(f"/proc/{pid}/exe"), os.stat(sys.executable)
+        exe = os.stat(f"/proc/{pid}/exe")
     except OSError:
         return False
-    return (exe.st_dev, exe.st_ino) == (me.st_dev, me.st_ino)
+    return (exe.st_dev, exe.st_ino) == _own_exe()
 
 
 def sample_processes(
@@ -344,25 +355,28 @@ def _run(
     status_text = ""
     samples: list[Sample] = []
     outcome, detail, exit_status = "", "", None
-    scan_from = 0
+    text = ""  # the console decoded, for the marker; only what arrives is decoded
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     phases = _Phases()
     next_sample = start
     while not outcome:
         wait = max(0.0, next_sample - time.monotonic())
         readable, _, _ = select.select([master, status_r], [], [], wait)
         if master in readable:
+            chunk = b""
             with contextlib.suppress(OSError):  # EIO once every holder of the pty is gone
-                console += os.read(master, 65536)
+                chunk = os.read(master, 65536)
+            console += chunk
+            if marker is not None and chunk:
+                before = len(text)
+                text += decoder.decode(chunk)
+                m = marker.search(text, max(0, before - 4096))
+                if m:
+                    outcome, detail = MARKER, m.group(0)
         if status_r in readable:
             with contextlib.suppress(BlockingIOError):
                 status_text += os.read(status_r, 65536).decode(errors="replace")
             status_text = _admit(status_text, cg, gate_w, phases, time.monotonic() - start)
-        if marker is not None:
-            text = console.decode(errors="replace")
-            m = marker.search(text, max(0, scan_from - 4096))
-            scan_from = len(text)
-            if m:
-                outcome, detail = MARKER, m.group(0)
         now = time.monotonic()
         if now >= next_sample:
             next_sample = now + interval
