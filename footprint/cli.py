@@ -286,7 +286,7 @@ def profile(
     from footprint.report import components as render
 
     a = analyze(image, page_size=page_size, rules_file=rules_file, kernel=kernel)
-    text = json.dumps(render.profile_dict(a), indent=1) + "\n"
+    text = render.profile_json(a)
     if output is None:
         _emit(text)
         return
@@ -736,7 +736,7 @@ def baseline(
     from footprint.report.files import write_atomically
 
     a = analyze(image, page_size=page_size, rules_file=rules_file, kernel=kernel)
-    write_atomically(output, json.dumps(render.profile_dict(a), indent=1) + "\n")
+    write_atomically(output, render.profile_json(a))
     click.echo(f"wrote baseline {output}", err=True)
 
 

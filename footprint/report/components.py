@@ -8,6 +8,7 @@ report read it back without the image.
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import asdict
 from typing import Any
 
@@ -144,6 +145,11 @@ def profile_dict(a: Analysis) -> dict[str, Any]:
         )
     doc["files"] = sorted(files, key=lambda f: f["path"])
     return doc
+
+
+def profile_json(a: Analysis) -> str:
+    """The profile as `profile -o` and `baseline` save it."""
+    return json.dumps(profile_dict(a), indent=1) + "\n"
 
 
 def _kind_summary(a: Analysis, match: Any) -> dict[str, int]:
