@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -422,6 +423,7 @@ def measure(
 
 
 def _qemu_options(f: Any) -> Any:
+    """The options of a QEMU boot; the command receives them as **qemu, see _boot_at()."""
     f = click.option(
         "--kernel",
         required=True,
@@ -436,7 +438,9 @@ def _qemu_options(f: Any) -> Any:
         "console (default: init settled, or finished).",
     )(f)
     f = click.option("--timeout", type=float, default=120.0, show_default=True)(f)
-    f = click.option("--rdinit", default="/init", show_default=True, help="The image's init.")(f)
+    f = click.option(
+        "--rdinit", "init", default="/init", show_default=True, help="The image's init."
+    )(f)
     f = click.option(
         "--accel",
         type=click.Choice(["auto", "kvm", "tcg"]),
@@ -447,23 +451,21 @@ def _qemu_options(f: Any) -> Any:
     return f
 
 
+def _boot_at(
+    boot_fn: Callable[..., Any], image: str, qemu: dict[str, Any], min_timeout: float = 0.0
+) -> Callable[[int], Any]:
+    """limit -> boot_fn(image, kernel, limit, …) with the _qemu_options the user gave."""
+    options = dict(qemu, timeout=max(qemu["timeout"], min_timeout))
+    kernel = options.pop("kernel")
+    return lambda limit: boot_fn(image, kernel, limit, **options)
+
+
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("--memory", default="512M", show_default=True, help="The VM's RAM (-m).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
 @_qemu_options
-def boot(
-    image: str,
-    memory: str,
-    as_json: bool,
-    kernel: str,
-    append: str,
-    cmdline: str | None,
-    until: str | None,
-    timeout: float,
-    rdinit: str,
-    accel: str,
-) -> None:
+def boot(image: str, memory: str, as_json: bool, **qemu: Any) -> None:
     """Boot IMAGE with KERNEL in QEMU with a memory probe, and say what happened.
 
     Outcomes: success, unpack-failed, oom, panic, timeout (exit 1 unless success).
@@ -471,17 +473,7 @@ def boot(
     from footprint.measure.qemu import boot as run
     from footprint.report import boot as render
 
-    r = run(
-        image,
-        kernel,
-        _size(memory),
-        append=append,
-        cmdline=cmdline,
-        until=until,
-        timeout=timeout,
-        init=rdinit,
-        accel=accel,
-    )
+    r = _boot_at(run, image, qemu)(_size(memory))
     doc = render.boot_dict(r, _owner_by_name(image))
     _emit_json(doc) if as_json else _emit(render.boot_text(doc))
     if not r.succeeded:
@@ -533,13 +525,7 @@ def calibrate(
     kdump: bool,
     rules_file: str | None,
     as_json: bool,
-    kernel: str,
-    append: str,
-    cmdline: str | None,
-    until: str | None,
-    timeout: float,
-    rdinit: str,
-    accel: str,
+    **qemu: Any,
 ) -> None:
     """The smallest RAM with which IMAGE boots, and the crashkernel= to reserve.
 
@@ -556,27 +542,15 @@ def calibrate(
     from footprint.measure.qemu import boot as run
     from footprint.report import boot as render
 
-    a = analyze(image, kernel=kernel, rules_file=rules_file)
+    a = analyze(image, kernel=qemu["kernel"], rules_file=rules_file)
     res = a.reservation
     step = _size(resolution)
+    rdinit = qemu["init"]
 
-    def calibrate_one(path: str, model: int) -> Any:
-        def one(limit: int) -> Any:
-            return run(
-                path,
-                kernel,
-                limit,
-                append=append,
-                cmdline=cmdline,
-                until=until,
-                timeout=timeout,
-                init=rdinit,
-                accel=accel,
-            )
-
+    def calibrate_with(boot_at: Callable[[int], Any], model: int) -> Any:
         return _with_progress(
             lambda report: run_calibration(
-                one,
+                boot_at,
                 model,
                 res.kdumpctl_formula_bytes,
                 res.kernel_bytes,
@@ -606,37 +580,15 @@ def calibrate(
             for n, c in a.attribution.components.items()
             if n not in measured
         ]
-    c = calibrate_one(image, res.static_estimate_bytes)
+    c = calibrate_with(_boot_at(run, image, qemu), res.static_estimate_bytes)
     at = c.bisection.at_minimum
     doc = render.calibration_dict(c, render.boot_dict(at) if at is not None else None)
     if kdump:
         from footprint.measure.kdump import kdump_boot
 
-        def crash(limit: int) -> Any:
-            return kdump_boot(
-                image,
-                kernel,
-                limit,
-                append=append,
-                cmdline=cmdline,
-                until=until,
-                timeout=max(timeout, 180.0),
-                init=rdinit,
-                accel=accel,
-            )
-
-        k = _with_progress(
-            lambda report: run_calibration(
-                crash,
-                c.bisection.minimum_bytes or res.static_estimate_bytes,
-                res.kdumpctl_formula_bytes,
-                res.kernel_bytes,
-                res.initrd_compressed_bytes,
-                res.rootfs_bytes,
-                step,
-                repeat,
-                progress=report,
-            )
+        k = calibrate_with(
+            _boot_at(kdump_boot, image, qemu, min_timeout=180.0),
+            c.bisection.minimum_bytes or res.static_estimate_bytes,
         )
         kat = k.bisection.at_minimum
         doc["kdump"] = render.calibration_dict(k, render.boot_dict(kat) if kat else None)
@@ -649,8 +601,9 @@ def calibrate(
         with tempfile.TemporaryDirectory(prefix="footprint-ablate-") as tmp:
             for i, p in enumerate(plans):
                 copy = repack(image, f"{tmp}/ablated-{i}.img", set(p.paths), codec)
-                abl = calibrate_one(
-                    copy.path, c.bisection.minimum_bytes - p.static_marginal_unpack_bytes
+                abl = calibrate_with(
+                    _boot_at(run, copy.path, qemu),
+                    c.bisection.minimum_bytes - p.static_marginal_unpack_bytes,
                 )
                 rows.append(render.ablation_row(p, c, abl, copy.codec))
         doc["ablations"] = rows
