@@ -7,6 +7,7 @@ ranges are then read by the ordinary reader, never copied into memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from footprint.errors import BadImage
 
@@ -17,10 +18,17 @@ PE_MAGIC = b"MZ"
 class UkiSections:
     """Where the parts of a UKI lie in its file, and how big each is."""
 
-    linux_bytes: int
     initrd_ranges: tuple[tuple[int, int], ...]  # .ucode first, as systemd-stub passes them
-    sections: dict[str, int]  # every section name -> its size
     section_ranges: dict[str, tuple[int, int]]  # every section name -> (file offset, size)
+
+    @property
+    def sections(self) -> dict[str, int]:
+        """Every section name -> its size."""
+        return {name: size for name, (_, size) in self.section_ranges.items()}
+
+    @property
+    def linux_bytes(self) -> int:
+        return self.section_ranges.get(".linux", (0, 0))[1]
 
 
 def locate(path: str, need_initrd: bool = True) -> UkiSections:
@@ -30,13 +38,11 @@ def locate(path: str, need_initrd: bool = True) -> UkiSections:
     pe = lief.PE.parse(path)
     if pe is None:
         raise BadImage(f"{path} starts with 'MZ' but lief cannot read it as a PE file")
-    sizes: dict[str, int] = {}
     ranges: dict[str, tuple[int, int]] = {}
     for section in pe.sections:
         name = str(section.name).rstrip("\0")
         raw = section.sizeof_raw_data
         size = min(section.virtual_size, raw) if section.virtual_size else raw
-        sizes[name] = size
         ranges[name] = (section.pointerto_raw_data, size)
     if need_initrd and ".initrd" not in ranges and ".ucode" not in ranges:
         raise BadImage(
@@ -44,4 +50,19 @@ def locate(path: str, need_initrd: bool = True) -> UkiSections:
             "image with an initramfs"
         )
     parts = tuple(ranges[n] for n in (".ucode", ".initrd") if n in ranges and ranges[n][1])
-    return UkiSections(sizes.get(".linux", 0), parts, sizes, ranges)
+    return UkiSections(parts, ranges)
+
+
+def linux_section(f: BinaryIO, path: str) -> tuple[int, int] | None:
+    """Where a UKI's kernel (.linux) lies in the kernel file `f`; None when the file is the
+    kernel itself: not a PE, or an EFI-stub bzImage (a PE with the x86 boot header)."""
+    f.seek(0)
+    if f.read(2) != PE_MAGIC:
+        return None
+    f.seek(0x202)
+    if f.read(4) == b"HdrS":
+        return None
+    linux = locate(path, need_initrd=False).section_ranges.get(".linux")
+    if not linux:
+        raise BadImage(f"{path} is a PE file without a .linux section")
+    return linux

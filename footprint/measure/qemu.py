@@ -186,16 +186,11 @@ def probe_image(image: str, directory: str, init: str = "/init", interval: float
 
 def kernel_file(kernel: str, directory: str) -> str:
     """A file QEMU can boot: the bzImage itself, or a UKI's .linux section."""
-    with open(kernel, "rb") as f:
-        if f.read(2) != PE_MAGIC:
-            return kernel
-        f.seek(0x202)
-        if f.read(4) == b"HdrS":
-            return kernel  # an EFI-stub bzImage
-        from footprint.image.uki import locate
+    from footprint.image.uki import linux_section
 
-        linux = locate(kernel, need_initrd=False).section_ranges.get(".linux")
-        if not linux:
+    with open(kernel, "rb") as f:
+        linux = linux_section(f, kernel)
+        if linux is None:
             return kernel
         f.seek(linux[0])
         out = os.path.join(directory, "linux")

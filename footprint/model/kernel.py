@@ -16,7 +16,7 @@ from footprint.elf.facts import ELF_MAGIC
 from footprint.errors import BadImage, UsageError
 from footprint.image import codecs
 from footprint.image.stream import FileSource
-from footprint.image.uki import PE_MAGIC, locate
+from footprint.image.uki import linux_section
 
 
 @dataclass(frozen=True)
@@ -65,13 +65,7 @@ def read_kernel(path: str) -> KernelImage:
         if magic == ELF_MAGIC:
             f.seek(0)
             return KernelImage(path, size, "", 0, f.read())
-        if magic[:2] == PE_MAGIC:
-            f.seek(0x202)
-            if f.read(4) == b"HdrS":  # an EFI-stub bzImage is a PE with the boot header
-                return _bzimage(f, 0, size, path)
-            uki = locate(path, need_initrd=False)
-            linux = uki.section_ranges.get(".linux")
-            if not linux:
-                raise BadImage(f"{path} is a PE file without a .linux section")
+        linux = linux_section(f, path)
+        if linux is not None:
             return _bzimage(f, linux[0], linux[1], path)
         return _bzimage(f, 0, size, path)
