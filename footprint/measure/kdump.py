@@ -12,28 +12,22 @@ import os
 import re
 import stat
 import tempfile
-import time
 
 from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.measure.qemu import (
-    _KILLED,
-    OOM,
     PANIC,
     SUCCESS,
-    TIMEOUT,
     BootResult,
+    Outcome,
     _qemu_cmd,
     _read,
-    _running,
-    _wait_for,
     capture_cmdline,
     choose_accel,
-    classify,
     kernel_file,
-    parse_probe,
     probe_image,
     qemu_binary,
+    watch,
 )
 
 LOAD_FAILED = "load-failed"
@@ -153,66 +147,40 @@ def kdump_boot(
         console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")
         first = f"console=ttyS0 crashkernel={crashkernel >> 20}M panic=1 rdinit=/init"
         cmd = _qemu_cmd(qemu, mode, FIRST_KERNEL_MIB, kfile, s1, first, console_log, probe_log)
-        start = time.monotonic()
-        outcome: tuple[str, str] | None = None
-        first_sample: float | None = None
-        with _running(cmd) as proc:
-            while outcome is None:
-                time.sleep(0.1)
-                console = _read(console_log)
-                now = time.monotonic()
-                if (
-                    "footprint-stage1: load failed" in console
-                    or "crashkernel reservation failed" in console
-                ):
-                    why = re.search(
-                        r"kexec_file_load failed.*|Could not find a free area.*|"
-                        r"crashkernel reservation failed.*",
-                        console,
-                    )
-                    outcome = (LOAD_FAILED, why.group(0) if why else "kexec -p failed")
-                    break
-                if CRASH not in console:
-                    if proc.poll() is not None:
-                        outcome = (PANIC, "the first kernel stopped before the crash")
-                    elif now - start > timeout:
-                        outcome = (TIMEOUT, f"no crash in {timeout:g} s")
-                    continue
-                # What follows the first kernel's own, deliberate panic is the capture boot.
-                after = console.split(CRASH, 1)[1]
-                if "sysrq triggered crash" not in after:
-                    continue
-                capture_console = after.split("sysrq triggered crash", 1)[1]
-                probe = _read(probe_log)
-                if first_sample is None and "@@ end" in probe:
-                    first_sample = now
-                settled = first_sample is not None and now - first_sample >= settle
-                outcome = classify(
-                    capture_console,
-                    marker,
-                    settled,
-                    proc.poll() is not None,
-                )
-                if outcome is None and now - start > timeout:
-                    outcome = (TIMEOUT, f"no outcome in {timeout:g} s")
-            if outcome[0] == OOM:
-                _wait_for(
-                    lambda: "Killed process" in _read(console_log).split(CRASH)[-1], proc, 3.0
-                )
-        console, probe = _read(console_log), _read(probe_log)
-        killed = [(int(p), n) for p, n in _KILLED.findall(console.split(CRASH)[-1])]
-        result = BootResult(
-            image,
-            kernel,
-            crashkernel,
-            mode,
-            outcome[0],
-            outcome[1],
-            time.monotonic() - start,
-            parse_probe(probe),
-            killed,
-            console,
+        result = watch(
+            cmd,
+            tmp,
+            (image, kernel, crashkernel, mode),
+            marker,
+            timeout,
+            settle,
+            interval,
+            section=_capture_console,
+            before=_before_capture,
         )
-        if outcome[0] == SUCCESS and "vmcore" not in probe:
+        if result.outcome == SUCCESS and "vmcore" not in _read(probe_log):
             result.detail += " (no /proc/vmcore seen by the probe)"
         return result
+
+
+def _capture_console(console: str) -> str | None:
+    """What the capture kernel printed: the console after the first kernel's deliberate
+    panic and the sysrq crash line; None until then."""
+    after = console.split(CRASH, 1)
+    if len(after) < 2 or "sysrq triggered crash" not in after[1]:
+        return None
+    return after[1].split("sysrq triggered crash", 1)[1]
+
+
+def _before_capture(console: str, exited: bool, elapsed: float) -> Outcome | None:
+    """The first kernel's failures: kexec -p could not load, or it stopped before the crash."""
+    if "footprint-stage1: load failed" in console or "crashkernel reservation failed" in console:
+        why = re.search(
+            r"kexec_file_load failed.*|Could not find a free area.*|"
+            r"crashkernel reservation failed.*",
+            console,
+        )
+        return (LOAD_FAILED, why.group(0) if why else "kexec -p failed")
+    if CRASH not in console and exited:
+        return (PANIC, "the first kernel stopped before the crash")
+    return None

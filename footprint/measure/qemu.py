@@ -354,39 +354,67 @@ def boot(
         line = capture_cmdline(cmdline, append)
         memory_mib = max(1, memory >> 20)
         cmd = _qemu_cmd(qemu, mode, memory_mib, kfile, initrd, line, console_log, probe_log)
-        start = time.monotonic()
-        outcome: tuple[str, str] | None = None
-        first_sample: float | None = None
-        with _running(cmd) as proc:
-            while outcome is None:
-                time.sleep(0.1)
-                console, probe = _read(console_log), _read(probe_log)
-                now = time.monotonic()
-                if first_sample is None and "@@ end" in probe:
+        return watch(cmd, tmp, (image, kernel, memory, mode), marker, timeout, settle, interval)
+
+
+Outcome = tuple[str, str]
+
+
+def watch(
+    cmd: list[str],
+    tmp: str,
+    identity: tuple[str, str, int, str],
+    marker: re.Pattern[str] | None,
+    timeout: float,
+    settle: float,
+    interval: float,
+    section: Callable[[str], str | None] = lambda console: console,
+    before: Callable[[str, bool, float], Outcome | None] | None = None,
+) -> BootResult:
+    """Run QEMU until the boot under test has an outcome, and collect what it showed.
+
+    `section` cuts the console of the boot under test out of the whole console (None: it
+    has not started); `before` may end the run earlier, from the whole console, whether
+    QEMU exited and the seconds spent (kdump: the first kernel failed). `identity` is the
+    BootResult's (image, kernel, memory, accel). Logs are tmp/console and tmp/probe.
+    """
+    console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")
+    start = time.monotonic()
+    outcome: Outcome | None = None
+    first_sample: float | None = None
+    with _running(cmd) as proc:
+        while outcome is None:
+            time.sleep(0.1)
+            console = _read(console_log)
+            now = time.monotonic()
+            exited = proc.poll() is not None
+            outcome = before(console, exited, now - start) if before is not None else None
+            part = section(console) if outcome is None else None
+            if part is not None:
+                if first_sample is None and "@@ end" in _read(probe_log):
                     first_sample = now
                 settled = first_sample is not None and now - first_sample >= settle
-                outcome = classify(console, marker, settled, proc.poll() is not None)
-                if outcome is None and now - start > timeout:
-                    outcome = (TIMEOUT, f"no outcome in {timeout:g} s")
-            if outcome[0] == OOM:
-                _wait_for(lambda: _KILLED.search(_read(console_log)) is not None, proc, 3.0)
-            if outcome[0] == SUCCESS and proc.poll() is None:
-                # One more probe sample, taken after the marker, before QEMU is stopped.
-                ends = _read(probe_log).count("@@ end")
-                deadline = time.monotonic() + interval * 4 + 0.5
-                while time.monotonic() < deadline and _read(probe_log).count("@@ end") <= ends:
-                    time.sleep(0.05)
-        console, probe = _read(console_log), _read(probe_log)
-        killed = [(int(p), n) for p, n in _KILLED.findall(console)]
-        return BootResult(
-            image,
-            kernel,
-            memory,
-            mode,
-            outcome[0],
-            outcome[1],
-            time.monotonic() - start,
-            parse_probe(probe),
-            killed,
-            console,
-        )
+                outcome = classify(part, marker, settled, exited)
+            if outcome is None and now - start > timeout:
+                outcome = (TIMEOUT, f"no outcome in {timeout:g} s")
+        if outcome[0] == OOM:
+            _wait_for(
+                lambda: _KILLED.search(section(_read(console_log)) or "") is not None, proc, 3.0
+            )
+        if outcome[0] == SUCCESS and proc.poll() is None:
+            # One more probe sample, taken after the marker, before QEMU is stopped.
+            ends = _read(probe_log).count("@@ end")
+            deadline = time.monotonic() + interval * 4 + 0.5
+            while time.monotonic() < deadline and _read(probe_log).count("@@ end") <= ends:
+                time.sleep(0.05)
+    console, probe = _read(console_log), _read(probe_log)
+    killed = [(int(p), n) for p, n in _KILLED.findall(section(console) or "")]
+    return BootResult(
+        *identity,
+        outcome[0],
+        outcome[1],
+        time.monotonic() - start,
+        parse_probe(probe),
+        killed,
+        console,
+    )
