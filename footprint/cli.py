@@ -619,7 +619,7 @@ def _with_progress(work: Any) -> Any:
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from footprint.report.inspect import human
+    from footprint.units import human
 
     console = Console(stderr=True)
     count = [0]

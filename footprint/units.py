@@ -1,4 +1,5 @@
-"""Sizes as people write them: 512K, 128M, 1.5G, 256MiB, or a plain number of bytes."""
+"""Sizes: parsed as people write them (512K, 128M, 1.5G, 256MiB, or bytes), rounded to pages,
+and shown in binary units."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ def round_up(n: int, to: int) -> int:
     return -(-n // to) * to
 
 
+def page_round(size: int, page_size: int) -> int:
+    """What `size` bytes of file data cost in whole pages."""
+    return round_up(size, page_size)
+
+
 def parse_size(value: str | int) -> int:
     """Bytes; ValueError when `value` is not a size."""
     if isinstance(value, bool):
@@ -21,3 +27,19 @@ def parse_size(value: str | int) -> int:
     if t and t[-1] in UNITS:
         return int(float(t[:-1]) * UNITS[t[-1]])
     return int(t)
+
+
+def human(n: int) -> str:
+    """Bytes in binary units, three significant figures."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            return (
+                f"{n} B"
+                if unit == "B"
+                else f"{value:.3g} {unit}"
+                if value < 100
+                else f"{value:.0f} {unit}"
+            )
+        value /= 1024
+    raise AssertionError

@@ -16,7 +16,7 @@ from footprint.components.rules import Rules
 from footprint.elf.facts import SHARED, ElfFacts
 from footprint.elf.resolve import Resolver
 from footprint.image.rootfs import Inode, Rootfs
-from footprint.image.summary import page_round
+from footprint.units import page_round
 
 OTHER = "other"  # files no rule claims and that are not libraries
 UNREFERENCED = "unreferenced-libraries"  # libraries nothing in the image is seen to load

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from footprint.image.cpio import DIR, FILE, SYMLINK
 from footprint.image.reader import Inventory
 from footprint.image.rootfs import DEVICE_KINDS, Node
-from footprint.units import round_up
+from footprint.units import page_round
 
 DEFAULT_PAGE_SIZE = 4096
 SHORT_SYMLINK_LEN = 128  # tmpfs keeps shorter symlink targets inline, longer ones take a page
@@ -37,10 +37,6 @@ GENERATOR_MARKERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("var/lib/dpkg/info/rootskel.list", "usr/lib/debian-installer", "lib/debian-installer"),
     ),
 )
-
-
-def page_round(size: int, page_size: int) -> int:
-    return round_up(size, page_size)
 
 
 @dataclass(frozen=True)

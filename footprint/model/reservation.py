@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from footprint.image.reader import Inventory
-from footprint.image.summary import Summary, page_round
+from footprint.image.summary import Summary
+from footprint.units import page_round
 from footprint.units import MIB
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from footprint import __version__
 from footprint.measure.calibrate import Calibration
 from footprint.measure.qemu import BootResult
 from footprint.report import SCHEMA_VERSION
-from footprint.report.inspect import human
+from footprint.units import human
 from footprint.report.measure import CONSOLE_TAIL
 from footprint.units import MIB
 

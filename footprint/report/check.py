@@ -8,7 +8,7 @@ from typing import Any
 
 from footprint.gate.budget import FAIL, WARN, Verdict
 from footprint.report import SCHEMA_VERSION
-from footprint.report.inspect import human
+from footprint.units import human
 
 STEP_SUMMARY_LIMIT = 900 * 1024  # GitHub allows 1 MiB per step summary
 ICON = {"pass": "✅", "warn": "⚠️", "fail": "❌"}

@@ -17,7 +17,7 @@ from footprint.components.attribute import Component
 from footprint.elf.resolve import Closure
 from footprint.report import SCHEMA_VERSION
 from footprint.report.inspect import as_dict as inspect_dict
-from footprint.report.inspect import human
+from footprint.units import human
 
 
 def component_row(c: Component, terms: dict[str, Any] | None) -> dict[str, Any]:

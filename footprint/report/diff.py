@@ -6,7 +6,7 @@ from typing import Any
 
 from footprint.gate.diff import Change, Diff
 from footprint.report import SCHEMA_VERSION
-from footprint.report.inspect import human
+from footprint.units import human
 
 
 def _row(c: Change) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 from footprint.errors import EnvironmentUnavailable
 from footprint.gate.diff import diff, totals_of
 from footprint.report.diff import diff_dict
-from footprint.report.inspect import human
+from footprint.units import human
 from footprint.units import MIB
 
 TOP = 8  # components drawn in the trend; the rest are summed as "other components"

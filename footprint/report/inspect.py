@@ -84,22 +84,6 @@ def as_dict(inv: Inventory, summary: Summary, files: list[dict[str, Any]] | None
     return doc
 
 
-def human(n: int) -> str:
-    """Bytes in binary units, three significant figures."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(value) < 1024 or unit == "GiB":
-            return (
-                f"{n} B"
-                if unit == "B"
-                else f"{value:.3g} {unit}"
-                if value < 100
-                else f"{value:.0f} {unit}"
-            )
-        value /= 1024
-    raise AssertionError
-
-
 def load_text_renderer() -> None:
     """Import what as_text() needs and render once (rich: ~35 ms, and a first render does
     more imports and fills caches), e.g. while the image is still being read."""
