@@ -166,7 +166,7 @@ def extract(image: str, directory: str, force: bool, devices: bool, as_json: boo
 
     result = run(image, directory, force=force, devices=devices)
     if as_json:
-        from footprint.report import SCHEMA_VERSION
+        from footprint.schemas import SCHEMA_VERSION
 
         _emit_json({"schema_version": SCHEMA_VERSION, **result.as_dict()})
         return

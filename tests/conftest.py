@@ -44,3 +44,14 @@ def need_tool(tool: str, package: str) -> str:
 @pytest.fixture
 def expected() -> dict:
     return EXPECTED
+
+
+def assert_schema(doc: dict) -> None:
+    """`doc` carries its kind and schema_version and validates against the shipped schema."""
+    import jsonschema
+
+    from footprint.schemas import SCHEMA_VERSION, schema
+
+    assert doc.get("schema_version") == SCHEMA_VERSION, doc.get("schema_version")
+    assert isinstance(doc.get("kind"), str), "document without a kind"
+    jsonschema.Draft202012Validator(schema(doc["kind"])).validate(doc)

@@ -14,7 +14,7 @@ from typing import Any
 from footprint.analyze import Analysis
 from footprint.errors import EnvironmentUnavailable
 from footprint.units import page_round
-from footprint.report import SCHEMA_VERSION
+from footprint.schemas import SCHEMA_VERSION
 
 DPKG_INFO = "/var/lib/dpkg/info"
 

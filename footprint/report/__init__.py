@@ -1,3 +1,1 @@
-"""Renderings of footprint's results: JSON documents (the contract) and text for humans."""
-
-SCHEMA_VERSION = 1
+"""Renderings of footprint's results: text, Markdown, JUnit and HTML for humans and CI."""

@@ -8,7 +8,7 @@ from typing import Any
 from footprint import __version__
 from footprint.measure.calibrate import Calibration
 from footprint.measure.qemu import BootResult
-from footprint.report import SCHEMA_VERSION
+from footprint.schemas import SCHEMA_VERSION
 from footprint.units import human
 from footprint.report.measure import CONSOLE_TAIL
 from footprint.units import MIB

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from footprint.gate.budget import FAIL, WARN, Verdict
-from footprint.report import SCHEMA_VERSION
+from footprint.schemas import SCHEMA_VERSION
 from footprint.units import human
 
 STEP_SUMMARY_LIMIT = 900 * 1024  # GitHub allows 1 MiB per step summary

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from footprint.gate.diff import Change, Diff
-from footprint.report import SCHEMA_VERSION
+from footprint.schemas import SCHEMA_VERSION
 from footprint.units import human
 
 

@@ -11,7 +11,7 @@ from footprint import __version__
 from footprint.image.reader import Inventory
 from footprint.image.rootfs import Node
 from footprint.image.summary import Summary
-from footprint.report import SCHEMA_VERSION
+from footprint.schemas import SCHEMA_VERSION
 
 SORT_KEYS = ("image", "name", "size")
 

@@ -8,7 +8,7 @@ from typing import Any
 from footprint import __version__
 from footprint.measure.bisect import Bisection
 from footprint.measure.runner import Measurement
-from footprint.report import SCHEMA_VERSION
+from footprint.schemas import SCHEMA_VERSION
 from footprint.units import human
 
 CONSOLE_TAIL = 40  # lines of the console kept in the document
