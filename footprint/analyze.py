@@ -1,5 +1,5 @@
 """One pass over an image that yields everything static: inventory, ELF facts, closures,
-components and the reservation model, as a Profile.
+components and the reservation model (footprint.profile makes the Profile of it).
 
 The lief worker is started first, so its import (~0.3 s) and its parsing overlap the
 decompression; ELF files stream to it as the reader passes them, and are never stored.
@@ -21,7 +21,8 @@ from footprint.image.reader import Inventory, scan
 from footprint.image.rootfs import Node
 from footprint.image.summary import DEFAULT_PAGE_SIZE, Summary, summarize
 from footprint.model.kernel import read_kernel
-from footprint.model.reservation import MODULE_SUFFIXES, Reservation, reservation
+from footprint.model.reservation import ComponentTerms, Reservation, component_terms, reservation
+from footprint.paths import is_module
 
 # Small text files kept for later stages: the loader's configuration, dracut's module list.
 KEEP_TEXT = (
@@ -33,10 +34,6 @@ KEEP_TEXT = (
 KERNEL_KEY = "\0kernel"  # the worker key of the --kernel vmlinux
 
 
-def is_module(path: str) -> bool:
-    return path.endswith(MODULE_SUFFIXES)
-
-
 @dataclass
 class Analysis:
     inventory: Inventory
@@ -45,6 +42,7 @@ class Analysis:
     resolver: Resolver
     attribution: Attribution | None
     reservation: Reservation
+    component_terms: list[ComponentTerms]  # empty without attribution
 
     @property
     def elves(self) -> list[ElfFacts]:
@@ -102,10 +100,11 @@ def analyze(
             facts[path] = by_inode[id(node.inode)]
     summary = summarize(inv, page_size)
     resolver = Resolver(inv.rootfs, facts, collector.texts)
-    attribution = None
+    attribution, terms = None, []
     if components:
         extra = dracut_module_rules(collector.texts) if dracut_modules else None
         rules = load_rules(rules_file, summary.generator, extra)
         attribution = attribute(inv.rootfs, facts, resolver, rules, page_size)
-    res = reservation(inv, summary, attribution, kimage, kernel_facts, page_size)
-    return Analysis(inv, summary, facts, resolver, attribution, res)
+        terms = component_terms(inv, attribution)
+    res = reservation(inv, summary, kimage, kernel_facts, page_size)
+    return Analysis(inv, summary, facts, resolver, attribution, res, terms)

@@ -23,6 +23,7 @@ from footprint.errors import (
     FootprintError,
     Terminated,
 )
+from footprint.schemas import KINDS
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -166,9 +167,9 @@ def extract(image: str, directory: str, force: bool, devices: bool, as_json: boo
 
     result = run(image, directory, force=force, devices=devices)
     if as_json:
-        from footprint.schemas import SCHEMA_VERSION
+        from footprint.schemas import header
 
-        _emit_json({"schema_version": SCHEMA_VERSION, **result.as_dict()})
+        _emit_json({**header("extract"), **result.as_dict()})
         return
     _emit(
         f"extracted {result.files} files, {result.dirs} dirs, {result.symlinks} symlinks, "
@@ -202,7 +203,7 @@ def _common_analysis(f: Any) -> Any:
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option(
     "--by",
-    type=click.Choice(["component", "package", "dracut-module", "file"]),
+    type=click.Choice(["component", "dracut-module", "package", "file"]),
     default="component",
     show_default=True,
     help="What to group the image's files by.",
@@ -220,23 +221,23 @@ def components(
 ) -> None:
     """What each userspace component adds to the reservation, shares adding up to the total.
 
-    Files go to components by rules (first match wins; see --rules); a shared library no
-    rule claims goes to the components whose programs load it, split equally between them.
+    IMAGE is an image or a saved profile. Files go to components by rules (first match wins;
+    see --rules); a shared library no rule claims goes to the components whose programs load
+    it, split equally between them.
     """
-    from footprint.analyze import analyze
+    from footprint.components import groupings
+    from footprint.profile import open_profile
     from footprint.report import components as render
 
-    a = analyze(
-        image, page_size=page_size, rules_file=rules_file, dracut_modules=by == "dracut-module"
+    p = open_profile(
+        image, rules_file=rules_file, page_size=page_size, dracut_modules=by == "dracut-module"
     )
-    if by in ("component", "dracut-module"):
-        doc = render.components_dict(a)
-        _emit_json(doc) if as_json else _emit(render.components_text(doc))
+    if by in groupings.GROUPINGS:
+        doc = render.groups_dict(groupings.group(p, by, owner_db))
+        _emit_json(doc) if as_json else _emit(render.groups_text(doc))
         return
-    from footprint.components.owners import group_by
-
-    doc = group_by(a, by, owner_db)
-    _emit_json(doc) if as_json else _emit(render.groups_text(doc))
+    doc = render.components_dict(p)
+    _emit_json(doc) if as_json else _emit(render.components_text(doc))
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -281,25 +282,27 @@ def profile(
 ) -> None:
     """Everything static about IMAGE in one saved JSON profile (schema_version 1).
 
-    diff, check and report read a profile back without the image.
+    diff, check, report and components read a profile back without the image.
     """
-    from footprint.analyze import analyze
-    from footprint.report import components as render
+    from footprint.profile import open_profile
 
-    a = analyze(image, page_size=page_size, rules_file=rules_file, kernel=kernel)
-    text = render.profile_json(a)
+    p = open_profile(image, rules_file=rules_file, page_size=page_size, kernel=kernel)
     if output is None:
-        _emit(text)
+        _emit(p.to_json())
         return
-    from footprint.report.files import write_atomically
-
-    write_atomically(output, text)
-    r = a.reservation
+    _write(output, p.to_json())
+    r = p.reservation
     click.echo(
         f"wrote {output}: static estimate {r.static_estimate_bytes >> 20} MiB, "
         f"kdumpctl formula {r.kdumpctl_formula_bytes >> 20} MiB",
         err=True,
     )
+
+
+def _write(path: str, text: str) -> None:
+    from footprint.report.files import write_atomically
+
+    write_atomically(path, text)
 
 
 def _size(text: str) -> int:
@@ -368,7 +371,6 @@ def measure(
 
     from footprint.analyze import analyze
     from footprint.measure import runner
-    from footprint.report import components as comp_render
     from footprint.report import measure as render
 
     a = analyze(image)
@@ -376,7 +378,10 @@ def measure(
     assert a.attribution is not None  # analyze() attributes by default
     # The static figures of each component (not the whole components document, whose
     # missing-library report would resolve every executable for nothing).
-    static = {n: comp_render.component_row(c, None) for n, c in a.attribution.components.items()}
+    static = {
+        n: {"proportional_bytes": round(c.proportional_bytes), "marginal_bytes": c.marginal_bytes}
+        for n, c in a.attribution.components.items()
+    }
     argv = tuple(shlex.split(run_cmd)) if run_cmd else (rdinit,)
     options = dict(
         argv=argv,
@@ -663,11 +668,11 @@ def diff_cmd(
 ) -> None:
     """What grew between OLD and NEW (each an image or a saved profile)."""
     from footprint.gate.diff import diff
-    from footprint.gate.load import load_profile
+    from footprint.profile import open_profile
     from footprint.report import diff as render
 
-    a = load_profile(old, rules_file, page_size)
-    b = load_profile(new, rules_file, page_size)
+    a = open_profile(old, rules_file=rules_file, page_size=page_size)
+    b = open_profile(new, rules_file=rules_file, page_size=page_size)
     doc = render.diff_dict(diff(a, b, raw=raw, min_change=_size(min_change)))
     if as_json:
         _emit_json(doc)
@@ -684,12 +689,10 @@ def baseline(
     image: str, output: str, kernel: str | None, page_size: int, rules_file: str | None
 ) -> None:
     """Save IMAGE's profile as the baseline a later `check --baseline` compares against."""
-    from footprint.analyze import analyze
-    from footprint.report import components as render
-    from footprint.report.files import write_atomically
+    from footprint.profile import open_profile
 
-    a = analyze(image, page_size=page_size, rules_file=rules_file, kernel=kernel)
-    write_atomically(output, render.profile_json(a))
+    p = open_profile(image, page_size=page_size, rules_file=rules_file, kernel=kernel)
+    _write(output, p.to_json())
     click.echo(f"wrote baseline {output}", err=True)
 
 
@@ -730,18 +733,17 @@ def check(
     With $GITHUB_STEP_SUMMARY set, the Markdown table is appended to it.
     """
     from footprint.gate.budget import evaluate, failed, load_budget
-    from footprint.gate.load import load_profile
+    from footprint.profile import open_profile
     from footprint.report import check as render
-    from footprint.report.files import write_atomically
 
     budget = load_budget(budget_file)
-    profile_doc = load_profile(image, rules_file, page_size)
-    base = load_profile(baseline, rules_file, page_size) if baseline else None
-    verdicts = evaluate(budget, profile_doc, base)
+    p = open_profile(image, rules_file=rules_file, page_size=page_size)
+    base = open_profile(baseline, rules_file=rules_file, page_size=page_size) if baseline else None
+    verdicts = evaluate(budget, p, base)
     bad = failed(verdicts, budget)
     doc = render.check_dict(image, verdicts, bad, budget.get("budget", {}).get("mode", "enforce"))
     if junit:
-        write_atomically(junit, render.check_junit(doc))
+        _write(junit, render.check_junit(doc))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as f:
@@ -783,22 +785,20 @@ def report(
     labels: tuple[str, ...],
     timelines: tuple[str, ...],
 ) -> None:
-    """A per-release report over PROFILES (oldest first): one self-contained HTML file.
+    """A per-release report over PROFILES (oldest first; images or saved profiles): one
+    self-contained HTML file.
 
     Trend of the total and of each component, the latest breakdown, the top growers and the
     diff between consecutive releases; charts inline (matplotlib), no network fetches.
     """
     from footprint.errors import UsageError
-    from footprint.gate.load import load_profile
+    from footprint.profile import open_profile
     from footprint.report import html
-    from footprint.report.files import write_atomically
 
-    docs = [load_profile(p) for p in profiles]
-    if labels:
-        if len(labels) != len(docs):
-            raise UsageError(f"{len(labels)} --label for {len(docs)} profiles")
-        for doc, label in zip(docs, labels, strict=True):
-            doc["label"] = label
+    loaded = [open_profile(p) for p in profiles]
+    if labels and len(labels) != len(loaded):
+        raise UsageError(f"{len(labels)} --label for {len(loaded)} profiles")
+    names = list(labels) or [p.label for p in loaded]
     extra = []
     for path in timelines:
         try:
@@ -806,13 +806,22 @@ def report(
                 extra.append(json.load(f))
         except (OSError, ValueError) as e:
             raise UsageError(f"cannot read timeline {path}: {e}") from None
-    data = html.report_data(docs, extra)
+    data = html.report_data(loaded, names, extra)
     text = html.render_markdown(data) if markdown else html.render_html(data)
     if output:
-        write_atomically(output, text)
+        _write(output, text)
         click.echo(f"wrote {output}", err=True)
     else:
         _emit(text)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("kind", type=click.Choice(KINDS))
+def schema(kind: str) -> None:
+    """Print the JSON Schema (draft 2020-12) of the documents of KIND that footprint writes."""
+    from footprint.schemas import schema as schema_of
+
+    _emit_json(schema_of(kind))
 
 
 def _owner_by_name(image: str) -> Any:

@@ -38,6 +38,12 @@ class BadImage(FootprintError):
         super().__init__(message if offset is None else f"{message} (at byte {offset})")
 
 
+class BadDocument(FootprintError):
+    """A JSON document (a saved profile, a result) that footprint cannot read back."""
+
+    exit_code = EXIT_BAD_IMAGE
+
+
 class UnsupportedCodec(BadImage):
     """A compression the kernel knows but this machine cannot decompress."""
 

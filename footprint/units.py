@@ -3,8 +3,15 @@ and shown in binary units."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import msgspec
+
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 MIB = UNITS["M"]
+# A size or a count in a document: an integer, never negative (checked when one is read back).
+Bytes = Annotated[int, msgspec.Meta(ge=0)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 def round_up(n: int, to: int) -> int:

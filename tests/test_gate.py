@@ -57,7 +57,43 @@ def test_diff_rejects_a_json_that_is_not_a_profile(tmp_path) -> None:
     bogus = tmp_path / "x.json"
     bogus.write_text('{"hello": 1}')
     r = run("diff", str(bogus), SMALL)
-    assert r.exit_code == 2 and "not a footprint profile" in r.output
+    assert r.exit_code == 3 and "not a footprint profile" in r.output
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(totals="big"), "Expected `object`, got `str` - at `$.totals`"),
+        (lambda d: d.pop("image"), "Object missing required field `image`"),
+        (lambda d: d["totals"].update(files=-3), "Expected `int` >= 0 - at `$.totals.files`"),
+        (
+            lambda d: d["components"][0].update(proportional_bytes="0x10"),
+            "Expected `int`, got `str` - at `$.components[0].proportional_bytes`",
+        ),
+        (lambda d: d.update(schema_version=2), "has schema_version 2; this footprint reads"),
+        (lambda d: d.update(kind="diff"), "is not a footprint profile"),
+    ],
+)
+def test_a_malformed_profile_is_one_line_and_exit_3(tmp_path, change, message) -> None:
+    good = tmp_path / "good.json"
+    assert run("profile", SMALL, "-o", str(good)).exit_code == 0
+    doc = json.loads(good.read_text())
+    change(doc)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    for args in (["diff", str(bad), SMALL], ["components", str(bad)], ["report", str(bad)]):
+        r = run(*args)
+        assert r.exit_code == 3, (args, r.output)
+        assert r.output.count("\n") == 1 and message in r.output, r.output
+
+
+def test_infinity_is_not_a_size(tmp_path) -> None:
+    good = tmp_path / "good.json"
+    assert run("profile", SMALL, "-o", str(good)).exit_code == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text(good.read_text().replace('"padding_bytes": 0', '"padding_bytes": -Infinity'))
+    r = run("check", str(bad), "--budget", "/dev/null")
+    assert r.exit_code == 3 and "is not valid JSON" in r.output, r.output
 
 
 def _profile(tmp_path: Path, image: str) -> dict:

@@ -30,7 +30,8 @@ from typing import Any
 
 from footprint import units
 from footprint.errors import UsageError
-from footprint.gate.diff import totals_of
+from footprint.gate.diff import component_bytes, totals_of
+from footprint.profile import Profile
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -84,11 +85,11 @@ def _pct(new: int, old: int) -> float:
 
 
 def evaluate(
-    budget: dict[str, Any], profile: dict[str, Any], baseline: dict[str, Any] | None = None
+    budget: dict[str, Any], profile: Profile, baseline: Profile | None = None
 ) -> list[Verdict]:
     verdicts: list[Verdict] = []
     totals = totals_of(profile)
-    comps = {c["name"]: c["proportional_bytes"] for c in profile.get("components", [])}
+    comps = component_bytes(profile)
     limits = budget.get("limits", {})
     warn_at = float(limits.get("warn_percent", 100))
     for key, raw in limits.items():
@@ -115,7 +116,7 @@ def evaluate(
                 )
             )
         if base.get("components", True):
-            old_comps = {c["name"]: c["proportional_bytes"] for c in baseline.get("components", [])}
+            old_comps = component_bytes(baseline)
             for name in sorted(set(comps) | set(old_comps)):
                 verdicts.append(
                     _relative(

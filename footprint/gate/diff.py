@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+
+from footprint.profile import Profile
 
 _RULES = (
     (re.compile(r"^usr/"), ""),
@@ -73,40 +74,44 @@ def _changes(old: dict[str, int], new: dict[str, int], min_change: int) -> list[
     return sorted(rows, key=lambda r: (-abs(r.delta), r.key))
 
 
-def _files(doc: dict[str, Any], raw: bool) -> dict[str, int]:
+def _files(p: Profile, raw: bool) -> dict[str, int]:
     out: dict[str, int] = {}
-    for f in doc.get("files", []):
-        key = normalise(f["path"], raw)
-        out[key] = out.get(key, 0) + f["bytes"]
+    for f in p.files:
+        key = normalise(f.path, raw)
+        out[key] = out.get(key, 0) + f.bytes
     return out
 
 
-TOTALS: tuple[tuple[str, Callable[[dict[str, Any]], int]], ...] = (
-    ("compressed_bytes", lambda d: d["image"]["bytes"]),
-    ("unpacked_bytes", lambda d: d["totals"]["unique_bytes"]),
-    ("page_rounded_bytes", lambda d: d["totals"]["page_rounded_bytes"]),
-    ("files", lambda d: d["totals"]["files"]),
-    ("static_estimate_bytes", lambda d: d.get("reservation", {}).get("static_estimate_bytes", 0)),
+# The whole-image figures diff and check compare, by the names budgets use.
+TOTALS: tuple[tuple[str, Callable[[Profile], int]], ...] = (
+    ("compressed_bytes", lambda p: p.image.bytes),
+    ("unpacked_bytes", lambda p: p.totals.unique_bytes),
+    ("page_rounded_bytes", lambda p: p.totals.page_rounded_bytes),
+    ("files", lambda p: p.totals.files),
+    ("static_estimate_bytes", lambda p: p.reservation.static_estimate_bytes),
 )
 
 
-def totals_of(doc: dict[str, Any]) -> dict[str, int]:
-    return {name: int(get(doc)) for name, get in TOTALS}
+def totals_of(p: Profile) -> dict[str, int]:
+    return {name: get(p) for name, get in TOTALS}
 
 
-def diff(old: dict[str, Any], new: dict[str, Any], raw: bool = False, min_change: int = 0) -> Diff:
+def component_bytes(p: Profile) -> dict[str, int]:
+    """Each component's proportional bytes, by name."""
+    return {c.name: c.proportional_bytes for c in p.components}
+
+
+def diff(old: Profile, new: Profile, raw: bool = False, min_change: int = 0) -> Diff:
     t_old, t_new = totals_of(old), totals_of(new)
     totals = [Change(k, t_old[k], t_new[k]) for k in t_old]
-    seg_old = {f"{s['index']}:{s['codec']}": s["compressed_bytes"] for s in old["segments"]}
-    seg_new = {f"{s['index']}:{s['codec']}": s["compressed_bytes"] for s in new["segments"]}
-    comp_old = {c["name"]: c["proportional_bytes"] for c in old.get("components", [])}
-    comp_new = {c["name"]: c["proportional_bytes"] for c in new.get("components", [])}
+    seg_old = {f"{s.index}:{s.codec}": s.compressed_bytes for s in old.segments}
+    seg_new = {f"{s.index}:{s.codec}": s.compressed_bytes for s in new.segments}
     f_old, f_new = _files(old, raw), _files(new, raw)
     return Diff(
-        old["image"]["path"],
-        new["image"]["path"],
+        old.image.path,
+        new.image.path,
         totals,
         _changes(seg_old, seg_new, 0),
-        _changes(comp_old, comp_new, min_change),
+        _changes(component_bytes(old), component_bytes(new), min_change),
         _changes(f_old, f_new, min_change),
     )

@@ -5,70 +5,49 @@ Pure functions of an Inventory; the page size is a parameter, never read from th
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from footprint.components.generators import generator
 from footprint.image.cpio import DIR, FILE, SYMLINK
 from footprint.image.reader import Inventory
 from footprint.image.rootfs import DEVICE_KINDS, Node
-from footprint.units import page_round
+from footprint.paths import MODULES_DIR
+from footprint.units import Bytes, Count, page_round
 
 DEFAULT_PAGE_SIZE = 4096
 SHORT_SYMLINK_LEN = 128  # tmpfs keeps shorter symlink targets inline, longer ones take a page
 
-_MODULES_DIR = re.compile(r"(?:usr/)?lib/modules/([^/]+)")
-
-# Markers a generator leaves inside its image, most specific first.
-GENERATOR_MARKERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (
-        "dracut",
-        (
-            "usr/lib/dracut/modules.txt",
-            "usr/lib/dracut/build-parameter.txt",
-            "lib/dracut/modules.txt",
-            "usr/lib/dracut",
-            "lib/dracut",
-        ),
-    ),
-    ("mkinitcpio", ("buildconfig", "init_functions")),
-    ("initramfs-tools", ("scripts/functions", "conf/initramfs.conf", "scripts/init-top")),
-    (
-        "debian-installer",
-        ("var/lib/dpkg/info/rootskel.list", "usr/lib/debian-installer", "lib/debian-installer"),
-    ),
-)
-
 
 @dataclass(frozen=True)
 class Totals:
-    files: int
-    dirs: int
-    symlinks: int
-    devices: int
-    hardlinks: int  # names beyond the first that share an inode
-    unique_bytes: int  # regular-file data, each inode once, overwritten data dropped
-    page_rounded_bytes: int
-    overwritten_bytes: int
-    page_size: int
+    files: Count
+    dirs: Count
+    symlinks: Count
+    devices: Count
+    hardlinks: Count  # names beyond the first that share an inode
+    unique_bytes: Bytes  # regular-file data, each inode once, overwritten data dropped
+    page_rounded_bytes: Bytes
+    overwritten_bytes: Bytes
+    page_size: Bytes
 
 
 @dataclass(frozen=True)
 class BootMemory:
     """Memory the unpack itself needs, before any kernel or userspace cost."""
 
-    compressed_held_bytes: int  # the initrd buffer, freed only when unpacking ends
-    rootfs_bytes: int  # page-rounded files plus long symlinks in tmpfs/ramfs
-    peak_bytes: int  # both at once, at the end of unpacking
-    ram_floor_tmpfs_bytes: int  # tmpfs is capped at 50 % of RAM: RAM >= 2 x rootfs
-    ram_floor_ramfs_bytes: int  # ramfs has no cap: the peak is the floor
+    compressed_held_bytes: Bytes  # the initrd buffer, freed only when unpacking ends
+    rootfs_bytes: Bytes  # page-rounded files plus long symlinks in tmpfs/ramfs
+    peak_bytes: Bytes  # both at once, at the end of unpacking
+    ram_floor_tmpfs_bytes: Bytes  # tmpfs is capped at 50 % of RAM: RAM >= 2 x rootfs
+    ram_floor_ramfs_bytes: Bytes  # ramfs has no cap: the peak is the floor
 
 
 @dataclass(frozen=True)
 class LargeFile:
     path: str
-    bytes: int
-    page_rounded_bytes: int
-    names: int
+    bytes: Bytes
+    page_rounded_bytes: Bytes
+    names: Count
 
 
 @dataclass(frozen=True)
@@ -127,14 +106,7 @@ def kernel_versions(nodes: dict[str, Node]) -> list[str]:
     found = set()
     for path, node in nodes.items():
         if node.kind == DIR and path.count("/") <= 3:
-            m = _MODULES_DIR.fullmatch(path)
+            m = MODULES_DIR.fullmatch(path)
             if m:
                 found.add(m.group(1))
     return sorted(found)
-
-
-def generator(nodes: dict[str, Node]) -> str:
-    for name, markers in GENERATOR_MARKERS:
-        if any(marker in nodes for marker in markers):
-            return name
-    return "unknown"

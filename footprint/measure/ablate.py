@@ -44,7 +44,7 @@ def plan(a: Analysis, components: list[str], init: str = "/init") -> Ablation:
             raise UsageError(f"cannot ablate {name}: {why}")
     paths = {p for p, owner in att.owner.items() if owner in components}  # every name
     marginal = sum(att.components[c].marginal_bytes for c in components)
-    terms = {t.name: t for t in a.reservation.components}
+    terms = {t.name: t for t in a.component_terms}
     unpack = int(sum(terms[c].marginal_unpack_bytes for c in components if c in terms))
     return Ablation("+".join(components), frozenset(paths), marginal, unpack)
 

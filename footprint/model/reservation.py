@@ -10,13 +10,13 @@ anonymous memory, slab, makedumpfile) come from measurement, not from here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from footprint.image.reader import Inventory
 from footprint.image.summary import Summary
-from footprint.units import page_round
-from footprint.units import MIB
+from footprint.paths import is_module
+from footprint.units import MIB, Bytes, page_round
 
 if TYPE_CHECKING:
     from footprint.components.attribute import Attribution
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 STRUCT_PAGE = 64  # bytes of struct page per page on x86-64
 KDUMPCTL_OVERHEAD = 16 * MIB
-MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 
 
 @dataclass(frozen=True)
@@ -41,27 +40,25 @@ class ComponentTerms:
 
 @dataclass(frozen=True)
 class Reservation:
-    page_size: int
-    kernel_bytes: int  # 0 when no kernel was given
+    page_size: Bytes
+    kernel_bytes: Bytes  # 0 when no kernel was given
     kernel_method: str  # "elf" (PT_LOAD memsz, lief), "init_size", "file", "" (none given)
     kernel_version: str
-    modules_bytes: int  # unpacked kernel modules in the image
-    initrd_compressed_bytes: int
-    rootfs_bytes: int
-    unpack_peak_bytes: int
-    tmpfs_floor_bytes: int
-    memmap_bytes: int
-    static_estimate_bytes: int  # kernel + unpack peak + struct page: ramfs rootfs (root= given)
-    kdumpctl_formula_bytes: int  # kernel + modules + 3 x compressed initrd + 16 MiB
-    static_estimate_tmpfs_bytes: int = 0  # the same with a tmpfs rootfs (no root=): 50 % cap
+    modules_bytes: Bytes  # unpacked kernel modules in the image
+    initrd_compressed_bytes: Bytes
+    rootfs_bytes: Bytes
+    unpack_peak_bytes: Bytes
+    tmpfs_floor_bytes: Bytes
+    memmap_bytes: Bytes
+    static_estimate_bytes: Bytes  # kernel + unpack peak + struct page: ramfs rootfs (root= given)
+    kdumpctl_formula_bytes: Bytes  # kernel + modules + 3 x compressed initrd + 16 MiB
+    static_estimate_tmpfs_bytes: Bytes = 0  # the same with a tmpfs rootfs (no root=): 50 % cap
     compressed_share_method: str = "proportional"
-    components: list[ComponentTerms] = field(default_factory=list)
 
 
 def reservation(
     inv: Inventory,
     summary: Summary,
-    attribution: Attribution | None,
     kernel: KernelImage | None,
     kernel_facts: ElfFacts | None,
     page_size: int,
@@ -77,9 +74,7 @@ def reservation(
             kernel_bytes, method = kernel.file_bytes, "file"
         kernel_bytes = page_round(kernel_bytes, page_size)
     modules = sum(
-        inode.size
-        for inode, node in inv.rootfs.inodes().values()
-        if node.path.endswith(MODULE_SUFFIXES)
+        inode.size for inode, node in inv.rootfs.inodes().values() if is_module(node.path)
     )
     boot = summary.boot
     # A kdump command line carries root=, so the capture kernel's rootfs is ramfs (no cap);
@@ -89,8 +84,28 @@ def reservation(
     # struct page covers all of the capture kernel's RAM, itself included.
     total = int(before_memmap * page_size / (page_size - STRUCT_PAGE))
     kdumpctl = kernel_bytes + modules + 3 * inv.image_bytes + KDUMPCTL_OVERHEAD
+    return Reservation(
+        page_size,
+        kernel_bytes,
+        method,
+        version,
+        modules,
+        inv.image_bytes,
+        boot.rootfs_bytes,
+        boot.peak_bytes,
+        boot.ram_floor_tmpfs_bytes,
+        total - before_memmap,
+        total,
+        kdumpctl,
+        int(tmpfs_before * page_size / (page_size - STRUCT_PAGE)),
+    )
+
+
+def component_terms(inv: Inventory, attribution: Attribution) -> list[ComponentTerms]:
+    """Each component's static terms, largest first: its rootfs share, its share of the
+    compressed image held during unpack (proportional to its bytes), its tmpfs floor."""
     terms: list[ComponentTerms] = []
-    if attribution is not None and attribution.total_page_rounded_bytes:
+    if attribution.total_page_rounded_bytes:
         total_rounded = attribution.total_page_rounded_bytes
         for c in sorted(attribution.components.values(), key=lambda c: -c.proportional_bytes):
             share = inv.image_bytes * c.proportional_bytes / total_rounded
@@ -106,19 +121,4 @@ def reservation(
                     c.marginal_bytes + marginal_share,
                 )
             )
-    return Reservation(
-        page_size,
-        kernel_bytes,
-        method,
-        version,
-        modules,
-        inv.image_bytes,
-        boot.rootfs_bytes,
-        boot.peak_bytes,
-        boot.ram_floor_tmpfs_bytes,
-        total - before_memmap,
-        total,
-        kdumpctl,
-        int(tmpfs_before * page_size / (page_size - STRUCT_PAGE)),
-        components=terms,
-    )
+    return terms

@@ -1,104 +1,55 @@
-"""`components`, `elf` and `profile` as JSON documents and as text.
+"""`components` and `elf` as JSON documents and as text.
 
-The profile document is the canonical artifact (schema_version 1): `inspect`'s keys plus
-components, ELF facts, files with their owners and the reservation model. diff, check and
-report read it back without the image.
+The components document is a view of the Profile (footprint.profile), so a saved profile
+renders exactly as the image it was made from.
 """
 
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import asdict
 from typing import Any
 
-from footprint.analyze import Analysis, is_module
-from footprint.components.attribute import Component
+from footprint.analyze import Analysis
+from footprint.components.groupings import Grouping
 from footprint.elf.resolve import Closure
-from footprint.schemas import SCHEMA_VERSION
-from footprint.report.inspect import as_dict as inspect_dict
+from footprint.profile import Profile
+from footprint.schemas import header
 from footprint.units import human
 
 
-def component_row(c: Component, terms: dict[str, Any] | None) -> dict[str, Any]:
-    row = {
-        "name": c.name,
-        "files": c.files,
-        "bytes": c.bytes,
-        "page_rounded_bytes": c.page_rounded_bytes,
-        "exclusive_bytes": c.exclusive_bytes,
-        "shared_bytes": c.shared_bytes,
-        "proportional_bytes": round(c.proportional_bytes),
-        "marginal_bytes": c.marginal_bytes,
-        "exclusive_libraries": ["/" + p for p in sorted(c.exclusive)],
-        "shared_libraries": ["/" + p for p in sorted(c.shared)],
-    }
-    if terms:
-        row["compressed_share_bytes"] = round(terms["compressed_share_bytes"])
-        row["unpack_bytes"] = round(terms["unpack_bytes"])
-        row["tmpfs_floor_bytes"] = round(terms["tmpfs_floor_bytes"])
-    return row
-
-
-def components_dict(a: Analysis) -> dict[str, Any]:
-    att = a.attribution
-    assert att is not None
-    terms = {t.name: asdict(t) for t in a.reservation.components}
-    comps = sorted(att.components.values(), key=lambda c: (-c.proportional_bytes, c.name))
+def components_dict(p: Profile) -> dict[str, Any]:
     return {
-        "schema_version": SCHEMA_VERSION,
-        "image": {"path": a.inventory.path, "bytes": a.inventory.file_bytes},
-        "generator": a.summary.generator,
-        "components": [component_row(c, terms.get(c.name)) for c in comps],
-        "shared_libraries": [
-            {
-                "path": "/" + s.path,
-                "page_rounded_bytes": s.page_rounded_bytes,
-                "users": list(s.users),
-                "share_bytes": round(s.page_rounded_bytes / len(s.users)),
-            }
-            for s in sorted(att.shared, key=lambda s: -s.page_rounded_bytes)
-        ],
-        "total": {
-            "files": sum(c.files for c in comps) + len(att.shared),
-            "bytes": att.total_bytes,
-            "page_rounded_bytes": att.total_page_rounded_bytes,
-            "proportional_bytes": round(sum(c.proportional_bytes for c in comps)),
-            "compressed_bytes": a.inventory.image_bytes,
-            "compressed_share_method": a.reservation.compressed_share_method,
-        },
-        "missing_libraries": missing(a),
-        "warnings": warnings(a),
+        **header("components"),
+        "image": asdict(p.image),
+        "generator": p.generator,
+        "components": [asdict(c) for c in p.components],
+        "shared_libraries": [asdict(s) for s in p.shared_libraries],
+        "total": asdict(p.total),
+        "missing_libraries": [asdict(m) for m in p.missing_libraries],
+        "warnings": list(p.warnings),
     }
 
 
-def missing(a: Analysis) -> list[dict[str, str]]:
-    """Libraries some executable needs that the image does not have: a broken initrd."""
-    out = []
-    seen = set()
-    for f in a.elves:
-        if not f.runs or f.error:
-            continue
-        for name, by in a.resolver.closure(f.path).missing:
-            if (name, by) not in seen:
-                seen.add((name, by))
-                out.append({"name": name, "needed_by": "/" + by})
-    return out
-
-
-def warnings(a: Analysis) -> list[str]:
-    out = [f"/{f.path}: {f.error}" for f in a.elves if f.error]
-    out += [
-        f"entry {s.name!r} is not created by the kernel: {s.reason}"
-        for s in a.inventory.rootfs.skipped
-    ]
-    return out
+def groups_dict(g: Grouping) -> dict[str, Any]:
+    groups = [{k: v for k, v in asdict(x).items() if v is not None} for x in g.groups]
+    return {
+        **header("groups"),
+        "image": asdict(g.image),
+        "by": g.by,
+        "groups": groups,
+        "total": {
+            "files": g.files,
+            "bytes": sum(x.bytes for x in g.groups),
+            "page_rounded_bytes": sum(x.page_rounded_bytes for x in g.groups),
+        },
+    }
 
 
 def closure_dict(a: Analysis, closure: Closure) -> dict[str, Any]:
     facts = a.facts.get(closure.root)
     return {
-        "schema_version": SCHEMA_VERSION,
+        **header("elf"),
         "path": "/" + closure.root,
         "facts": facts.as_dict() if facts else None,
         "needed": list(facts.needed) if facts else [],
@@ -116,46 +67,6 @@ def closure_dict(a: Analysis, closure: Closure) -> dict[str, Any]:
         "closure_bytes": sum(a.facts[o.path].size for o in closure.objects if o.path in a.facts),
         "missing": [{"name": n, "needed_by": "/" + by} for n, by in closure.missing],
     }
-
-
-def profile_dict(a: Analysis) -> dict[str, Any]:
-    doc = inspect_dict(a.inventory, a.summary, None)
-    doc["kind"] = "profile"
-    comps = components_dict(a)
-    for key in ("components", "shared_libraries", "total", "missing_libraries", "warnings"):
-        doc[key] = comps[key]
-    res = asdict(a.reservation)
-    res.pop("components")
-    doc["reservation"] = res
-    doc["elf"] = [f.as_dict() for f in a.elves]
-    doc["kernel_modules"] = _kind_summary(a, lambda p: is_module(p))
-    doc["firmware"] = _kind_summary(
-        a, lambda p: "lib/firmware/" in p or p.startswith("kernel/x86/microcode/")
-    )
-    att = a.attribution
-    assert att is not None
-    files = []
-    for inode, node in a.inventory.rootfs.inodes().values():
-        files.append(
-            {
-                "path": "/" + node.path,
-                "bytes": inode.size,
-                "component": att.owner.get(node.path, "other"),
-            }
-        )
-    doc["files"] = sorted(files, key=lambda f: f["path"])
-    return doc
-
-
-def profile_json(a: Analysis) -> str:
-    """The profile as `profile -o` and `baseline` save it."""
-    return json.dumps(profile_dict(a), indent=1) + "\n"
-
-
-def _kind_summary(a: Analysis, match: Any) -> dict[str, int]:
-    """Count and bytes of the files `match` recognises (kernel modules, firmware)."""
-    files = [inode.size for inode, node in a.inventory.rootfs.inodes().values() if match(node.path)]
-    return {"files": len(files), "bytes": sum(files)}
 
 
 def components_text(doc: dict[str, Any], width: int = 100) -> str:

@@ -9,13 +9,14 @@ inline SVG; the page is a jinja2 template.
 from __future__ import annotations
 
 import io
+from dataclasses import asdict
 from typing import Any
 
 from footprint.errors import EnvironmentUnavailable
-from footprint.gate.diff import diff, totals_of
+from footprint.gate.diff import component_bytes, diff, totals_of
+from footprint.profile import Profile
 from footprint.report.diff import diff_dict
-from footprint.units import human
-from footprint.units import MIB
+from footprint.units import MIB, human
 
 TOP = 8  # components drawn in the trend; the rest are summed as "other components"
 
@@ -48,27 +49,15 @@ def _svg(fig: Any) -> str:
     return text[text.index("<svg") :]
 
 
-def label_of(doc: dict[str, Any]) -> str:
-    return str(doc.get("label") or doc["image"]["path"].rsplit("/", 1)[-1])
-
-
 def report_data(
-    profiles: list[dict[str, Any]], timelines: list[dict[str, Any]] | None = None
+    profiles: list[Profile], labels: list[str], timelines: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
-    labels = [label_of(p) for p in profiles]
+    """What the page shows, for `profiles` (oldest first) named by `labels`."""
     totals = [totals_of(p) for p in profiles]
     latest = profiles[-1]
-    names = [
-        c["name"]
-        for c in sorted(latest.get("components", []), key=lambda c: -c["proportional_bytes"])
-    ]
-    series = {
-        n: [
-            next((c["proportional_bytes"] for c in p.get("components", []) if c["name"] == n), 0)
-            for p in profiles
-        ]
-        for n in names
-    }
+    names = [c.name for c in latest.components]  # largest first
+    shares = [component_bytes(p) for p in profiles]
+    series = {n: [s.get(n, 0) for s in shares] for n in names}
     diffs = [
         diff_dict(diff(a, b, min_change=4096)) for a, b in zip(profiles, profiles[1:], strict=False)
     ]
@@ -81,7 +70,7 @@ def report_data(
         "totals": totals,
         "components": names,
         "series": series,
-        "latest": latest,
+        "latest": [asdict(c) for c in latest.components],
         "diffs": diffs,
         "growers": growers,
         "timelines": timelines or [],
@@ -122,9 +111,7 @@ def charts(data: dict[str, Any]) -> dict[str, str]:
     ax.legend(fontsize=7, ncol=2)
     out["components"] = _svg(fig)
 
-    latest = sorted(data["latest"].get("components", []), key=lambda c: c["proportional_bytes"])[
-        -15:
-    ]
+    latest = sorted(data["latest"], key=lambda c: c["proportional_bytes"])[-15:]
     fig, ax = plt.subplots(figsize=(8, 0.3 * len(latest) + 1))
     ax.barh([c["name"] for c in latest], [c["proportional_bytes"] / MIB for c in latest])
     ax.set_xlabel("MiB (proportional, shares add up to the total)")
@@ -237,9 +224,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         "| component | proportional | marginal |",
         "| --- | ---: | ---: |",
     ]
-    for c in sorted(data["latest"].get("components", []), key=lambda c: -c["proportional_bytes"])[
-        :20
-    ]:
+    for c in sorted(data["latest"], key=lambda c: -c["proportional_bytes"])[:20]:
         out.append(
             f"| {c['name']} | {human(c['proportional_bytes'])} | {human(c['marginal_bytes'])} |"
         )

@@ -12,6 +12,7 @@ from footprint.image.reader import Inventory
 from footprint.image.rootfs import Node
 from footprint.image.summary import Summary
 from footprint.schemas import SCHEMA_VERSION
+from footprint.units import human
 
 SORT_KEYS = ("image", "name", "size")
 
@@ -48,6 +49,7 @@ def _row(node: Node) -> dict[str, Any]:
 def as_dict(inv: Inventory, summary: Summary, files: list[dict[str, Any]] | None) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
+        "kind": "inspect",
         "tool": f"footprint {__version__}",
         "image": {
             "path": inv.path,
