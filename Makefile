@@ -1,4 +1,4 @@
-# footprint — `make run` sets up and inspects a shipped sample; `make test` runs the tests.
+# footprint — `make run` sets up and profiles a shipped sample; `make test` runs the tests.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -23,8 +23,11 @@ $(STAMP): pyproject.toml
 compile: $(STAMP)
 	@$(BIN)/python -m compileall -q footprint
 
+# The main job on a shipped sample: what the image holds, then what each component adds.
 run: compile
 	$(BIN)/footprint inspect $(SAMPLE)
+	@echo
+	$(BIN)/footprint components $(SAMPLE)
 
 test: compile
 	$(BIN)/pytest -q
