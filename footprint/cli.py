@@ -741,7 +741,7 @@ def check(
     base = open_profile(baseline, rules_file=rules_file, page_size=page_size) if baseline else None
     verdicts = evaluate(budget, p, base)
     bad = failed(verdicts, budget)
-    doc = render.check_dict(image, verdicts, bad, budget.get("budget", {}).get("mode", "enforce"))
+    doc = render.check_dict(image, verdicts, bad, budget.mode)
     if junit:
         _write(junit, render.check_junit(doc))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")

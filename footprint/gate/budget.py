@@ -24,9 +24,12 @@ The budget file (TOML):
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Literal
+
+import msgspec
 
 from footprint import units
 from footprint.errors import UsageError
@@ -39,7 +42,54 @@ else:  # pragma: no cover
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
-METRICS = ("compressed_bytes", "unpacked_bytes", "page_rounded_bytes", "static_estimate_bytes")
+Metric = Literal[
+    "compressed_bytes", "unpacked_bytes", "page_rounded_bytes", "static_estimate_bytes"
+]
+METRICS: tuple[Metric, ...] = (
+    "compressed_bytes",
+    "unpacked_bytes",
+    "page_rounded_bytes",
+    "static_estimate_bytes",
+)
+Size = Annotated[int, msgspec.Meta(ge=0)] | str  # bytes, or "40M", "1.5G"
+Percent = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class _Table(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A budget table: its keys are exactly the fields below, each with its type."""
+
+
+class Mode(_Table, frozen=True, forbid_unknown_fields=True):
+    mode: Literal["enforce", "report"] = "enforce"
+
+
+class Limits(_Table, frozen=True, forbid_unknown_fields=True):
+    compressed_bytes: Size | None = None
+    unpacked_bytes: Size | None = None
+    page_rounded_bytes: Size | None = None
+    static_estimate_bytes: Size | None = None
+    warn_percent: Percent = 100.0  # warn above this share of a limit (100: never)
+    components: dict[str, Size] = {}  # a component's proportional bytes
+
+
+class BaselineRules(_Table, frozen=True, forbid_unknown_fields=True):
+    warn_percent: Percent = 2.0
+    error_percent: Percent = 5.0
+    min_change: Size = 0  # changes smaller than this never warn nor fail
+    components: bool = True  # compare every component too
+    metrics: tuple[Metric, ...] = METRICS
+
+
+class Budget(_Table, frozen=True, forbid_unknown_fields=True):
+    """A budget file, as read: every table and key checked, sizes in bytes once resolved."""
+
+    budget: Mode = Mode()
+    limits: Limits = Limits()
+    baseline: BaselineRules | None = None
+
+    @property
+    def mode(self) -> str:
+        return self.budget.mode
 
 
 @dataclass(frozen=True)
@@ -51,71 +101,97 @@ class Verdict:
     message: str
 
 
-def parse_size(value: Any, where: str) -> int:
+def size_of(value: int | str, where: str) -> int:
     try:
         return units.parse_size(value)
-    except (ValueError, AttributeError):
+    except (ValueError, OverflowError):
         raise UsageError(
             f"budget: {where} = {value!r} is not a size (like 40M or 1048576)"
         ) from None
 
 
-def load_budget(path: str) -> dict[str, Any]:
+def load_budget(path: str) -> Budget:
+    """The budget at `path`; UsageError (one line, naming the key) if it is not a valid one."""
     try:
         with open(path, "rb") as f:
-            doc: dict[str, Any] = tomllib.load(f)
+            doc = tomllib.load(f)
     except OSError as e:
         raise UsageError(f"cannot read budget {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"budget {path} is not valid TOML: {e}") from None
-    known = {"budget", "limits", "baseline"}
-    unknown = set(doc) - known
+    unknown = sorted(set(doc) - set(Budget.__struct_fields__))
     if unknown:
         raise UsageError(
-            f"budget {path}: unknown section(s) {sorted(unknown)}; expected {sorted(known)}"
+            f"budget {path}: unknown section(s) {unknown}; expected "
+            f"{sorted(Budget.__struct_fields__)}"
         )
-    mode = doc.get("budget", {}).get("mode", "enforce")
-    if mode not in ("enforce", "report"):
-        raise UsageError(f"budget {path}: mode must be 'enforce' or 'report', not {mode!r}")
-    return doc
+    try:
+        budget = msgspec.convert(doc, type=Budget)
+    except msgspec.ValidationError as e:
+        raise UsageError(f"budget {path}: {_where(e)}") from None
+    for key in (*METRICS, "warn_percent"):  # sizes and percentages must be finite
+        value = getattr(budget.limits, key)
+        if isinstance(value, str):
+            size_of(value, f"limits.{key}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"budget {path}: limits.{key} = {value} is not a number")
+    for name, value in budget.limits.components.items():
+        size_of(value, f"limits.components.{name}")
+    base = budget.baseline
+    if base is not None:
+        size_of(base.min_change, "baseline.min_change")
+        for key in ("warn_percent", "error_percent"):
+            if not math.isfinite(getattr(base, key)):
+                raise UsageError(f"budget {path}: baseline.{key} is not a number")
+    return budget
+
+
+def _where(e: msgspec.ValidationError) -> str:
+    """msgspec's message with the key as a budget writes it: `$.limits.udev` -> limits.udev."""
+    text = str(e).replace("Object contains unknown field", "unknown key")
+    if " - at `$." in text:
+        what, _, where = text.partition(" - at `$.")
+        return f"{where.rstrip('`')}: {what}"
+    return text
 
 
 def _pct(new: int, old: int) -> float:
     return 100.0 * (new - old) / old if old else (100.0 if new else 0.0)
 
 
-def evaluate(
-    budget: dict[str, Any], profile: Profile, baseline: Profile | None = None
-) -> list[Verdict]:
+def evaluate(budget: Budget, profile: Profile, baseline: Profile | None = None) -> list[Verdict]:
     verdicts: list[Verdict] = []
     totals = totals_of(profile)
     comps = component_bytes(profile)
-    limits = budget.get("limits", {})
-    warn_at = float(limits.get("warn_percent", 100))
-    for key, raw in limits.items():
-        if key in ("components", "warn_percent"):
-            continue
-        if key not in METRICS:
-            raise UsageError(f"budget: unknown limit {key!r}; known: {', '.join(METRICS)}")
-        verdicts.append(_limit(f"limit {key}", totals[key], parse_size(raw, key), warn_at))
-    for name, raw in limits.get("components", {}).items():
-        limit = parse_size(raw, f"components.{name}")
-        verdicts.append(_limit(f"limit component {name}", comps.get(name, 0), limit, warn_at))
-    base = budget.get("baseline")
+    limits = budget.limits
+    for key in METRICS:
+        raw = getattr(limits, key)
+        if raw is not None:
+            limit = size_of(raw, f"limits.{key}")
+            verdicts.append(_limit(f"limit {key}", totals[key], limit, limits.warn_percent))
+    for name, raw in limits.components.items():
+        limit = size_of(raw, f"limits.components.{name}")
+        verdicts.append(
+            _limit(f"limit component {name}", comps.get(name, 0), limit, limits.warn_percent)
+        )
+    base = budget.baseline
     if base is not None and baseline is None:
         raise UsageError("the budget has a [baseline] section: pass --baseline PROFILE")
     if base is not None and baseline is not None:
-        warn_pct = float(base.get("warn_percent", 2))
-        error_pct = float(base.get("error_percent", 5))
-        floor = parse_size(base.get("min_change", 0), "baseline.min_change")
+        floor = size_of(base.min_change, "baseline.min_change")
         old_totals = totals_of(baseline)
-        for key in base.get("metrics", METRICS):
+        for key in base.metrics:
             verdicts.append(
                 _relative(
-                    f"baseline {key}", totals[key], old_totals[key], warn_pct, error_pct, floor
+                    f"baseline {key}",
+                    totals[key],
+                    old_totals[key],
+                    base.warn_percent,
+                    base.error_percent,
+                    floor,
                 )
             )
-        if base.get("components", True):
+        if base.components:
             old_comps = component_bytes(baseline)
             for name in sorted(set(comps) | set(old_comps)):
                 verdicts.append(
@@ -123,8 +199,8 @@ def evaluate(
                         f"baseline component {name}",
                         comps.get(name, 0),
                         old_comps.get(name, 0),
-                        warn_pct,
-                        error_pct,
+                        base.warn_percent,
+                        base.error_percent,
                         floor,
                     )
                 )
@@ -155,7 +231,7 @@ def _relative(
     return Verdict(name, PASS, new, old, text)
 
 
-def failed(verdicts: list[Verdict], budget: dict[str, Any]) -> bool:
-    if budget.get("budget", {}).get("mode", "enforce") == "report":
+def failed(verdicts: list[Verdict], budget: Budget) -> bool:
+    if budget.mode == "report":
         return False
     return any(v.status == FAIL for v in verdicts)
