@@ -1,0 +1,204 @@
+"""Nothing of a run outlives footprint: children tied to its life, and what a killed run left
+removed by the next one — reap_stale() on a temporary root and on the real cgroup
+filesystem, then footprint itself SIGKILLed at several moments of measure, boot and calibrate."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+from conftest import need
+
+from footprint import lifetime
+
+OLD = time.time() - 3600  # an mtime past the grace a run has to lock what it made
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def _holder(root: Path) -> tuple[subprocess.Popen[str], Path]:
+    """Another process that made and holds a temporary directory in `root`."""
+    code = (
+        "import sys, time\nfrom footprint import lifetime\n"
+        f"with lifetime.temp_dir('boot', {str(root)!r}) as d:\n"
+        "    print(d, flush=True)\n    time.sleep(60)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    return p, Path(p.stdout.readline().strip())
+
+
+def _reap(root: Path) -> lifetime.Reaped:
+    return lifetime.reap_stale(root, cgroup_root=root / "no-cgroups")
+
+
+def test_temp_dir_is_named_locked_and_removed(tmp_path: Path) -> None:
+    with lifetime.temp_dir("measure", str(tmp_path)) as d:
+        name = Path(d).name
+        assert name.startswith(f"footprint-measure-{os.getpid()}-")
+        assert len(name.split("-")[-1]) == 8
+        assert _reap(tmp_path) == lifetime.Reaped()  # locked: kept, even past the grace
+        os.utime(d, (OLD, OLD))
+        assert _reap(tmp_path) == lifetime.Reaped()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_live_run_is_kept_and_a_killed_one_removed(tmp_path: Path) -> None:
+    p, made = _holder(tmp_path)
+    try:
+        os.utime(made, (OLD, OLD))
+        assert _reap(tmp_path) == lifetime.Reaped() and made.is_dir()
+    finally:
+        p.kill()
+        p.wait()
+    (made / "console").write_text("left by the killed run\n")
+    r = _reap(tmp_path)
+    assert r == lifetime.Reaped((lifetime.Leftover("temporary directory", made, p.pid),))
+    assert not made.exists()
+    assert lifetime.describe(r) == (
+        f"removed 1 temporary directory left by a killed run (pid {p.pid})"
+    )
+
+
+def test_a_reused_pid_is_not_the_run(tmp_path: Path) -> None:
+    """The pid in the name is alive but nobody holds the lock: another process has the pid
+    now. Removed once older than the grace (before, its run may be about to lock it)."""
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        young = tmp_path / f"footprint-kvm-{sleeper.pid}-abcdefgh"
+        old = tmp_path / f"footprint-boot-{sleeper.pid}-abcdefgh"
+        young.mkdir()
+        old.mkdir()
+        os.utime(old, (OLD, OLD))
+        r = _reap(tmp_path)
+        assert r.removed == (lifetime.Leftover("temporary directory", old, sleeper.pid),)
+        assert young.is_dir() and not old.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_what_is_not_footprints_is_kept(tmp_path: Path) -> None:
+    dead = _dead_pid()
+    foreign = [
+        f"footprint-measure-{dead}",  # no random part
+        f"footprint-measure-{dead}-abcdefg",  # too short
+        f"footprint-measure-{dead}-ABCDEFGH",
+        f"footprint-other-{dead}-abcdefgh",
+        f"footprint-measure-0{dead}-abcdefgh",
+        f"xfootprint-measure-{dead}-abcdefgh",
+        "footprint-measure-abcdefgh",  # the names before pids were in them
+        f"footprint-{dead}-abcdef",  # a cgroup's name, in the temp root
+    ]
+    for name in foreign:
+        (tmp_path / name).mkdir()
+    (tmp_path / f"footprint-boot-{dead}-filefile").write_text("a file, not a directory")
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "data").write_text("the user's")
+    (tmp_path / f"footprint-boot-{dead}-linklink").symlink_to(target)
+    if os.geteuid() == 0:
+        others = tmp_path / f"footprint-boot-{dead}-otheruid"
+        others.mkdir()
+        os.chown(others, 12345, 12345)  # another user's
+    before = sorted(os.listdir(tmp_path))
+    for name in before:
+        os.utime(tmp_path / name, (OLD, OLD), follow_symlinks=False)
+    assert _reap(tmp_path) == lifetime.Reaped()
+    assert sorted(os.listdir(tmp_path)) == before
+    assert (target / "data").read_text() == "the user's"
+
+
+def test_a_mount_inside_is_never_crossed(tmp_path: Path) -> None:
+    need(os.geteuid() == 0, "mounting needs root")
+    stale = tmp_path / f"footprint-measure-{_dead_pid()}-mountmnt"
+    (stale / "root").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(stale / "root")], check=True)
+    try:
+        (stale / "root" / "data").write_text("on another filesystem")
+        r = _reap(tmp_path)
+        assert r.removed == () and [(x.path, why) for x, why in r.failed] == [
+            (stale, f"something is mounted in {stale}")
+        ]
+        assert (stale / "root" / "data").read_text() == "on another filesystem"
+        assert lifetime.describe(r) == f"could not remove {stale} (something is mounted in {stale})"
+    finally:
+        subprocess.run(["umount", str(stale / "root")], check=True)
+    assert _reap(tmp_path).removed[0].path == stale and not stale.exists()
+
+
+def test_describe_counts_and_names_the_runs() -> None:
+    p = Path("/x")
+    r = lifetime.Reaped(
+        (
+            lifetime.Leftover("cgroup", p, 12),
+            lifetime.Leftover("temporary directory", p, 12),
+            lifetime.Leftover("temporary directory", p, 7),
+        ),
+        ((lifetime.Leftover("temporary directory", Path("/y"), 7), "Permission denied"),),
+    )
+    assert lifetime.describe(r) == (
+        "removed 1 cgroup and 2 temporary directories left by killed runs (pids 7, 12); "
+        "could not remove /y (Permission denied)"
+    )
+    assert lifetime.describe(lifetime.Reaped()) == ""
+
+
+# -- children die with footprint ----------------------------------------------------------
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_tied_command_dies_with_its_parent() -> None:
+    code = (
+        "import subprocess, time\nfrom footprint import lifetime\n"
+        "p = subprocess.Popen(lifetime.tied(['/bin/sleep', '60']))\n"
+        "print(p.pid, flush=True)\ntime.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    deadline = time.monotonic() + 10
+    while psutil.Process(child).name() != "sleep":  # the wrapper has exec'd it
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert not _gone_within(child, 0.5)
+    parent.kill()
+    parent.wait()
+    assert _gone_within(child, 5)
+
+
+def test_a_tied_command_whose_parent_is_gone_does_not_run(tmp_path: Path) -> None:
+    """The parent died before the wrapper set the signal: it exits instead of running."""
+    cmd = lifetime.tied(["/bin/touch", str(tmp_path / "ran")])
+    at = cmd.index(str(os.getpid()))
+    assert subprocess.run([*cmd[:at], str(_dead_pid()), *cmd[at + 1 :]]).returncode == 137
+    assert not (tmp_path / "ran").exists()
+    assert subprocess.run(cmd).returncode == 0 and (tmp_path / "ran").exists()
+
+
+def test_die_with_a_parent_already_gone_exits_at_once() -> None:
+    dead = _dead_pid()
+    pid = os.fork()
+    if pid == 0:  # the child
+        lifetime.die_with(dead)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGKILL
