@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from footprint import lifetime
 from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.image.uki import PE_MAGIC
@@ -265,7 +266,7 @@ def choose_accel(qemu: str, kernel: str, wait: float = 8.0) -> str:
 @contextlib.contextmanager
 def _running(cmd: list[str]):  # type: ignore[no-untyped-def]
     proc = subprocess.Popen(
-        cmd,
+        lifetime.tied(cmd),  # QEMU dies with footprint, even of SIGKILL
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
