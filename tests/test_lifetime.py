@@ -8,13 +8,18 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import psutil
+import pytest
+from click.testing import CliRunner
 from conftest import need
 
 from footprint import lifetime
+from footprint.cli import cli
+from footprint.measure.cgroup import CGROUP_ROOT, open_cgroup
 
 OLD = time.time() - 3600  # an mtime past the grace a run has to lock what it made
 
@@ -136,6 +141,45 @@ def test_a_mount_inside_is_never_crossed(tmp_path: Path) -> None:
     assert _reap(tmp_path).removed[0].path == stale and not stale.exists()
 
 
+def _hierarchies() -> dict[str, Path]:
+    found = {
+        name: CGROUP_ROOT / name
+        for name in ("memory", "pids", "unified")
+        if (CGROUP_ROOT / name / "cgroup.procs").exists()
+    }
+    if (CGROUP_ROOT / "cgroup.controllers").exists():  # pure v2
+        found["unified"] = CGROUP_ROOT
+    return found
+
+
+def test_stale_cgroups_v1_and_v2_are_removed_with_what_runs_in_them(tmp_path: Path) -> None:
+    need(os.geteuid() == 0, "creating cgroups needs root")
+    h = _hierarchies()
+    need("unified" in h and ("memory" in h or "pids" in h), "needs a v1 and a v2 hierarchy")
+    v1 = [h[n] for n in ("memory", "pids") if n in h]
+    lifetime.reap_stale(tmp_path)  # what earlier killed runs left, so that ours is all
+    dead = _dead_pid()
+    v1_dirs = [d / f"footprint-{dead}-0000a1" for d in v1]
+    v2_dir = h["unified"] / f"footprint-{dead}-0000a2"
+    for d in [*v1_dirs, v2_dir]:
+        d.mkdir()
+    sleepers = [subprocess.Popen(["sleep", "60"]) for _ in range(2)]
+    for d in v1_dirs:
+        (d / "cgroup.procs").write_text(str(sleepers[0].pid))
+    (v2_dir / "cgroup.procs").write_text(str(sleepers[1].pid))
+    with open_cgroup() as live:  # a run in progress: kept, though its pid is ours
+        r = lifetime.reap_stale(tmp_path)
+        assert live.path.is_dir()
+    assert sorted(r.removed, key=lambda x: str(x.path)) == sorted(
+        [lifetime.Leftover("cgroup", v1_dirs[0], dead), lifetime.Leftover("cgroup", v2_dir, dead)],
+        key=lambda x: str(x.path),
+    )
+    assert r.failed == ()
+    assert not any(d.exists() for d in [*v1_dirs, v2_dir])
+    assert [s.wait(5) for s in sleepers] == [-signal.SIGKILL] * 2
+    assert lifetime.describe(r) == f"removed 2 cgroups left by a killed run (pid {dead})"
+
+
 def test_describe_counts_and_names_the_runs() -> None:
     p = Path("/x")
     r = lifetime.Reaped(
@@ -151,6 +195,40 @@ def test_describe_counts_and_names_the_runs() -> None:
         "could not remove /y (Permission denied)"
     )
     assert lifetime.describe(lifetime.Reaped()) == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["measure", "IMAGE"],
+        ["boot", "IMAGE", "--kernel", "/"],
+        ["calibrate", "IMAGE", "--kernel", "/"],
+    ],
+)
+def test_the_commands_that_make_them_reap_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """The notice is one line on stderr, whatever the command does next (here: refuses)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # what TMPDIR sets, once read
+    garbage = tmp_path / "garbage.img"
+    garbage.write_bytes(b"not an image at all")
+    stale = tmp_path / f"footprint-boot-{_dead_pid()}-abcdefgh"
+    stale.mkdir()
+    pid = stale.name.split("-")[2]
+    args = [str(garbage) if a == "IMAGE" else a for a in args]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code in (2, 3, 4), r.output
+    notice = f"footprint: removed 1 temporary directory left by a killed run (pid {pid})"
+    assert r.stderr.splitlines()[0] == notice
+    assert not stale.exists()
+
+
+def test_inspect_does_not_reap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stale = tmp_path / f"footprint-boot-{_dead_pid()}-abcdefgh"
+    stale.mkdir()
+    r = CliRunner().invoke(cli, ["inspect", "/nonexistent"])
+    assert "removed" not in r.stderr and stale.is_dir()
 
 
 # -- children die with footprint ----------------------------------------------------------
