@@ -4,21 +4,26 @@ filesystem, then footprint itself SIGKILLed at several moments of measure, boot 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
 from click.testing import CliRunner
-from conftest import need
+from conftest import SAMPLES, need, need_tool
 
 from footprint import lifetime
 from footprint.cli import cli
+from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.measure.cgroup import CGROUP_ROOT, open_cgroup
 
 OLD = time.time() - 3600  # an mtime past the grace a run has to lock what it made
@@ -280,3 +285,186 @@ def test_die_with_a_parent_already_gone_exits_at_once() -> None:
         os._exit(0)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGKILL
+
+
+# -- footprint SIGKILLed: nothing of the run stays alive, and the next run cleans up -----------
+BUSYBOX = str(SAMPLES / "busybox-gzip.img")
+MARKER = "footprint-sample: init reached"
+_OURS = re.compile(r"footprint-(?:measure|boot|kdump|kvm|ablate)-(\d+)-")
+
+
+class _Run:
+    """`footprint ARGS` in a subprocess, its processes found by the mark in their environment
+    (footprint's own, the sandbox's helpers, QEMU), by its cgroups (the image's processes) and
+    by its temporary directory in their command line (QEMU)."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.mark = f"FOOTPRINT_TEST_RUN={os.urandom(8).hex()}"
+        env = dict(os.environ, FOOTPRINT_QEMU_ACCEL="tcg")
+        env["FOOTPRINT_TEST_RUN"] = self.mark.split("=")[1]
+        with open(log, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "footprint", *args],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        self.pid = self.proc.pid
+
+    def cgroups(self) -> list[Path]:
+        return sorted(
+            d
+            for h in (CGROUP_ROOT, *(CGROUP_ROOT / n for n in ("memory", "pids", "unified")))
+            for d in h.glob(f"footprint-{self.pid}-*")
+        )
+
+    def temp_dirs(self) -> list[Path]:
+        return sorted(Path(tempfile.gettempdir()).glob(f"footprint-*-{self.pid}-*"))
+
+    def processes(self) -> dict[int, str]:
+        """pid -> name of every live process of the run (zombies are dead)."""
+        found = {}
+        in_cgroups = set()
+        for cg in self.cgroups():
+            with contextlib.suppress(OSError):
+                in_cgroups |= {int(p) for p in (cg / "cgroup.procs").read_text().split()}
+        for p in psutil.process_iter(["name", "cmdline", "environ", "status"]):
+            if p.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            m = _OURS.search(" ".join(p.info["cmdline"] or []))
+            if (
+                p.pid in in_cgroups
+                or (m and int(m.group(1)) == self.pid)
+                or (p.info["environ"] or {}).get("FOOTPRINT_TEST_RUN") == self.mark.split("=")[1]
+            ):
+                found[p.pid] = p.info["name"]
+        return found
+
+    def qemus(self) -> list[int]:
+        return [pid for pid, name in self.processes().items() if name.startswith("qemu-system")]
+
+    def kill_when(self, ready: Callable[[], bool], seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not ready():
+            assert self.proc.poll() is None, "footprint ended before the moment to kill it"
+            assert time.monotonic() < deadline, "the moment to kill footprint never came"
+            time.sleep(0.02)
+        self.proc.kill()
+        assert self.proc.wait() == -signal.SIGKILL
+
+    def assert_nothing_alive(self, seconds: float = 5.0) -> None:
+        deadline = time.monotonic() + seconds
+        while self.processes() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert self.processes() == {}
+
+
+def _notice(cgroups: list[Path], temp_dirs: list[Path], pid: int) -> str:
+    kinds = []
+    for n, one, many in (
+        (len({c.name for c in cgroups}), "cgroup", "cgroups"),
+        (len(temp_dirs), "temporary directory", "temporary directories"),
+    ):
+        if n:
+            kinds.append(f"{n} {one if n == 1 else many}")
+    return f"footprint: removed {' and '.join(kinds)} left by a killed run (pid {pid})"
+
+
+def _next_run_cleans_up(
+    run: _Run, args: list[str], expected_exit: int, may_leave_nothing: bool = False
+) -> None:
+    """What the killed run left is there, and the next footprint command removes it."""
+    cgroups, temp_dirs = run.cgroups(), run.temp_dirs()
+    assert may_leave_nothing or temp_dirs or cgroups, "the killed run left nothing"
+    r = subprocess.run(
+        [sys.executable, "-m", "footprint", *args], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == expected_exit, r.stderr[-2000:]
+    if temp_dirs or cgroups:
+        assert r.stderr.splitlines()[0] == _notice(cgroups, temp_dirs, run.pid)
+    else:  # killed after one trial's directory was removed, before the next one's was made
+        assert f"(pid {run.pid})" not in r.stderr
+    assert run.cgroups() == [] and run.temp_dirs() == []
+
+
+@pytest.fixture
+def killable(tmp_path: Path) -> Path:
+    need(os.geteuid() == 0, "measure needs root; the cgroups too")
+    lifetime.reap_stale()  # what earlier killed runs left: the notice then names ours alone
+    return tmp_path / "stderr"
+
+
+def _many_files(tmp_path: Path, count: int = 30000) -> str:
+    """An image whose unpack takes a second or two: many small files."""
+    d, f = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o644
+    entries = [newc_entry(".", d), newc_entry("many", d)]
+    entries += [newc_entry(f"many/{i}", f, b"x") for i in range(count)]
+    img = tmp_path / "many.img"
+    img.write_bytes(b"".join(entries) + newc_trailer())
+    return str(img)
+
+
+@pytest.mark.slow
+def test_measure_killed_while_unpacking(killable: Path, tmp_path: Path) -> None:
+    run = _Run(["measure", _many_files(tmp_path), "--memory", "512M"], killable)
+
+    def unpacking() -> bool:  # the unpacker, in the cgroup, has written some of the files
+        for pid in run.processes():
+            for tmp in run.temp_dirs():
+                with contextlib.suppress(OSError):
+                    if 100 < len(os.listdir(f"/proc/{pid}/root{tmp}/root/many")) < 30000:
+                        return True
+        return False
+
+    run.kill_when(unpacking, 60)
+    run.assert_nothing_alive()
+    _next_run_cleans_up(run, ["measure", str(SAMPLES / "bad" / "garbage.img")], 3)
+
+
+@pytest.mark.slow
+def test_measure_killed_while_init_runs(killable: Path) -> None:
+    script = "/bin/sh -c 'sleep 1000 & sleep 1001 & wait'"
+    run = _Run(["measure", BUSYBOX, "--run", script, "--timeout", "120"], killable)
+    run.kill_when(lambda: list(run.processes().values()).count("sleep") == 2, 60)
+    run.assert_nothing_alive()
+    _next_run_cleans_up(run, ["measure", BUSYBOX, "--until", MARKER, "--memory", "64M"], 0)
+
+
+def _kernel() -> str:
+    need_tool("qemu-system-x86_64", "qemu-system-x86")
+    kernels = sorted(Path("/boot").glob("vmlinuz-*"))
+    need(kernels, "no kernel in /boot (apt-get install linux-image-amd64)")
+    return str(kernels[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_boot_killed_while_qemu_runs(killable: Path) -> None:
+    boot = ["boot", BUSYBOX, "--kernel", _kernel(), "--until", MARKER]
+    run = _Run([*boot, "--timeout", "120"], killable)
+    run.kill_when(lambda: bool(run.qemus()), 60)
+    run.assert_nothing_alive()
+    _next_run_cleans_up(run, boot, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.parametrize("moment", ["during the second trial", "between trials"])
+def test_calibrate_killed(killable: Path, moment: str) -> None:
+    run = _Run(
+        ["calibrate", BUSYBOX, "--kernel", _kernel(), "--until", MARKER, "--timeout", "30"],
+        killable,
+    )
+    seen: set[int] = set()
+
+    def ready() -> bool:
+        now = run.qemus()
+        seen.update(now)
+        if moment == "between trials":
+            return bool(seen) and not now
+        return len(seen) >= 2
+
+    run.kill_when(ready, 120)
+    run.assert_nothing_alive()
+    garbage = ["measure", str(SAMPLES / "bad" / "garbage.img")]
+    _next_run_cleans_up(run, garbage, 3, may_leave_nothing=moment == "between trials")
