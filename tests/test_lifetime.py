@@ -394,11 +394,13 @@ def killable(tmp_path: Path) -> Path:
     return tmp_path / "stderr"
 
 
-def _many_files(tmp_path: Path, count: int = 30000) -> str:
-    """An image whose unpack takes a second or two: many small files."""
+MANY = 200_000  # empty files: an unpack that lasts longer than the 5 s the test waits
+
+
+def _many_files(tmp_path: Path) -> str:
     d, f = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o644
     entries = [newc_entry(".", d), newc_entry("many", d)]
-    entries += [newc_entry(f"many/{i}", f, b"x") for i in range(count)]
+    entries += [newc_entry(f"many/{i}", f) for i in range(MANY)]
     img = tmp_path / "many.img"
     img.write_bytes(b"".join(entries) + newc_trailer())
     return str(img)
@@ -406,13 +408,13 @@ def _many_files(tmp_path: Path, count: int = 30000) -> str:
 
 @pytest.mark.slow
 def test_measure_killed_while_unpacking(killable: Path, tmp_path: Path) -> None:
-    run = _Run(["measure", _many_files(tmp_path), "--memory", "512M"], killable)
+    run = _Run(["measure", _many_files(tmp_path), "--memory", "1G"], killable)
 
     def unpacking() -> bool:  # the unpacker, in the cgroup, has written some of the files
         for pid in run.processes():
             for tmp in run.temp_dirs():
                 with contextlib.suppress(OSError):
-                    if 100 < len(os.listdir(f"/proc/{pid}/root{tmp}/root/many")) < 30000:
+                    if 100 < len(os.listdir(f"/proc/{pid}/root{tmp}/root/many")) < MANY // 2:
                         return True
         return False
 
