@@ -3,9 +3,8 @@ next run removes the cgroups and temporary directories a killed run left.
 
 A run holds an flock on every directory it makes for as long as it lives; the kernel drops
 the lock when the run dies, however it dies. An entry is stale (and removed) when its name is
-footprint's, it is ours, nobody holds its lock, and the run its name records is gone (or that
-pid now belongs to another process: the entry is older than the moment a run needs to lock
-what it has just made).
+footprint's, it is ours, nobody holds its lock, and the process its name records is gone, or
+started after the entry was last changed (its pid was reused: it cannot have made it).
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import signal
 import stat
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +31,9 @@ CGROUP_HIERARCHIES = (".", "unified", "memory", "pids")
 TEMP_KINDS = ("measure", "boot", "kdump", "kvm", "ablate")
 _TEMP_NAME = re.compile(rf"footprint-(?:{'|'.join(TEMP_KINDS)})-([1-9][0-9]*)-[a-z0-9_]{{8}}")
 _CGROUP_NAME = re.compile(r"footprint-([1-9][0-9]*)-[0-9a-f]{6}")
-GRACE_S = 60.0  # far longer than a run takes between making a directory and locking it
+# /proc gives a start time in whole seconds of the boot time: a process that started this much
+# later than an entry's mtime cannot be the one that made it.
+REUSED_AFTER_S = 2.0
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork, not in the child
 # The wrapper tied() runs: standard library only (-I -S: nothing from the working directory).
@@ -116,14 +116,18 @@ class Reaped:
     failed: tuple[tuple[Leftover, str], ...] = ()  # and why
 
 
-def _gone(pid: int) -> bool:
+def _not_the_maker(pid: int, changed: float) -> bool:
+    """Whether process `pid` is gone, or is not the one that changed an entry at `changed`."""
     try:
-        status: str = psutil.Process(pid).status()
+        p = psutil.Process(pid)
+        if p.status() == psutil.STATUS_ZOMBIE:  # killed, not yet reaped by its parent
+            return True
+        started: float = p.create_time()
     except psutil.NoSuchProcess:
         return True
     except psutil.Error:
         return False
-    return bool(status == psutil.STATUS_ZOMBIE)  # killed, not yet reaped by its parent
+    return started > changed + REUSED_AFTER_S
 
 
 def _mount_points() -> list[str]:
@@ -153,7 +157,7 @@ def _candidates(directory: Path, pattern: re.Pattern[str]) -> Iterator[tuple[Pat
             yield path, int(m.group(1))
 
 
-def _lock_if_stale(path: Path, pid: int, grace: float, locks: contextlib.ExitStack) -> bool:
+def _lock_if_stale(path: Path, pid: int, locks: contextlib.ExitStack) -> bool:
     """Whether no run holds `path` and the run `pid` is gone; if so, lock it until `locks`
     closes, so that no other reaper removes it at the same time."""
     try:
@@ -165,8 +169,7 @@ def _lock_if_stale(path: Path, pid: int, grace: float, locks: contextlib.ExitSta
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:  # its run is alive (or a child of it that still runs)
         return False
-    old = time.time() - os.fstat(fd).st_mtime > grace
-    return pid != os.getpid() and (_gone(pid) or old)
+    return pid != os.getpid() and _not_the_maker(pid, os.fstat(fd).st_mtime)
 
 
 def _remove_temp(path: Path) -> None:
@@ -187,11 +190,7 @@ def _remove_cgroup(paths: list[Path]) -> None:
             raise OSError(f"{path} is still busy")
 
 
-def reap_stale(
-    temp_root: Path | str | None = None,
-    cgroup_root: Path = CGROUP_ROOT,
-    grace: float = GRACE_S,
-) -> Reaped:
+def reap_stale(temp_root: Path | str | None = None, cgroup_root: Path = CGROUP_ROOT) -> Reaped:
     """Remove the stale cgroups under `cgroup_root` and temporary directories in
     `temp_root` (default: tempfile's) that killed runs left; say what was removed."""
     removed: list[Leftover] = []
@@ -209,7 +208,7 @@ def reap_stale(
     found += [("temporary directory", [path], pid) for path, pid in _candidates(root, _TEMP_NAME)]
     for kind, paths, pid in found:
         with contextlib.ExitStack() as locks:
-            if not all(_lock_if_stale(p, pid, grace, locks) for p in paths):
+            if not all(_lock_if_stale(p, pid, locks) for p in paths):
                 continue
             leftover = Leftover(kind, paths[0], pid)
             try:
@@ -230,10 +229,10 @@ def describe(reaped: Reaped) -> str:
     pids = sorted({r.pid for r in reaped.removed})
     parts = []
     if kinds:
-        runs = f"a killed run (pid {pids[0]})" if len(pids) == 1 else (
-            f"killed runs (pids {', '.join(map(str, pids))})"
-        )
+        if len(pids) == 1:
+            runs = f"a killed run (pid {pids[0]})"
+        else:
+            runs = f"killed runs (pids {', '.join(map(str, pids))})"
         parts.append(f"removed {' and '.join(kinds)} left by {runs}")
     parts += [f"could not remove {r.path} ({why})" for r, why in reaped.failed]
     return "; ".join(parts)
-

@@ -26,7 +26,7 @@ from footprint.cli import cli
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.measure.cgroup import CGROUP_ROOT, open_cgroup
 
-OLD = time.time() - 3600  # an mtime past the grace a run has to lock what it made
+OLD = time.time() - 3600  # an mtime before any process of the test started
 
 
 def _dead_pid() -> int:
@@ -56,7 +56,7 @@ def test_temp_dir_is_named_locked_and_removed(tmp_path: Path) -> None:
         name = Path(d).name
         assert name.startswith(f"footprint-measure-{os.getpid()}-")
         assert len(name.split("-")[-1]) == 8
-        assert _reap(tmp_path) == lifetime.Reaped()  # locked: kept, even past the grace
+        assert _reap(tmp_path) == lifetime.Reaped()  # locked: kept, even if it looks reused
         os.utime(d, (OLD, OLD))
         assert _reap(tmp_path) == lifetime.Reaped()
     assert list(tmp_path.iterdir()) == []
@@ -80,8 +80,9 @@ def test_a_live_run_is_kept_and_a_killed_one_removed(tmp_path: Path) -> None:
 
 
 def test_a_reused_pid_is_not_the_run(tmp_path: Path) -> None:
-    """The pid in the name is alive but nobody holds the lock: another process has the pid
-    now. Removed once older than the grace (before, its run may be about to lock it)."""
+    """The pid in the name is alive and nobody holds the lock: removed where that process
+    started after the entry was last changed (it has the pid of a run now gone), kept where
+    it may have made it (a run between making a directory and locking it)."""
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         young = tmp_path / f"footprint-kvm-{sleeper.pid}-abcdefgh"
