@@ -24,7 +24,7 @@ from conftest import SAMPLES, need, need_tool
 from footprint import lifetime
 from footprint.cli import cli
 from footprint.image.cpio import newc_entry, newc_trailer
-from footprint.measure.cgroup import CGROUP_ROOT, open_cgroup
+from footprint.measure.cgroup import CGROUP_ROOT
 
 OLD = time.time() - 3600  # an mtime before any process of the test started
 
@@ -164,6 +164,16 @@ def test_stale_cgroups_v1_and_v2_are_removed_with_what_runs_in_them(tmp_path: Pa
     need("unified" in h and ("memory" in h or "pids" in h), "needs a v1 and a v2 hierarchy")
     v1 = [h[n] for n in ("memory", "pids") if n in h]
     lifetime.reap_stale(tmp_path)  # what earlier killed runs left, so that ours is all
+    code = (
+        "import time\nfrom footprint.measure.cgroup import open_cgroup\n"
+        "with open_cgroup() as cg:\n    print(cg.path, flush=True)\n    time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    live = Path(holder.stdout.readline().strip())
+    live_dirs = [d / live.name for d in h.values() if (d / live.name).is_dir()]
+    for d in live_dirs:  # as if its pid had been reused since: its lock alone keeps it
+        os.utime(d, (OLD, OLD))
     dead = _dead_pid()
     v1_dirs = [d / f"footprint-{dead}-0000a1" for d in v1]
     v2_dir = h["unified"] / f"footprint-{dead}-0000a2"
@@ -173,9 +183,12 @@ def test_stale_cgroups_v1_and_v2_are_removed_with_what_runs_in_them(tmp_path: Pa
     for d in v1_dirs:
         (d / "cgroup.procs").write_text(str(sleepers[0].pid))
     (v2_dir / "cgroup.procs").write_text(str(sleepers[1].pid))
-    with open_cgroup() as live:  # a run in progress: kept, though its pid is ours
+    try:
         r = lifetime.reap_stale(tmp_path)
-        assert live.path.is_dir()
+        assert all(d.is_dir() for d in live_dirs) and live in live_dirs
+    finally:
+        holder.kill()
+        holder.wait()
     assert sorted(r.removed, key=lambda x: str(x.path)) == sorted(
         [lifetime.Leftover("cgroup", v1_dirs[0], dead), lifetime.Leftover("cgroup", v2_dir, dead)],
         key=lambda x: str(x.path),
@@ -184,6 +197,9 @@ def test_stale_cgroups_v1_and_v2_are_removed_with_what_runs_in_them(tmp_path: Pa
     assert not any(d.exists() for d in [*v1_dirs, v2_dir])
     assert [s.wait(5) for s in sleepers] == [-signal.SIGKILL] * 2
     assert lifetime.describe(r) == f"removed 2 cgroups left by a killed run (pid {dead})"
+    killed = lifetime.reap_stale(tmp_path)  # the holder, killed: its cgroup is stale now
+    assert killed == lifetime.Reaped((lifetime.Leftover("cgroup", live, holder.pid),))
+    assert not any(d.exists() for d in live_dirs)
 
 
 def test_describe_counts_and_names_the_runs() -> None:
