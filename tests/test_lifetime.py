@@ -316,9 +316,8 @@ class _Run:
     by its temporary directory in their command line (QEMU)."""
 
     def __init__(self, args: list[str], log: Path) -> None:
-        self.mark = f"FOOTPRINT_TEST_RUN={os.urandom(8).hex()}"
-        env = dict(os.environ, FOOTPRINT_QEMU_ACCEL="tcg")
-        env["FOOTPRINT_TEST_RUN"] = self.mark.split("=")[1]
+        self.mark = os.urandom(8).hex()
+        env = dict(os.environ, FOOTPRINT_QEMU_ACCEL="tcg", FOOTPRINT_TEST_RUN=self.mark)
         with open(log, "wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "footprint", *args],
@@ -352,7 +351,7 @@ class _Run:
             if (
                 p.pid in in_cgroups
                 or (m and int(m.group(1)) == self.pid)
-                or (p.info["environ"] or {}).get("FOOTPRINT_TEST_RUN") == self.mark.split("=")[1]
+                or (p.info["environ"] or {}).get("FOOTPRINT_TEST_RUN") == self.mark
             ):
                 found[p.pid] = p.info["name"]
         return found
