@@ -87,8 +87,15 @@ class FootprintGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, prog_name="footprint")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """What an initramfs holds and what it costs a kdump crashkernel= reservation."""
+    if ctx.invoked_subcommand in ("measure", "boot", "calibrate"):  # they make cgroups, temp dirs
+        from footprint import lifetime
+
+        notice = lifetime.describe(lifetime.reap_stale())
+        if notice:
+            click.echo(f"footprint: {notice}", err=True)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -538,8 +545,7 @@ def calibrate(
     reservation with its terms, next to the model and kdumpctl's formula. With --without or
     --ablate-all, also what removing components really saves, next to the model's marginal.
     """
-    import tempfile
-
+    from footprint import lifetime
     from footprint.analyze import analyze
     from footprint.image.repack import main_codec, repack
     from footprint.measure import ablate
@@ -603,7 +609,7 @@ def calibrate(
             ) // (1 << 20)
     if plans and c.bisection.minimum_bytes is not None:
         rows = []
-        with tempfile.TemporaryDirectory(prefix="footprint-ablate-") as tmp:
+        with lifetime.temp_dir("ablate") as tmp:
             for i, p in enumerate(plans):
                 copy = repack(image, f"{tmp}/ablated-{i}.img", set(p.paths), codec)
                 abl = calibrate_with(

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from footprint import lifetime
 from footprint.errors import EnvironmentUnavailable
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -42,8 +43,12 @@ class MemoryCgroup(ABC):
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._locks: list[int] = []
 
     def __enter__(self) -> MemoryCgroup:
+        # Locked while this run lives: a run killed before destroy() leaves it for the next
+        # run to remove (footprint.lifetime.reap_stale).
+        self._locks = [lifetime.hold(d) for d in self._dirs()]
         return self
 
     def __exit__(
@@ -145,6 +150,9 @@ class MemoryCgroup(ABC):
                         raise
                     self.kill_all(0.1)
                     time.sleep(0.01)
+        for lock in self._locks:
+            os.close(lock)
+        self._locks = []
 
 
 class CgroupV2(MemoryCgroup):

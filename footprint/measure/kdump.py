@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tempfile
 
+from footprint import lifetime
 from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.measure.qemu import (
@@ -137,7 +137,7 @@ def kdump_boot(
     """Crash a first kernel booted with crashkernel=`crashkernel` into the image under test."""
     qemu = qemu_binary()
     marker = re.compile(until) if until else None
-    with tempfile.TemporaryDirectory(prefix="footprint-kdump-") as tmp:
+    with lifetime.temp_dir("kdump") as tmp:
         kfile = kernel_file(kernel, tmp)
         mode = choose_accel(qemu, kfile) if accel == "auto" else accel
         capture = probe_image(image, tmp, init, interval)

@@ -18,11 +18,11 @@ import re
 import shutil
 import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from footprint import lifetime
 from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.image.uki import PE_MAGIC
@@ -247,7 +247,7 @@ def choose_accel(qemu: str, kernel: str, wait: float = 8.0) -> str:
         return forced
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "tcg"
-    with tempfile.TemporaryDirectory(prefix="footprint-kvm-") as tmp:
+    with lifetime.temp_dir("kvm") as tmp:
         log = os.path.join(tmp, "console")
         cmd = _qemu_cmd(qemu, "kvm", 128, kernel, None, "console=ttyS0 panic=-1", log, None)
         with _running(cmd) as proc:
@@ -265,7 +265,7 @@ def choose_accel(qemu: str, kernel: str, wait: float = 8.0) -> str:
 @contextlib.contextmanager
 def _running(cmd: list[str]):  # type: ignore[no-untyped-def]
     proc = subprocess.Popen(
-        cmd,
+        lifetime.tied(cmd),  # QEMU dies with footprint, even of SIGKILL
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -346,7 +346,7 @@ def boot(
     """Boot `image` with `kernel` in `memory` bytes of RAM and classify what happened."""
     qemu = qemu_binary()
     marker = re.compile(until) if until else None
-    with tempfile.TemporaryDirectory(prefix="footprint-boot-") as tmp:
+    with lifetime.temp_dir("boot") as tmp:
         kfile = kernel_file(kernel, tmp)
         mode = choose_accel(qemu, kfile) if accel == "auto" else accel
         initrd = probe_image(image, tmp, init, interval)

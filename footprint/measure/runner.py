@@ -17,13 +17,13 @@ import re
 import select
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import psutil
 
+from footprint import lifetime
 from footprint.errors import EnvironmentUnavailable, Terminated
 from footprint.measure.cgroup import MemoryCgroup, MemoryStats, open_cgroup
 from footprint.measure.sandbox import (
@@ -269,7 +269,7 @@ def measure(
         cg = stack.enter_context(open_cgroup())
         cg.set_limit(limit)
         cg.set_pids_limit(pids_max)
-        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="footprint-measure-"))
+        tmp = stack.enter_context(lifetime.temp_dir("measure"))
         root = os.path.join(tmp, "root")
         os.mkdir(root)
         os.chmod(tmp, 0o755)

@@ -22,6 +22,7 @@ import traceback
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from footprint import lifetime
 from footprint.measure import linux
 
 ID_BASE = 100000  # host uid/gid of root inside the sandbox
@@ -160,6 +161,7 @@ def child_main(
     from footprint.errors import FootprintError
     from footprint.image.extract import extract
 
+    footprint = os.getppid()  # still it: were it gone, go_r would read EOF below
     linux.unshare(
         linux.CLONE_NEWUSER
         | linux.CLONE_NEWNS
@@ -174,6 +176,8 @@ def child_main(
     os.setgroups([0])
     os.setresuid(0, 0, 0)
     linux.set_dumpable()
+    lifetime.die_with(footprint)  # after the uid change, which clears the setting
+    c1 = os.getpid()
     linux.mount("none", "/", None, linux.MS_REC | linux.MS_PRIVATE)
     linux.mount("rootfs", spec.root, "tmpfs", 0, f"size={spec.tmpfs_bytes},mode=0755")
 
@@ -181,6 +185,7 @@ def child_main(
     if unpacker == 0:
         code = EXIT_UNPACK_FAILED
         try:
+            lifetime.die_with(c1)
             _wait_gate(gate_r)
             result = extract(spec.image, spec.root, force=True, file=image)
             os.write(status_w, f"unpacked {result.bytes}\n".encode())
@@ -200,6 +205,7 @@ def child_main(
     pid = os.fork()
     if pid == 0:
         try:
+            lifetime.die_with(c1)  # and when PID 1 dies, the kernel kills the namespace
             _wait_gate(gate_r)
             run_init(spec, console)
         except BaseException:
