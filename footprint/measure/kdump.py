@@ -13,6 +13,7 @@ import re
 import stat
 import tempfile
 
+from footprint.arch import DEFAULT, Arch
 from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.measure.qemu import (
@@ -20,13 +21,13 @@ from footprint.measure.qemu import (
     SUCCESS,
     BootResult,
     Outcome,
-    _qemu_cmd,
-    _read,
     capture_cmdline,
     choose_accel,
     kernel_file,
     probe_image,
     qemu_binary,
+    qemu_command,
+    read_log,
     watch,
 )
 
@@ -59,7 +60,13 @@ def _find(candidates: tuple[str, ...], package: str) -> str:
     raise EnvironmentUnavailable(f"{candidates[0]} is missing — apt-get install {package}")
 
 
-def stage1(directory: str, kernel: str, capture_initrd: str, capture_cmdline: str) -> str:
+def stage1(
+    directory: str,
+    kernel: str,
+    capture_initrd: str,
+    capture_cmdline: str,
+    arch: Arch = DEFAULT,
+) -> str:
     """Write the stage-1 initrd (uncompressed newc) and return its path."""
     from footprint.elf.facts import ElfFacts
     from footprint.elf.host import HostFacts, host_closure
@@ -84,7 +91,7 @@ def stage1(directory: str, kernel: str, capture_initrd: str, capture_cmdline: st
         "dev",
         "capture",
         "lib",
-        "lib/x86_64-linux-gnu",
+        arch.lib_dir,
         "lib64",
     }
     records: list[bytes] = []
@@ -105,7 +112,7 @@ def stage1(directory: str, kernel: str, capture_initrd: str, capture_cmdline: st
         elif name.startswith("/"):  # the interpreter, at its PT_INTERP path
             add_file(name.lstrip("/"), path)
         else:  # a library, under the name it is asked for, where ld.so looks by default
-            add_file(f"lib/x86_64-linux-gnu/{name}", path, 0o644)
+            add_file(f"{arch.lib_dir}/{name}", path, 0o644)
     add_file("capture/vmlinuz", kernel, 0o644)
     add_file("capture/initrd.img", capture_initrd, 0o644)
     records.append(newc_entry("capture/cmdline", stat.S_IFREG | 0o644, capture_cmdline.encode()))
@@ -135,7 +142,8 @@ def kdump_boot(
     accel: str = "auto",
 ) -> BootResult:
     """Crash a first kernel booted with crashkernel=`crashkernel` into the image under test."""
-    qemu = qemu_binary()
+    arch = DEFAULT
+    qemu = qemu_binary(arch)
     marker = re.compile(until) if until else None
     with tempfile.TemporaryDirectory(prefix="footprint-kdump-") as tmp:
         kfile = kernel_file(kernel, tmp)
@@ -145,8 +153,10 @@ def kdump_boot(
         s1 = stage1(tmp, kfile, capture, capture_line)
         os.unlink(capture)
         console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")
-        first = f"console=ttyS0 crashkernel={crashkernel >> 20}M panic=1 rdinit=/init"
-        cmd = _qemu_cmd(qemu, mode, FIRST_KERNEL_MIB, kfile, s1, first, console_log, probe_log)
+        first = f"console={arch.console} crashkernel={crashkernel >> 20}M panic=1 rdinit=/init"
+        cmd = qemu_command(
+            qemu, arch, mode, FIRST_KERNEL_MIB, kfile, s1, first, console_log, probe_log
+        )
         result = watch(
             cmd,
             tmp,
@@ -158,7 +168,7 @@ def kdump_boot(
             section=_capture_console,
             before=_before_capture,
         )
-        if result.outcome == SUCCESS and "vmcore" not in _read(probe_log):
+        if result.outcome == SUCCESS and "vmcore" not in read_log(probe_log):
             result.detail += " (no /proc/vmcore seen by the probe)"
         return result
 

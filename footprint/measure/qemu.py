@@ -23,23 +23,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from footprint.arch import DEFAULT, Arch
 from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.image.uki import PE_MAGIC
+from footprint.measure.cmdline import KDUMP_CMDLINE
 from footprint.measure.runner import OOM_KILLED
 
 PROBE_PATH = "footprint-probe"
-KDUMP_CMDLINE = (
-    "reset_devices nr_cpus=1 irqpoll nousb udev.children-max=2 panic=1 "
-    "root=UUID=00000000-0000-0000-0000-000000000000 rootdelay=3"
-)
 SUCCESS, UNPACK_FAILED, OOM, PANIC, TIMEOUT = "success", "unpack-failed", "oom", "panic", "timeout"
 
 PROBE = r"""#!/bin/sh
 # footprint probe: memory samples on the second serial port, then the image's own init.
 mount -t proc proc /proc 2>/dev/null
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
-out=/dev/ttyS1
+out=/dev/@PROBE_SERIAL@
 [ -c "$out" ] || out=/dev/console
 _fp_sample() {
   read up idle </proc/uptime
@@ -143,10 +141,10 @@ def parse_probe(text: str) -> list[ProbeSample]:
     return samples
 
 
-def capture_cmdline(cmdline: str | None, append: str) -> str:
+def capture_cmdline(cmdline: str | None, append: str, arch: Arch = DEFAULT) -> str:
     """The command line the image's kernel boots with: console, the probe, kdump's options."""
     parts = (
-        "console=ttyS0",
+        f"console={arch.console}",
         f"rdinit=/{PROBE_PATH}",
         KDUMP_CMDLINE if cmdline is None else cmdline,
         append,
@@ -154,16 +152,22 @@ def capture_cmdline(cmdline: str | None, append: str) -> str:
     return " ".join(p for p in parts if p)
 
 
-def qemu_binary() -> str:
-    found = shutil.which("qemu-system-x86_64")
+def qemu_binary(arch: Arch = DEFAULT) -> str:
+    found = shutil.which(arch.qemu_binary)
     if found is None:
         raise EnvironmentUnavailable(
-            "qemu-system-x86_64 is not installed — apt-get install qemu-system-x86"
+            f"{arch.qemu_binary} is not installed — apt-get install {arch.qemu_package}"
         )
     return found
 
 
-def probe_image(image: str, directory: str, init: str = "/init", interval: float = 0.25) -> str:
+def probe_image(
+    image: str,
+    directory: str,
+    init: str = "/init",
+    interval: float = 0.25,
+    arch: Arch = DEFAULT,
+) -> str:
     """A copy of `image` with the probe appended as an uncompressed cpio member."""
     from footprint.image.reader import open_image
 
@@ -179,7 +183,11 @@ def probe_image(image: str, directory: str, init: str = "/init", interval: float
             src.seek(0)
             shutil.copyfileobj(src, dst, 1 << 20)
         dst.write(b"\0" * (-dst.tell() % 512))  # a plain cpio must start 4-byte aligned
-        script = PROBE.replace("@INIT@", init).replace("@INTERVAL@", f"{interval:g}")
+        script = (
+            PROBE.replace("@INIT@", init)
+            .replace("@INTERVAL@", f"{interval:g}")
+            .replace("@PROBE_SERIAL@", arch.probe_serial)
+        )
         dst.write(newc_entry(PROBE_PATH, stat.S_IFREG | 0o755, script.encode()) + newc_trailer())
     return out
 
@@ -199,8 +207,9 @@ def kernel_file(kernel: str, directory: str) -> str:
         return out
 
 
-def _qemu_cmd(
+def qemu_command(
     qemu: str,
+    arch: Arch,
     accel: str,
     memory_mib: int,
     kernel: str,
@@ -211,6 +220,8 @@ def _qemu_cmd(
 ) -> list[str]:
     cmd = [
         qemu,
+        "-machine",
+        arch.machine,
         "-accel",
         accel,
         "-m",
@@ -231,7 +242,7 @@ def _qemu_cmd(
         "chardev:con",
     ]
     if accel == "tcg":
-        cmd += ["-cpu", "max"]
+        cmd += ["-cpu", arch.cpu_tcg]
     if initrd:
         cmd += ["-initrd", initrd]
     if probe:
@@ -240,7 +251,7 @@ def _qemu_cmd(
 
 
 @functools.lru_cache(maxsize=4)
-def choose_accel(qemu: str, kernel: str, wait: float = 8.0) -> str:
+def choose_accel(qemu: str, kernel: str, arch: Arch = DEFAULT, wait: float = 8.0) -> str:
     """kvm if a trial boot reaches the kernel's first panic (no root) in time, else tcg."""
     forced = os.environ.get("FOOTPRINT_QEMU_ACCEL")
     if forced in ("kvm", "tcg"):
@@ -249,11 +260,12 @@ def choose_accel(qemu: str, kernel: str, wait: float = 8.0) -> str:
         return "tcg"
     with tempfile.TemporaryDirectory(prefix="footprint-kvm-") as tmp:
         log = os.path.join(tmp, "console")
-        cmd = _qemu_cmd(qemu, "kvm", 128, kernel, None, "console=ttyS0 panic=-1", log, None)
+        line = f"console={arch.console} panic=-1"
+        cmd = qemu_command(qemu, arch, "kvm", 128, kernel, None, line, log, None)
         with _running(cmd) as proc:
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
-                text = _read(log)
+                text = read_log(log)
                 if "Kernel panic" in text or "VFS:" in text:
                     return "kvm"
                 if proc.poll() is not None:
@@ -292,7 +304,7 @@ def _wait_for(done: Callable[[], bool], proc: subprocess.Popen[bytes], seconds: 
         time.sleep(0.05)
 
 
-def _read(path: str) -> str:
+def read_log(path: str) -> str:
     try:
         with open(path, errors="replace") as f:
             return f.read()
@@ -353,7 +365,9 @@ def boot(
         console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")
         line = capture_cmdline(cmdline, append)
         memory_mib = max(1, memory >> 20)
-        cmd = _qemu_cmd(qemu, mode, memory_mib, kfile, initrd, line, console_log, probe_log)
+        cmd = qemu_command(
+            qemu, DEFAULT, mode, memory_mib, kfile, initrd, line, console_log, probe_log
+        )
         return watch(cmd, tmp, (image, kernel, memory, mode), marker, timeout, settle, interval)
 
 
@@ -385,13 +399,13 @@ def watch(
     with _running(cmd) as proc:
         while outcome is None:
             time.sleep(0.1)
-            console = _read(console_log)
+            console = read_log(console_log)
             now = time.monotonic()
             exited = proc.poll() is not None
             outcome = before(console, exited, now - start) if before is not None else None
             part = section(console) if outcome is None else None
             if part is not None:
-                if first_sample is None and "@@ end" in _read(probe_log):
+                if first_sample is None and "@@ end" in read_log(probe_log):
                     first_sample = now
                 settled = first_sample is not None and now - first_sample >= settle
                 outcome = classify(part, marker, settled, exited)
@@ -399,15 +413,15 @@ def watch(
                 outcome = (TIMEOUT, f"no outcome in {timeout:g} s")
         if outcome[0] == OOM:
             _wait_for(
-                lambda: _KILLED.search(section(_read(console_log)) or "") is not None, proc, 3.0
+                lambda: _KILLED.search(section(read_log(console_log)) or "") is not None, proc, 3.0
             )
         if outcome[0] == SUCCESS and proc.poll() is None:
             # One more probe sample, taken after the marker, before QEMU is stopped.
-            ends = _read(probe_log).count("@@ end")
+            ends = read_log(probe_log).count("@@ end")
             deadline = time.monotonic() + interval * 4 + 0.5
-            while time.monotonic() < deadline and _read(probe_log).count("@@ end") <= ends:
+            while time.monotonic() < deadline and read_log(probe_log).count("@@ end") <= ends:
                 time.sleep(0.05)
-    console, probe = _read(console_log), _read(probe_log)
+    console, probe = read_log(console_log), read_log(probe_log)
     killed = [(int(p), n) for p, n in _KILLED.findall(section(console) or "")]
     return BootResult(
         *identity,

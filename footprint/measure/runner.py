@@ -26,6 +26,7 @@ import psutil
 
 from footprint.errors import EnvironmentUnavailable, Terminated
 from footprint.measure.cgroup import MemoryCgroup, MemoryStats, open_cgroup
+from footprint.measure.cmdline import kdump_cmdline
 from footprint.measure.sandbox import (
     EXIT_SETUP_FAILED,
     EXIT_UNPACK_FAILED,
@@ -35,11 +36,7 @@ from footprint.measure.sandbox import (
     write_id_maps,
 )
 
-DEFAULT_CMDLINE = (
-    "BOOT_IMAGE=/vmlinuz root=UUID=00000000-0000-0000-0000-000000000000 ro "
-    "reset_devices nr_cpus=1 irqpoll nousb udev.children-max=2 panic=10 "
-    "rootdelay=3 console=ttyS0"
-)
+DEFAULT_CMDLINE = kdump_cmdline()
 OOM_KILLED = re.compile(r"Killed process (\d+) \(([^)]*)\)")
 
 # Outcomes
