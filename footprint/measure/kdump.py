@@ -12,15 +12,17 @@ import os
 import re
 import stat
 import tempfile
+from dataclasses import dataclass, replace
 
 from footprint.arch import DEFAULT, Arch
 from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
+from footprint.measure import kernel_log
+from footprint.measure.backend import Outcome, RunResult
 from footprint.measure.qemu import (
-    PANIC,
-    SUCCESS,
-    BootResult,
-    Outcome,
+    Ending,
+    Identity,
+    QemuOptions,
     capture_cmdline,
     choose_accel,
     kernel_file,
@@ -31,7 +33,7 @@ from footprint.measure.qemu import (
     watch,
 )
 
-LOAD_FAILED = "load-failed"
+MIN_TIMEOUT = 180.0
 FIRST_KERNEL_MIB = 3072  # ample: under TCG it costs nothing until touched
 CRASH = "sysrq: Trigger a crash"
 STAGE1_INIT = """#!/bin/sh
@@ -49,6 +51,7 @@ fi
 echo 1 > /proc/sys/kernel/sysrq
 echo c > /proc/sysrq-trigger
 """
+STAGE1_LOAD_FAILED = "footprint-stage1: load failed"  # what STAGE1_INIT says when kexec -p fails
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 KEXEC_CANDIDATES = ("/sbin/kexec", "/usr/sbin/kexec")
 
@@ -127,30 +130,31 @@ def stage1(
     return out
 
 
-def kdump_boot(
-    image: str,
-    kernel: str,
-    crashkernel: int,
-    *,
-    append: str = "",
-    cmdline: str | None = None,
-    until: str | None = None,
-    timeout: float = 180.0,
-    settle: float = 5.0,
-    init: str = "/init",
-    interval: float = 0.25,
-    accel: str = "auto",
-) -> BootResult:
-    """Crash a first kernel booted with crashkernel=`crashkernel` into the image under test."""
-    arch = DEFAULT
+@dataclass(frozen=True)
+class KdumpBackend:
+    """A real crash: `memory` is the first kernel's crashkernel= reservation."""
+
+    options: QemuOptions
+    name: str = "kdump"
+
+    def run(self, image: str, memory: int) -> RunResult:
+        return kdump_boot(image, memory, self.options)
+
+
+def kdump_boot(image: str, crashkernel: int, options: QemuOptions) -> RunResult:
+    """Crash a first kernel booted with crashkernel=`crashkernel` into the image under test.
+
+    The timeout is at least MIN_TIMEOUT: the first kernel boots before the one under test."""
+    o = replace(options, timeout=max(options.timeout, MIN_TIMEOUT))
+    arch = o.arch
     qemu = qemu_binary(arch)
-    marker = re.compile(until) if until else None
+    marker = re.compile(o.until) if o.until else None
     with tempfile.TemporaryDirectory(prefix="footprint-kdump-") as tmp:
-        kfile = kernel_file(kernel, tmp)
-        mode = choose_accel(qemu, kfile) if accel == "auto" else accel
-        capture = probe_image(image, tmp, init, interval)
-        capture_line = capture_cmdline(cmdline, append)
-        s1 = stage1(tmp, kfile, capture, capture_line)
+        kfile = kernel_file(o.kernel, tmp)
+        mode = choose_accel(qemu, kfile, arch) if o.accel == "auto" else o.accel
+        capture = probe_image(image, tmp, o.init, o.interval, arch)
+        capture_line = capture_cmdline(o.cmdline, o.append, arch)
+        s1 = stage1(tmp, kfile, capture, capture_line, arch)
         os.unlink(capture)
         console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")
         first = f"console={arch.console} crashkernel={crashkernel >> 20}M panic=1 rdinit=/init"
@@ -160,16 +164,14 @@ def kdump_boot(
         result = watch(
             cmd,
             tmp,
-            (image, kernel, crashkernel, mode),
+            Identity("kdump", image, o.kernel, crashkernel, mode),
             marker,
-            timeout,
-            settle,
-            interval,
+            o,
             section=_capture_console,
             before=_before_capture,
         )
-        if result.outcome == SUCCESS and "vmcore" not in read_log(probe_log):
-            result.detail += " (no /proc/vmcore seen by the probe)"
+        if result.succeeded and "vmcore" not in read_log(probe_log):
+            return replace(result, detail=result.detail + " (no /proc/vmcore seen by the probe)")
         return result
 
 
@@ -182,15 +184,11 @@ def _capture_console(console: str) -> str | None:
     return after[1].split("sysrq triggered crash", 1)[1]
 
 
-def _before_capture(console: str, exited: bool, elapsed: float) -> Outcome | None:
+def _before_capture(console: str, exited: bool, elapsed: float) -> Ending | None:
     """The first kernel's failures: kexec -p could not load, or it stopped before the crash."""
-    if "footprint-stage1: load failed" in console or "crashkernel reservation failed" in console:
-        why = re.search(
-            r"kexec_file_load failed.*|Could not find a free area.*|"
-            r"crashkernel reservation failed.*",
-            console,
-        )
-        return (LOAD_FAILED, why.group(0) if why else "kexec -p failed")
+    if STAGE1_LOAD_FAILED in console or kernel_log.CRASHKERNEL_FAILED in console:
+        why = kernel_log.KEXEC_LOAD_FAILED.search(console)
+        return (Outcome.LOAD_FAILED, why.group(0) if why else "kexec -p failed")
     if CRASH not in console and exited:
-        return (PANIC, "the first kernel stopped before the crash")
+        return (Outcome.PANIC, "the first kernel stopped before the crash")
     return None

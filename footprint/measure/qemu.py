@@ -21,17 +21,17 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from footprint.arch import DEFAULT, Arch
 from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.image.uki import PE_MAGIC
+from footprint.measure import kernel_log
+from footprint.measure.backend import Outcome, ProbeProcess, ProbeSample, QemuRun, RunResult
 from footprint.measure.cmdline import KDUMP_CMDLINE
-from footprint.measure.runner import OOM_KILLED
 
 PROBE_PATH = "footprint-probe"
-SUCCESS, UNPACK_FAILED, OOM, PANIC, TIMEOUT = "success", "unpack-failed", "oom", "panic", "timeout"
 
 PROBE = r"""#!/bin/sh
 # footprint probe: memory samples on the second serial port, then the image's own init.
@@ -69,52 +69,40 @@ _fp_sample >"$out" 2>/dev/null
 exec @INIT@ "$@"
 """
 
-_UNPACK = re.compile(
-    r"Initramfs unpacking failed|rootfs image is not initramfs|"
-    r"junk in compressed archive|write error"
-)
-_OOM = re.compile(r"Out of memory|oom-kill:|invoked oom-killer")
-_KILLED = OOM_KILLED  # the kernel's words, as the cgroup runner reads them
-_PANIC = re.compile(r"Kernel panic - not syncing: ?(.*)")
+
+@dataclass(frozen=True)
+class QemuOptions:
+    """How a QEMU backend boots an image (the memory is given to each run)."""
+
+    kernel: str  # a bzImage (Debian: /boot/vmlinuz-*) or a UKI
+    append: str = ""  # added to the kdump-like command line
+    cmdline: str | None = None  # replaces the kdump-like command line
+    until: str | None = None  # success when this regular expression is on the console
+    timeout: float = 120.0
+    settle: float = 5.0  # without `until`: success this long after the first probe sample
+    init: str = "/init"  # the image's init, which the probe hands over to
+    interval: float = 0.25  # seconds between probe samples
+    accel: str = "auto"  # kvm, tcg, or auto: KVM if a trial boot works
+    arch: Arch = DEFAULT
 
 
-@dataclass
-class ProbeSample:
-    t: float
-    meminfo: dict[str, int]  # bytes
-    modules_bytes: int
-    processes: list[tuple[int, str, int, int]]  # pid, name, VmHWM bytes, RssAnon bytes
+@dataclass(frozen=True)
+class QemuBackend:
+    """Direct kernel boot: -kernel, -initrd (the image with the probe), -m `memory`."""
 
+    options: QemuOptions
+    name: str = "qemu"
 
-@dataclass
-class BootResult:
-    image: str
-    kernel: str
-    memory_bytes: int
-    accel: str
-    outcome: str
-    detail: str
-    duration_s: float
-    samples: list[ProbeSample] = field(default_factory=list)
-    killed: list[tuple[int, str]] = field(default_factory=list)
-    console: str = ""
-
-    @property
-    def succeeded(self) -> bool:
-        return self.outcome == SUCCESS
-
-    @property
-    def peak_bytes(self) -> int:
-        """RAM in use at its highest: MemTotal - MemFree (kernel, rootfs and userspace)."""
-        return max(
-            (s.meminfo.get("MemTotal", 0) - s.meminfo.get("MemFree", 0) for s in self.samples),
-            default=0,
-        )
+    def run(self, image: str, memory: int) -> RunResult:
+        return boot(image, memory, self.options)
 
 
 def parse_probe(text: str) -> list[ProbeSample]:
     samples: list[ProbeSample] = []
-    cur: ProbeSample | None = None
+    t: float | None = None
+    meminfo: dict[str, int] = {}
+    modules = 0
+    processes: list[ProbeProcess] = []
     for line in text.splitlines():
         parts = line.strip().split()
         if len(parts) < 2 or parts[0] != "@@":
@@ -122,20 +110,19 @@ def parse_probe(text: str) -> list[ProbeSample]:
         kind = parts[1]
         try:
             if kind == "t":
-                cur = ProbeSample(float(parts[2]), {}, 0, [])
-            elif cur is None:
+                t, meminfo, modules, processes = float(parts[2]), {}, 0, []
+            elif t is None:
                 continue
             elif kind == "m":
-                cur.meminfo[parts[2]] = int(parts[3]) * 1024
+                meminfo[parts[2]] = int(parts[3]) * 1024
             elif kind == "mod":
-                cur.modules_bytes = int(parts[2])
+                modules = int(parts[2])
             elif kind == "p":
-                cur.processes.append(
-                    (int(parts[2]), parts[3], int(parts[4]) * 1024, int(parts[5]) * 1024)
-                )
+                pid, name, hwm, anon = int(parts[2]), parts[3], int(parts[4]), int(parts[5])
+                processes.append(ProbeProcess(pid, name, hwm * 1024, anon * 1024))
             elif kind == "end":
-                samples.append(cur)
-                cur = None
+                samples.append(ProbeSample(t, meminfo, modules, tuple(processes)))
+                t = None
         except (IndexError, ValueError):
             continue  # a line cut by the end of the boot
     return samples
@@ -314,87 +301,86 @@ def read_log(path: str) -> str:
 
 def classify(
     console: str, marker: re.Pattern[str] | None, settled: bool, exited: bool
-) -> tuple[str, str] | None:
+) -> Ending | None:
     """The outcome the console shows so far, or None if the boot is still going."""
-    unpack = _UNPACK.search(console)
+    unpack = kernel_log.UNPACK_FAILED.search(console)
     if unpack:
-        return UNPACK_FAILED, unpack.group(0)
-    if _OOM.search(console):
-        if "Freeing initrd memory" not in console and "Run /" not in console:
-            return UNPACK_FAILED, "out of memory while unpacking the initramfs"
-        killed = _KILLED.search(console)
+        return Outcome.UNPACK_FAILED, unpack.group(0)
+    if kernel_log.OOM.search(console):
+        if not any(line in console for line in kernel_log.UNPACK_OVER):
+            return Outcome.UNPACK_FAILED, "out of memory while unpacking the initramfs"
+        killed = kernel_log.KILLED_PROCESS.search(console)
         who = f": killed {killed.group(2)} ({killed.group(1)})" if killed else ""
-        return OOM, f"the OOM killer ran{who}"
-    panic = _PANIC.search(console)
+        return Outcome.OOM, f"the OOM killer ran{who}"
+    panic = kernel_log.PANIC.search(console)
     if panic:
-        return PANIC, panic.group(1).strip()
+        return Outcome.PANIC, panic.group(1).strip()
     if marker is not None:
         m = marker.search(console)
         if m:
-            return SUCCESS, m.group(0)
+            return Outcome.SUCCESS, m.group(0)
     elif settled:
-        return SUCCESS, "init settled (no panic, no OOM)"
+        return Outcome.SUCCESS, "init settled (no panic, no OOM)"
     if exited:
-        if "reboot: Power down" in console or "reboot: Restarting" in console:
-            return SUCCESS, "init finished and powered off"
-        return PANIC, "QEMU exited"
+        if any(line in console for line in kernel_log.POWERED_OFF):
+            return Outcome.SUCCESS, "init finished and powered off"
+        return Outcome.PANIC, "QEMU exited"
     return None
 
 
-def boot(
-    image: str,
-    kernel: str,
-    memory: int,
-    *,
-    append: str = "",
-    cmdline: str | None = None,
-    until: str | None = None,
-    timeout: float = 120.0,
-    settle: float = 5.0,
-    init: str = "/init",
-    interval: float = 0.25,
-    accel: str = "auto",
-) -> BootResult:
-    """Boot `image` with `kernel` in `memory` bytes of RAM and classify what happened."""
-    qemu = qemu_binary()
-    marker = re.compile(until) if until else None
+def boot(image: str, memory: int, options: QemuOptions) -> RunResult:
+    """Boot `image` with the options' kernel in `memory` bytes of RAM and classify the end."""
+    o = options
+    qemu = qemu_binary(o.arch)
+    marker = re.compile(o.until) if o.until else None
     with tempfile.TemporaryDirectory(prefix="footprint-boot-") as tmp:
-        kfile = kernel_file(kernel, tmp)
-        mode = choose_accel(qemu, kfile) if accel == "auto" else accel
-        initrd = probe_image(image, tmp, init, interval)
+        kfile = kernel_file(o.kernel, tmp)
+        mode = choose_accel(qemu, kfile, o.arch) if o.accel == "auto" else o.accel
+        initrd = probe_image(image, tmp, o.init, o.interval, o.arch)
         console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")
-        line = capture_cmdline(cmdline, append)
+        line = capture_cmdline(o.cmdline, o.append, o.arch)
         memory_mib = max(1, memory >> 20)
         cmd = qemu_command(
-            qemu, DEFAULT, mode, memory_mib, kfile, initrd, line, console_log, probe_log
+            qemu, o.arch, mode, memory_mib, kfile, initrd, line, console_log, probe_log
         )
-        return watch(cmd, tmp, (image, kernel, memory, mode), marker, timeout, settle, interval)
+        run = Identity("qemu", image, o.kernel, memory, mode)
+        return watch(cmd, tmp, run, marker, o)
 
 
-Outcome = tuple[str, str]
+Ending = tuple[Outcome, str]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a RunResult of watch() is about."""
+
+    backend: str
+    image: str
+    kernel: str
+    memory_bytes: int
+    accel: str
 
 
 def watch(
     cmd: list[str],
     tmp: str,
-    identity: tuple[str, str, int, str],
+    identity: Identity,
     marker: re.Pattern[str] | None,
-    timeout: float,
-    settle: float,
-    interval: float,
+    options: QemuOptions,
     section: Callable[[str], str | None] = lambda console: console,
-    before: Callable[[str, bool, float], Outcome | None] | None = None,
-) -> BootResult:
+    before: Callable[[str, bool, float], Ending | None] | None = None,
+) -> RunResult:
     """Run QEMU until the boot under test has an outcome, and collect what it showed.
 
     `section` cuts the console of the boot under test out of the whole console (None: it
     has not started); `before` may end the run earlier, from the whole console, whether
-    QEMU exited and the seconds spent (kdump: the first kernel failed). `identity` is the
-    BootResult's (image, kernel, memory, accel). Logs are tmp/console and tmp/probe.
+    QEMU exited and the seconds spent (kdump: the first kernel failed). Logs are
+    tmp/console and tmp/probe.
     """
+    timeout, settle, interval = options.timeout, options.settle, options.interval
     console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")
     start = time.monotonic()
-    outcome: Outcome | None = None
+    outcome: Ending | None = None
     first_sample: float | None = None
     with _running(cmd) as proc:
         while outcome is None:
@@ -410,25 +396,33 @@ def watch(
                 settled = first_sample is not None and now - first_sample >= settle
                 outcome = classify(part, marker, settled, exited)
             if outcome is None and now - start > timeout:
-                outcome = (TIMEOUT, f"no outcome in {timeout:g} s")
-        if outcome[0] == OOM:
+                outcome = (Outcome.TIMEOUT, f"no outcome in {timeout:g} s")
+        if outcome[0] is Outcome.OOM:
             _wait_for(
-                lambda: _KILLED.search(section(read_log(console_log)) or "") is not None, proc, 3.0
+                lambda: (
+                    kernel_log.KILLED_PROCESS.search(section(read_log(console_log)) or "")
+                    is not None
+                ),
+                proc,
+                3.0,
             )
-        if outcome[0] == SUCCESS and proc.poll() is None:
+        if outcome[0] is Outcome.SUCCESS and proc.poll() is None:
             # One more probe sample, taken after the marker, before QEMU is stopped.
             ends = read_log(probe_log).count("@@ end")
             deadline = time.monotonic() + interval * 4 + 0.5
             while time.monotonic() < deadline and read_log(probe_log).count("@@ end") <= ends:
                 time.sleep(0.05)
     console, probe = read_log(console_log), read_log(probe_log)
-    killed = [(int(p), n) for p, n in _KILLED.findall(section(console) or "")]
-    return BootResult(
-        *identity,
+    samples = tuple(parse_probe(probe))
+    return RunResult(
+        identity.backend,
+        identity.image,
+        identity.memory_bytes,
         outcome[0],
         outcome[1],
         time.monotonic() - start,
-        parse_probe(probe),
-        killed,
+        max((s.used_bytes for s in samples), default=0),
+        tuple(kernel_log.killed(section(console) or "")),
         console,
+        qemu=QemuRun(identity.kernel, identity.accel, samples),
     )

@@ -1,0 +1,221 @@
+"""The measurement layer's data without running anything: the Outcome vocabulary and the
+schemas that carry it, RunResult's round trip, the sandbox's messages, the kernel's words,
+the arch record and the process → component table."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+from conftest import SAMPLES, assert_schema
+
+from footprint.arch import ARCHES, X86_64
+from footprint.measure import kernel_log, messages
+from footprint.measure.backend import (
+    CgroupRun,
+    ComponentRun,
+    Killed,
+    Outcome,
+    ProbeProcess,
+    ProbeSample,
+    ProcessSample,
+    QemuRun,
+    RunResult,
+    Sample,
+)
+from footprint.measure.bisect import Bisection, Trial
+from footprint.measure.cgroup import MemoryStats
+from footprint.measure.cmdline import KDUMP_CMDLINE, kdump_cmdline
+from footprint.measure.messages import Kind, Message
+from footprint.measure.qemu import capture_cmdline, parse_probe
+from footprint.measure.runner import DEFAULT_CMDLINE
+from footprint.schemas import schema
+
+MIB = 1 << 20
+KINDS = ("measurement", "boot", "calibration")
+
+
+def test_every_schema_is_valid_and_names_the_outcomes() -> None:
+    for kind in KINDS:
+        doc = schema(kind)
+        jsonschema.Draft202012Validator.check_schema(doc)
+        assert doc["$defs"]["outcome"]["enum"] == [o.value for o in Outcome]
+    assert [o.value for o in Outcome] == [
+        "success",
+        "oom",
+        "unpack-failed",
+        "panic",
+        "timeout",
+        "failed",
+        "load-failed",
+    ]
+
+
+def test_outcome_is_its_value_as_text() -> None:
+    assert str(Outcome.UNPACK_FAILED) == "unpack-failed"
+    assert f"{Outcome.LOAD_FAILED}" == "load-failed"
+    assert json.dumps(Outcome.OOM) == '"oom"'
+    assert Outcome("panic") is Outcome.PANIC
+
+
+def _cgroup_result() -> RunResult:
+    stats = MemoryStats(4096, 8192, 12288, 0)
+    p = ProcessSample(7, "init", "/bin/busybox", "busybox", 100, 50, 75, 40, 120)
+    return RunResult(
+        "cgroup",
+        "x.img",
+        64 * MIB,
+        Outcome.OOM,
+        "the cgroup's OOM killer ran",
+        0.25,
+        3 * MIB,
+        (Killed(9, "dd"),),
+        "console\n",
+        cgroup=CgroupRun(
+            1,
+            None,
+            1000,
+            2 * MIB,
+            MIB,
+            stats,
+            1,
+            (ComponentRun("busybox", 40, 40, 100, 75, 120, ("init",)),),
+            (Sample(0.05, 2 * MIB, stats, (p,)),),
+        ),
+    )
+
+
+def _qemu_result() -> RunResult:
+    sample = ProbeSample(
+        1.5, {"MemTotal": 100 * MIB, "MemFree": 60 * MIB}, 4096, (ProbeProcess(1, "sh", 8, 4),)
+    )
+    return RunResult(
+        "qemu",
+        "x.img",
+        128 * MIB,
+        Outcome.SUCCESS,
+        "init settled (no panic, no OOM)",
+        4.0,
+        40 * MIB,
+        qemu=QemuRun("/boot/vmlinuz", "tcg", (sample,)),
+    )
+
+
+@pytest.mark.parametrize("make", [_cgroup_result, _qemu_result])
+def test_run_result_reads_back_equal_through_json(make) -> None:  # noqa: ANN001
+    r = make()
+    back = RunResult.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert back == r
+    assert back.outcome is r.outcome and isinstance(back.killed, tuple)
+
+
+def test_run_result_rejects_an_unknown_outcome() -> None:
+    doc = _qemu_result().to_dict()
+    doc["outcome"] = "marker"
+    with pytest.raises(ValueError):
+        RunResult.from_dict(doc)
+
+
+def test_wrong_documents_fail_their_schema() -> None:
+    from footprint.measure.calibrate import Calibration, Plan
+    from footprint.report.boot import boot_dict, calibration_dict
+    from footprint.report.measure import measurement_dict
+
+    m = measurement_dict(_cgroup_result())
+    b = boot_dict(_qemu_result(), {"sh": "busybox"})
+    bis = Bisection(128 * MIB, 4 * MIB, 124 * MIB, 128 * MIB, [Trial.of(128 * MIB, _qemu_result())])
+    bis.at_minimum = _qemu_result()
+    c = calibration_dict(Calibration("qemu", bis, Plan(130 * MIB, 200 * MIB, 0, 0, 0), None, None))
+    for doc in (m, b, c):
+        assert_schema(doc)
+    assert b["processes"] == [
+        {"name": "sh", "hwm_bytes": 8, "anon_peak_bytes": 4, "component": "busybox"}
+    ]
+    assert c["at_minimum"]["kind"] == "boot" and c["trials"][0]["outcome"] == "success"
+    for doc, key, value in (
+        (m, "outcome", "marker"),
+        (m, "limit_bytes", "64M"),
+        (b, "accel", "hvf"),
+        (c, "trials", []),
+        (c, "kind", "boot"),
+    ):
+        wrong = dict(doc, **{key: value})
+        with pytest.raises(jsonschema.ValidationError):
+            assert_schema(wrong)
+    missing = {k: v for k, v in b.items() if k != "detail"}
+    with pytest.raises(jsonschema.ValidationError):
+        assert_schema(missing)
+
+
+def test_messages_round_trip_across_partial_reads() -> None:
+    data = (
+        messages.encode(Kind.JOIN, 1234)
+        + messages.encode(Kind.UNPACK_FAILED, "no space\nleft \\ here")
+        + b"noise the image wrote\n"
+        + messages.encode(Kind.UNPACKED, 4096)
+    )
+    reader = messages.Reader()
+    got = [m for i in range(len(data)) for m in reader.feed(data[i : i + 1])]
+    assert got == [
+        Message(Kind.JOIN, "1234"),
+        Message(Kind.UNPACK_FAILED, "no space\nleft \\ here"),
+        Message(Kind.UNPACKED, "4096"),
+    ]
+    assert got[0].number == 1234
+
+
+def test_kernel_log_patterns() -> None:
+    line = "[ 3.1] Out of memory: Killed process 212 (systemd-udevd) total-vm:1kB"
+    assert kernel_log.OOM.search(line)
+    assert kernel_log.killed(line) == [Killed(212, "systemd-udevd")]
+    assert kernel_log.PANIC.search("Kernel panic - not syncing: VFS: Unable").group(1) == (
+        "VFS: Unable"
+    )
+    assert kernel_log.UNPACK_FAILED.search("Initramfs unpacking failed: write error")
+    assert not kernel_log.UNPACK_FAILED.search("Freeing initrd memory: 2048K")
+
+
+def test_one_kdump_command_line_for_every_backend() -> None:
+    assert DEFAULT_CMDLINE == KDUMP_CMDLINE + " console=ttyS0" == kdump_cmdline(X86_64)
+    assert capture_cmdline(None, "quiet") == (
+        f"console=ttyS0 rdinit=/footprint-probe {KDUMP_CMDLINE} quiet"
+    )
+    assert "panic=10" in KDUMP_CMDLINE and KDUMP_CMDLINE.count("panic=") == 1
+
+
+def test_the_x86_64_record() -> None:
+    assert ARCHES == {"x86_64": X86_64}
+    assert (X86_64.qemu_binary, X86_64.console, X86_64.probe_serial) == (
+        "qemu-system-x86_64",
+        "ttyS0",
+        "ttyS1",
+    )
+    assert X86_64.lib_dir == "lib/x86_64-linux-gnu" and X86_64.struct_page_bytes == 64
+
+
+def test_parse_probe_keeps_whole_samples_only() -> None:
+    text = (
+        "@@ t 1.25\n@@ m MemTotal 1000\n@@ m MemFree 400\n@@ mod 12\n"
+        "@@ p 1 sh 800 300\n@@ end\n@@ t 1.5\n@@ m MemTotal 1000\n"
+    )
+    assert parse_probe(text) == [
+        ProbeSample(
+            1.25,
+            {"MemTotal": 1024000, "MemFree": 409600},
+            12,
+            (ProbeProcess(1, "sh", 819200, 307200),),
+        )
+    ]
+
+
+def test_renamed_processes_count_for_their_file() -> None:
+    from footprint.analyze import analyze
+    from footprint.components.processes import owner_by_name
+
+    a = analyze(str(SAMPLES / "busybox-gzip.img"))
+    owner = owner_by_name(a, {"footprint-probe": "footprint-probe"})
+    assert owner("busybox") == a.attribution.owner["bin/busybox"]
+    assert owner("footprint-probe") == "footprint-probe"
+    assert owner("(udev-worker)") == "unknown"  # no systemd-udevd in this image
+    assert owner("no-such-process") == "unknown"
