@@ -219,3 +219,68 @@ def test_renamed_processes_count_for_their_file() -> None:
     assert owner("footprint-probe") == "footprint-probe"
     assert owner("(udev-worker)") == "unknown"  # no systemd-udevd in this image
     assert owner("no-such-process") == "unknown"
+
+
+def test_backends_and_the_bounds_policy() -> None:
+    from footprint.measure.backend import Backend
+    from footprint.measure.calibrate import BOUNDS, Plan, model_bounds, rootfs_bounds
+    from footprint.measure.kdump import KdumpBackend
+    from footprint.measure.qemu import QemuBackend, QemuOptions
+    from footprint.measure.runner import CgroupBackend
+
+    backends: list[Backend] = [
+        CgroupBackend(),
+        QemuBackend(QemuOptions("vmlinuz")),
+        KdumpBackend(QemuOptions("vmlinuz")),
+    ]
+    assert [b.name for b in backends] == list(BOUNDS) == ["cgroup", "qemu", "kdump"]
+    plan = Plan(100 * MIB, 0, 0, 0, 10 * MIB)
+    assert model_bounds(plan, 4 * MIB) == (72 * MIB, 132 * MIB)
+    assert rootfs_bounds(plan, 4 * MIB) == (10 * MIB, 296 * MIB)
+
+
+class _Threshold:
+    """A backend whose runs succeed from `needs` bytes on: the search's logic alone."""
+
+    name = "qemu"
+
+    def __init__(self, needs: int, probe: bool) -> None:
+        self.needs, self.probe, self.runs = needs, probe, []
+
+    def run(self, image: str, memory: int) -> RunResult:
+        self.runs.append(memory)
+        ok = memory >= self.needs
+        sample = ProbeSample(1.0, {"AnonPages": 3 * MIB, "Slab": 2 * MIB}, MIB, ())
+        return RunResult(
+            self.name,
+            image,
+            memory,
+            Outcome.SUCCESS if ok else Outcome.OOM,
+            "",
+            1.0,
+            min(memory, self.needs),
+            qemu=QemuRun("k", "tcg", (sample,)) if self.probe else None,
+        )
+
+
+def test_calibrate_keeps_every_trial_and_repeats_the_boundary() -> None:
+    from footprint.measure.calibrate import Plan, calibrate
+
+    backend = _Threshold(101 * MIB, probe=True)
+    c = calibrate(backend, "x.img", Plan(100 * MIB, 0, 0, 0, 0), 4 * MIB, repeat=2)
+    assert backend.runs == [mib * MIB for mib in (132, 104, 88, 96, 100, 104, 100)]
+    assert [t.succeeded for t in c.bisection.trials] == [True, True, False, False, False]
+    assert c.bisection.minimum_bytes == 104 * MIB
+    assert [(t.limit_bytes // MIB, t.outcome) for t in c.repeats] == [
+        (104, Outcome.SUCCESS),
+        (100, Outcome.OOM),
+    ]
+    assert c.terms is not None and (c.terms.userspace_peak, c.terms.kernel_runtime) == (
+        3 * MIB,
+        3 * MIB,
+    )
+    # 104 + makedumpfile 5 + margin 12 (10 %, to 4 MiB) = 121, to 16 MiB
+    assert c.recommended_bytes == 128 * MIB
+    no_probe = calibrate(_Threshold(101 * MIB, probe=False), "x.img", Plan(100 * MIB, 0, 0, 0, 0))
+    assert no_probe.bisection.minimum_bytes == 104 * MIB
+    assert (no_probe.terms, no_probe.recommended_bytes) == (None, None)

@@ -12,7 +12,7 @@ import os
 import re
 import stat
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from footprint.arch import DEFAULT, Arch
 from footprint.errors import EnvironmentUnavailable
@@ -135,7 +135,7 @@ class KdumpBackend:
     """A real crash: `memory` is the first kernel's crashkernel= reservation."""
 
     options: QemuOptions
-    name: str = "kdump"
+    name: str = field(default="kdump", init=False)
 
     def run(self, image: str, memory: int) -> RunResult:
         return kdump_boot(image, memory, self.options)

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from footprint.arch import DEFAULT, Arch
 from footprint.errors import EnvironmentUnavailable
@@ -91,7 +91,7 @@ class QemuBackend:
     """Direct kernel boot: -kernel, -initrd (the image with the probe), -m `memory`."""
 
     options: QemuOptions
-    name: str = "qemu"
+    name: str = field(default="qemu", init=False)
 
     def run(self, image: str, memory: int) -> RunResult:
         return boot(image, memory, self.options)

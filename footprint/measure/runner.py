@@ -65,7 +65,7 @@ class CgroupBackend:
     """The image's userspace under a cgroup memory limit (no kernel of its own)."""
 
     options: CgroupOptions = field(default_factory=CgroupOptions)
-    name: str = "cgroup"
+    name: str = field(default="cgroup", init=False)
 
     def run(self, image: str, memory: int) -> RunResult:
         return measure(image, memory, self.options)
