@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from footprint import __version__
 from footprint.measure.backend import RunResult
 from footprint.measure.calibrate import Calibration
-from footprint.report.measure import CONSOLE_TAIL, trial_dict, trial_lines
+from footprint.report.measure import CONSOLE_TAIL, measurement_dict, trial_dict, trial_lines
 from footprint.schemas import header
 from footprint.units import MIB, human
 
@@ -127,8 +127,6 @@ def calibration_dict(c: Calibration) -> dict[str, Any]:
 
 def run_dict(r: RunResult) -> dict[str, Any]:
     """A run of any backend as its document: a boot (QEMU) or a measurement (cgroup)."""
-    from footprint.report.measure import measurement_dict
-
     return boot_dict(r) if r.qemu is not None else measurement_dict(r)
 
 
