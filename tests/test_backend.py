@@ -284,3 +284,37 @@ def test_calibrate_keeps_every_trial_and_repeats_the_boundary() -> None:
     no_probe = calibrate(_Threshold(101 * MIB, probe=False), "x.img", Plan(100 * MIB, 0, 0, 0, 0))
     assert no_probe.bisection.minimum_bytes == 104 * MIB
     assert (no_probe.terms, no_probe.recommended_bytes) == (None, None)
+
+
+def test_calibrate_and_measure_print_trials_alike() -> None:
+    from footprint.measure.ablate import Ablation
+    from footprint.measure.calibrate import Plan, calibrate
+    from footprint.measure.workflow import AblationRun, CalibrateRun, Skipped
+    from footprint.report.boot import calibrate_run_dict, calibration_text
+    from footprint.report.measure import bisection_dict, measurement_text
+
+    plan = Plan(100 * MIB, 150 * MIB, 10 * MIB, 5 * MIB, 20 * MIB)
+    direct = calibrate(_Threshold(101 * MIB, probe=True), "x.img", plan, 4 * MIB, repeat=2)
+    kdump = calibrate(_Threshold(121 * MIB, probe=True), "x.img", plan, 4 * MIB)
+    ablated = calibrate(_Threshold(81 * MIB, probe=True), "x.img", Plan(80 * MIB, 0, 0, 0, 0))
+    pad = Ablation("pad", frozenset({"data/pad"}), 16 * MIB, 20 * MIB)
+    run = CalibrateRun(
+        direct, kdump, (AblationRun(pad, ablated, "gzip"),), (Skipped("glibc", 3 * MIB, "needed"),)
+    )
+    doc = calibrate_run_dict(run)
+    assert_schema(doc)
+    assert (doc["minimum_mib"], doc["kdump"]["minimum_mib"], doc["kexec_minus_direct_mib"]) == (
+        104,
+        124,
+        20,
+    )
+    assert doc["ablations"][0]["measured_delta_mib"] == 20
+    text = calibration_text(doc).splitlines()
+    assert text[1:3] == [
+        "     132 MiB → success        peak    101 MiB    1.0 s",
+        "     104 MiB → success        peak    101 MiB    1.0 s",
+    ]
+    assert "     100 MiB → oom            peak    100 MiB    1.0 s (repeat)" in text
+    assert "recommended        crashkernel=160M" in text  # kdump: 124 + 5 + 16, to 16 MiB
+    measured = measurement_text({"bisect": bisection_dict(direct.bisection)}).splitlines()
+    assert measured[1:6] == text[1:6]
