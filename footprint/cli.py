@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -376,66 +376,47 @@ def measure(
     """
     import shlex
 
-    from footprint.analyze import analyze
-    from footprint.measure import runner
+    from footprint.measure.runner import DEFAULT_CMDLINE, CgroupOptions
+    from footprint.measure.workflow import MeasureRequest, measure_image
     from footprint.report import measure as render
 
-    a = analyze(image)
-    owner = _owner_of(a)
-    assert a.attribution is not None  # analyze() attributes by default
-    # The static figures of each component (not the whole components document, whose
-    # missing-library report would resolve every executable for nothing).
-    static = {
-        n: {"proportional_bytes": round(c.proportional_bytes), "marginal_bytes": c.marginal_bytes}
-        for n, c in a.attribution.components.items()
-    }
-    argv = tuple(shlex.split(run_cmd)) if run_cmd else (rdinit,)
-    options = dict(
-        argv=argv,
-        until=until,
-        timeout=timeout,
-        interval=interval,
-        owner=owner,
-        cmdline=cmdline or runner.DEFAULT_CMDLINE,
+    bounds = None
+    if bisect_range not in (None, "auto"):
+        lo_text, _, hi_text = bisect_range.partition(":")
+        bounds = (_size(lo_text), _size(hi_text))
+    request = MeasureRequest(
+        image,
+        _size(memory),
+        CgroupOptions(
+            argv=tuple(shlex.split(run_cmd)) if run_cmd else (rdinit,),
+            cmdline=cmdline or DEFAULT_CMDLINE,
+            until=until,
+            timeout=timeout,
+            interval=interval,
+        ),
+        bisect=bisect_range is not None,
+        bounds=bounds,
+        resolution=_size(resolution),
     )
-    rootfs = a.summary.boot.rootfs_bytes
-    if bisect_range is None:
-        m = runner.measure(image, _size(memory), **options)
-        doc = render.measurement_dict(m, static, rootfs)
-        ok = m.succeeded
+    if request.bisect:
+        run = _with_progress(lambda report: measure_image(request, report))
     else:
-        from footprint.measure.bisect import bisect
-
-        if bisect_range == "auto":
-            low, high = rootfs, 4 * rootfs + (256 << 20)
-        else:
-            lo_text, _, hi_text = bisect_range.partition(":")
-            low, high = _size(lo_text), _size(hi_text)
-        b = _with_progress(
-            lambda report: bisect(
-                lambda limit: runner.measure(image, limit, **options),
-                low,
-                high,
-                _size(resolution),
-                progress=report,
-            )
-        )
-        at = b.at_minimum
-        doc = render.measurement_dict(at, static, rootfs) if at else {"schema_version": 1}
-        doc["bisect"] = render.bisection_dict(b)
-        doc["minimum_bytes"] = b.minimum_bytes
-        doc["trials"] = doc["bisect"]["trials"]
-        ok = b.minimum_bytes is not None
-    if as_json:
-        _emit_json(doc)
-    else:
-        _emit(render.measurement_text(doc))
-    if not ok:
+        run = measure_image(request)
+    doc = render.measure_run_dict(run)
+    _emit_json(doc) if as_json else _emit(render.measurement_text(doc))
+    if not run.succeeded:
         raise click.exceptions.Exit(1)
 
 
+if TYPE_CHECKING:
+    from footprint.measure.bisect import Trial
+    from footprint.measure.qemu import QemuOptions
+
+T = TypeVar("T")
+
+
 def _qemu_options(f: Any) -> Any:
-    """The options of a QEMU boot; the command receives them as **qemu, see _boot_at()."""
+    """The options of a QEMU boot; the command receives them as keywords, see _qemu_of()."""
     f = click.option(
         "--kernel",
         required=True,
@@ -463,13 +444,21 @@ def _qemu_options(f: Any) -> Any:
     return f
 
 
-def _boot_at(
-    boot_fn: Callable[..., Any], image: str, qemu: dict[str, Any], min_timeout: float = 0.0
-) -> Callable[[int], Any]:
-    """limit -> boot_fn(image, kernel, limit, …) with the _qemu_options the user gave."""
-    options = dict(qemu, timeout=max(qemu["timeout"], min_timeout))
-    kernel = options.pop("kernel")
-    return lambda limit: boot_fn(image, kernel, limit, **options)
+def _qemu_of(
+    kernel: str,
+    append: str,
+    cmdline: str | None,
+    until: str | None,
+    timeout: float,
+    init: str,
+    accel: str,
+) -> QemuOptions:
+    """The QemuOptions the _qemu_options the user gave say."""
+    from footprint.measure.qemu import QemuOptions
+
+    return QemuOptions(
+        kernel, append=append, cmdline=cmdline, until=until, timeout=timeout, init=init, accel=accel
+    )
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -482,13 +471,13 @@ def boot(image: str, memory: str, as_json: bool, **qemu: Any) -> None:
 
     Outcomes: success, unpack-failed, oom, panic, timeout (exit 1 unless success).
     """
-    from footprint.measure.qemu import boot as run
+    from footprint.measure.workflow import boot_image
     from footprint.report import boot as render
 
-    r = _boot_at(run, image, qemu)(_size(memory))
-    doc = render.boot_dict(r, _owner_by_name(image))
+    run = boot_image(image, _size(memory), _qemu_of(**qemu))
+    doc = render.boot_dict(run.result, run.components)
     _emit_json(doc) if as_json else _emit(render.boot_text(doc))
-    if not r.succeeded:
+    if not run.result.succeeded:
         raise click.exceptions.Exit(1)
 
 
@@ -545,92 +534,32 @@ def calibrate(
     reservation with its terms, next to the model and kdumpctl's formula. With --without or
     --ablate-all, also what removing components really saves, next to the model's marginal.
     """
-    from footprint import lifetime
-    from footprint.analyze import analyze
-    from footprint.image.repack import main_codec, repack
-    from footprint.measure import ablate
-    from footprint.measure.calibrate import calibrate as run_calibration
-    from footprint.measure.qemu import boot as run
+    from footprint.measure.workflow import CalibrateRequest, calibrate_image
     from footprint.report import boot as render
 
-    a = analyze(image, kernel=qemu["kernel"], rules_file=rules_file)
-    res = a.reservation
-    step = _size(resolution)
-    rdinit = qemu["init"]
-
-    def calibrate_with(boot_at: Callable[[int], Any], model: int) -> Any:
-        return _with_progress(
-            lambda report: run_calibration(
-                boot_at,
-                model,
-                res.kdumpctl_formula_bytes,
-                res.kernel_bytes,
-                res.initrd_compressed_bytes,
-                res.rootfs_bytes,
-                step,
-                repeat,
-                progress=report,
-            )
-        )
-
-    codec = main_codec(a.inventory)  # the copies are written with the image's own codec
-    plans = []  # refused components are refused before any boot
-    if without:
-        plans.append(ablate.plan(a, list(without), rdinit))
-    skipped = []
-    if ablate_all:
-        plans += [ablate.plan(a, [n], rdinit) for n in ablate.removable(a, rdinit, step)]
-        measured = {p.component for p in plans}
-        assert a.attribution is not None
-        skipped = [
-            {
-                "component": n,
-                "static_marginal_mib": round(c.marginal_bytes / (1 << 20), 1),
-                "reason": ablate.refusal(a, n, rdinit) or "smaller than the resolution",
-            }
-            for n, c in a.attribution.components.items()
-            if n not in measured
-        ]
-    c = calibrate_with(_boot_at(run, image, qemu), res.static_estimate_bytes)
-    at = c.bisection.at_minimum
-    doc = render.calibration_dict(c, render.boot_dict(at) if at is not None else None)
-    if kdump:
-        from footprint.measure.kdump import kdump_boot
-
-        k = calibrate_with(
-            _boot_at(kdump_boot, image, qemu, min_timeout=180.0),
-            c.bisection.minimum_bytes or res.static_estimate_bytes,
-        )
-        kat = k.bisection.at_minimum
-        doc["kdump"] = render.calibration_dict(k, render.boot_dict(kat) if kat else None)
-        if k.bisection.minimum_bytes and c.bisection.minimum_bytes:
-            doc["kexec_minus_direct_mib"] = (
-                k.bisection.minimum_bytes - c.bisection.minimum_bytes
-            ) // (1 << 20)
-    if plans and c.bisection.minimum_bytes is not None:
-        rows = []
-        with lifetime.temp_dir("ablate") as tmp:
-            for i, p in enumerate(plans):
-                copy = repack(image, f"{tmp}/ablated-{i}.img", set(p.paths), codec)
-                abl = calibrate_with(
-                    _boot_at(run, copy.path, qemu),
-                    c.bisection.minimum_bytes - p.static_marginal_unpack_bytes,
-                )
-                rows.append(render.ablation_row(p, c, abl, copy.codec))
-        doc["ablations"] = rows
-    if skipped:
-        doc["ablations_skipped"] = skipped
+    request = CalibrateRequest(
+        image,
+        _qemu_of(**qemu),
+        resolution=_size(resolution),
+        repeat=repeat,
+        without=without,
+        ablate_all=ablate_all,
+        kdump=kdump,
+        rules_file=rules_file,
+    )
+    run = _with_progress(lambda report: calibrate_image(request, report))
+    doc = render.calibrate_run_dict(run)
     _emit_json(doc) if as_json else _emit(render.calibration_text(doc))
-    if c.bisection.minimum_bytes is None:
+    if run.direct.bisection.minimum_bytes is None:
         raise click.exceptions.Exit(1)
 
 
-def _with_progress(work: Any) -> Any:
+def _with_progress(work: Callable[[Callable[[Trial, int, int], None]], T]) -> T:
     """Run work(report) with a rich progress line on stderr and one line per trial."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from footprint.units import human
+    from footprint.report.measure import trial_dict, trial_lines
 
     console = Console(stderr=True)
     count = [0]
@@ -643,12 +572,9 @@ def _with_progress(work: Any) -> Any:
     ) as progress:
         task = progress.add_task("bisecting")
 
-        def report(t: Any, lo: int, hi: int) -> None:
+        def report(t: Trial, lo: int, hi: int) -> None:
             count[0] += 1
-            console.print(
-                f"  trial {count[0]}: {human(t.limit_bytes):>10} → {t.outcome}"
-                f" ({t.duration_s:.1f} s)"
-            )
+            console.print(f"  trial {count[0]}:" + trial_lines([trial_dict(t)])[0][1:])
             progress.update(task, description=f"bisecting, {count[0]} trials")
 
         return work(report)
@@ -828,36 +754,6 @@ def schema(kind: str) -> None:
     from footprint.schemas import schema as schema_of
 
     _emit_json(schema_of(kind))
-
-
-def _owner_by_name(image: str) -> Any:
-    """A process name (as the probe sees it) -> the component of the file of that name."""
-    from footprint.analyze import analyze
-
-    a = analyze(image)
-    owner = _owner_of(a)
-    by_name: dict[str, str] = {}
-    for path, node in sorted(a.inventory.rootfs.nodes.items()):
-        if node.kind != "dir":  # symlinks too: systemd-udevd is udevadm under another name
-            by_name.setdefault(os.path.basename(path)[:15], owner(path))
-    by_name["footprint-probe"] = "footprint-probe"
-    by_name["(udev-worker)"] = by_name.get("systemd-udevd", "udev")
-
-    return lambda name: by_name.get(name, "unknown")
-
-
-def _owner_of(a: Any) -> Any:
-    """path inside the image -> the component that owns the file (symlinks resolved)."""
-    rootfs, att = a.inventory.rootfs, a.attribution
-
-    def owner(path: str) -> str:
-        node = rootfs.lookup(path.lstrip("/"))
-        if node is None or node.inode is None:
-            return "unknown"
-        name = att.owner.get(node.path, "other")  # every hardlink name has its owner
-        return "other" if name == "shared" else name
-
-    return owner
 
 
 def main(argv: list[str] | None = None) -> None:

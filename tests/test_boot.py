@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLES, need, need_tool
+from conftest import SAMPLES, assert_schema, need, need_tool
 
 from footprint.cli import cli
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.image.reader import scan
 from footprint.image.summary import summarize
-from footprint.measure.qemu import boot
+from footprint.measure.backend import RunResult
+from footprint.measure.qemu import QemuOptions, boot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BUSYBOX = str(SAMPLES / "busybox-gzip.img")
@@ -58,15 +59,16 @@ def _image(tmp_path: Path, init: str, extra: dict[str, bytes] | None = None) -> 
 
 
 def test_boot_reports_the_probe(kernel: str) -> None:
-    r = boot(BUSYBOX, kernel, 256 * MIB, cmdline="", until=MARKER, timeout=120)
+    r = boot(BUSYBOX, 256 * MIB, QemuOptions(kernel, cmdline="", until=MARKER, timeout=120))
     assert r.outcome == "success", r.console[-2000:]
-    assert r.samples, "the probe sent samples on the second serial port"
-    total = r.samples[0].meminfo["MemTotal"]
+    assert r.qemu is not None and r.qemu.samples, "the probe sent samples on the second port"
+    total = r.qemu.samples[0].meminfo["MemTotal"]
     assert 0.6 * 256 * MIB < total <= 256 * MIB
     # No root= on the command line: the rootfs is tmpfs, its pages are Shmem.
     rootfs = summarize(scan(BUSYBOX)).boot.rootfs_bytes
-    assert max(s.meminfo.get("Shmem", 0) for s in r.samples) >= 0.95 * rootfs
+    assert max(s.meminfo.get("Shmem", 0) for s in r.qemu.samples) >= 0.95 * rootfs
     assert r.peak_bytes > rootfs
+    assert RunResult.from_dict(json.loads(json.dumps(r.to_dict()))) == r
 
 
 def test_boot_cli_json(kernel: str) -> None:
@@ -75,7 +77,8 @@ def test_boot_cli_json(kernel: str) -> None:
     )
     assert res.exit_code == 0, res.output[-2000:]
     doc = json.loads(res.stdout)
-    assert doc["schema_version"] == 1 and doc["outcome"] == "success"
+    assert_schema(doc)
+    assert doc["outcome"] == "success" and doc["backend"] == "qemu"
     assert doc["memory_mib"] == 192 and doc["accel"] in ("kvm", "tcg")
     assert doc["timeline"] and doc["breakdown"]["memtotal_bytes"] > 0
 
@@ -83,11 +86,11 @@ def test_boot_cli_json(kernel: str) -> None:
 def test_unpack_failure_is_classified(kernel: str, tmp_path) -> None:
     pad = os.urandom(80 * MIB)  # incompressible: held compressed and unpacked at once
     img = _image(tmp_path, f"#!/bin/sh\necho {MARKER}\npoweroff -f\n", {"data/pad": pad})
-    r = boot(img, kernel, 160 * MIB, until=MARKER, timeout=120)
-    assert r.outcome in ("unpack-failed", "panic"), r.console[-2000:]
-    assert (
-        r.outcome == "unpack-failed" or "initramfs" in r.detail.lower() or "Initramfs" in r.console
-    )
+    r = boot(img, 160 * MIB, QemuOptions(kernel, until=MARKER, timeout=120))
+    assert (r.outcome, r.detail) == (
+        "unpack-failed",
+        "out of memory while unpacking the initramfs",
+    ), r.console[-2000:]
 
 
 def test_oom_in_userspace_is_classified(kernel: str, tmp_path) -> None:
@@ -97,14 +100,15 @@ def test_oom_in_userspace_is_classified(kernel: str, tmp_path) -> None:
         "echo after-dd\nsleep 30\n"
     )
     img = _image(tmp_path, init)
-    r = boot(img, kernel, 160 * MIB, until="after-dd", timeout=120)
+    r = boot(img, 160 * MIB, QemuOptions(kernel, until="after-dd", timeout=120))
     assert r.outcome == "oom", r.console[-2000:]
-    assert any(name == "dd" for _, name in r.killed)
+    assert any(k.name == "dd" for k in r.killed)
 
 
 def test_panic_is_classified(kernel: str) -> None:
-    r = boot(BUSYBOX, kernel, 192 * MIB, init="/no-such-init", until=MARKER, timeout=120)
+    r = boot(BUSYBOX, 192 * MIB, QemuOptions(kernel, init="/no-such-init", until=MARKER))
     assert r.outcome == "panic", r.console[-2000:]
+    assert r.detail.startswith("Attempted to kill init!"), r.detail
 
 
 def test_calibrate_small_image(kernel: str) -> None:
@@ -113,7 +117,9 @@ def test_calibrate_small_image(kernel: str) -> None:
     )
     assert res.exit_code == 0, res.output[-3000:]
     doc = json.loads(res.stdout)
+    assert_schema(doc)
     assert doc["minimum_mib"] and len(doc["trials"]) <= 10
+    assert doc["at_minimum"]["memory_mib"] == doc["minimum_mib"]
     below = [t for t in doc["trials"] if t["memory_mib"] < doc["minimum_mib"]]
     assert below and all(not t["success"] for t in below)
     assert all(t["outcome"] in ("panic", "oom", "unpack-failed", "timeout") for t in below)
@@ -154,7 +160,9 @@ def test_ablation_of_a_known_padding(kernel: str, tmp_path) -> None:
         ],
     )
     assert res.exit_code == 0, res.output[-3000:]
-    row = json.loads(res.stdout)["ablations"][0]
+    doc = json.loads(res.stdout)
+    assert_schema(doc)
+    row = doc["ablations"][0]
     assert row["component"] == "padding" and row["static_marginal_mib"] == 16.0
     assert abs(row["measured_delta_mib"] - row["static_marginal_unpack_mib"]) <= 4 + 4
     assert 16 <= row["measured_delta_mib"] <= 40
@@ -170,13 +178,16 @@ def test_ablation_refuses_what_the_boot_needs(kernel: str) -> None:
 def test_kdump_crash_boots_the_capture_kernel_in_the_reservation(kernel: str) -> None:
     from footprint.measure.kdump import kdump_boot
 
-    r = kdump_boot(BUSYBOX, kernel, 160 * MIB, until=MARKER, timeout=180)
+    options = QemuOptions(kernel, until=MARKER, timeout=180)
+    r = kdump_boot(BUSYBOX, 160 * MIB, options)
     assert r.outcome == "success", r.console[-3000:]
     assert "no /proc/vmcore" not in r.detail, "the capture kernel sees the crashed kernel"
     assert "footprint-stage1: loaded" in r.console and "sysrq: Trigger a crash" in r.console
-    total = r.samples[0].meminfo["MemTotal"]
+    assert RunResult.from_dict(json.loads(json.dumps(r.to_dict()))) == r
+    assert r.qemu is not None and r.backend == "kdump"
+    total = r.qemu.samples[0].meminfo["MemTotal"]
     assert total < 160 * MIB, "the capture kernel runs inside the reservation"
-    small = kdump_boot(BUSYBOX, kernel, 8 * MIB, until=MARKER, timeout=180)
+    small = kdump_boot(BUSYBOX, 8 * MIB, options)
     assert small.outcome == "load-failed", small.console[-2000:]
 
 
@@ -186,7 +197,9 @@ def test_calibrate_kdump_small_image(kernel: str) -> None:
     )
     assert res.exit_code == 0, res.output[-3000:]
     doc = json.loads(res.stdout)
+    assert_schema(doc)
     k = doc["kdump"]
+    assert (doc["backend"], k["backend"]) == ("qemu", "kdump")
     assert k["minimum_mib"] and doc["minimum_mib"]
     assert abs(doc["kexec_minus_direct_mib"]) <= 32
     below = [t for t in k["trials"] if t["memory_mib"] < k["minimum_mib"]]

@@ -16,13 +16,14 @@ from pathlib import Path
 import psutil
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLES, need, real_image
+from conftest import SAMPLES, assert_schema, need, real_image
 
 from footprint.cli import cli
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.image.reader import scan
+from footprint.measure.backend import RunResult
 from footprint.measure.bisect import bisect
-from footprint.measure.runner import measure
+from footprint.measure.runner import CgroupOptions, measure
 
 pytestmark = pytest.mark.slow
 BUSYBOX = str(SAMPLES / "busybox-gzip.img")
@@ -64,20 +65,23 @@ def clean():
 
 
 def test_busybox_sample_reaches_its_marker(clean) -> None:
-    m = measure(BUSYBOX, 128 << 20, until=MARKER, timeout=30)
-    assert m.outcome == "marker" and m.succeeded
+    m = measure(BUSYBOX, 128 << 20, CgroupOptions(until=MARKER, timeout=30))
+    assert m.outcome == "success" and m.succeeded and m.backend == "cgroup"
+    assert m.detail == f"the marker appeared: {MARKER}"
+    assert m.cgroup is not None
     static = sum(
         page
         for page in [
             4096 * -(-n.size // 4096) for n in scan(BUSYBOX).rootfs.nodes.values() if n.inode
         ]
     )
-    assert m.unpacked_bytes == scan(BUSYBOX).rootfs.nodes["bin/busybox"].size + sum(
+    assert m.cgroup.unpacked_bytes == scan(BUSYBOX).rootfs.nodes["bin/busybox"].size + sum(
         n.size for p, n in scan(BUSYBOX).rootfs.nodes.items() if n.inode and p != "bin/busybox"
     )
-    assert m.rootfs_charge_bytes >= static
-    assert m.peak_bytes >= m.rootfs_charge_bytes
+    assert m.cgroup.rootfs_charge_bytes >= static
+    assert m.peak_bytes >= m.cgroup.rootfs_charge_bytes
     assert "init reached" in m.console
+    assert RunResult.from_dict(json.loads(json.dumps(m.to_dict()))) == m
 
 
 def test_oom_in_userspace_names_the_killed_process(clean) -> None:
@@ -95,18 +99,19 @@ def test_oom_in_userspace_names_the_killed_process(clean) -> None:
     )
     assert r.exit_code == 1, r.output
     doc = json.loads(r.output)
-    assert doc["outcome"] == "oom" and doc["oom"]["kills"] >= 1
+    assert_schema(doc)
+    assert doc["outcome"] == "oom" and doc["success"] is False and doc["oom"]["kills"] >= 1
     assert any(k["name"] == "dd" for k in doc["oom"]["killed"])
     assert doc["peak_bytes"] <= 64 << 20
 
 
 def test_too_small_for_the_rootfs_is_an_unpack_failure(clean) -> None:
-    m = measure(BUSYBOX, 3 << 20, until=MARKER, timeout=30)
+    m = measure(BUSYBOX, 3 << 20, CgroupOptions(until=MARKER, timeout=30))
     assert m.outcome == "unpack-failed" and not m.succeeded
 
 
 def test_timeout_is_reported(clean) -> None:
-    m = measure(BUSYBOX, 64 << 20, argv=("/bin/sleep", "30"), timeout=1.0)
+    m = measure(BUSYBOX, 64 << 20, CgroupOptions(argv=("/bin/sleep", "30"), timeout=1.0))
     assert m.outcome == "timeout" and 1.0 <= m.duration_s < 10
 
 
@@ -115,7 +120,11 @@ def test_exception_while_sampling_leaves_nothing(clean) -> None:
         raise RuntimeError("sampler failed")
 
     with pytest.raises(RuntimeError):
-        measure(BUSYBOX, 64 << 20, argv=("/bin/sleep", "30"), timeout=20, on_sample=boom)
+        measure(
+            BUSYBOX,
+            64 << 20,
+            CgroupOptions(argv=("/bin/sleep", "30"), timeout=20, on_sample=boom),
+        )
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -147,7 +156,7 @@ def test_signals_leave_nothing(clean, sig: int, code: int) -> None:
 
 def test_bisect_converges_and_repeats() -> None:
     def run(limit: int):
-        return measure(BUSYBOX, limit, until=MARKER, timeout=30)
+        return measure(BUSYBOX, limit, CgroupOptions(until=MARKER, timeout=30))
 
     step = 256 << 10
     a = bisect(run, 1 << 20, 64 << 20, step)
@@ -157,6 +166,25 @@ def test_bisect_converges_and_repeats() -> None:
     assert any(not t.succeeded for t in a.trials) and any(t.succeeded for t in a.trials)
     below = [t for t in a.trials if t.limit_bytes < a.minimum_bytes]
     assert below and all(not t.succeeded for t in below if t.limit_bytes <= a.low_bytes)
+
+
+def test_bisect_cli_prints_every_trial_and_the_run_at_the_minimum(clean) -> None:
+    r = CliRunner().invoke(
+        cli, ["measure", BUSYBOX, "--until", MARKER, "--bisect", "--resolution", "1M", "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert_schema(doc)
+    trials = doc["bisect"]["trials"]
+    passed = [t["memory_bytes"] for t in trials if t["success"]]
+    failed = [t["memory_bytes"] for t in trials if not t["success"]]
+    assert doc["minimum_bytes"] == min(passed) == doc["limit_bytes"]
+    assert max(failed) == doc["minimum_bytes"] - (1 << 20)  # to the resolution
+    assert doc["outcome"] == "success" and doc["trials"] == trials
+    # rootfs .. 4 x rootfs + 256 MiB, from the static rootfs
+    assert trials[0]["memory_bytes"] == -(
+        -(4 * doc["static_rootfs_bytes"] + (256 << 20)) // (1 << 20)
+    ) * (1 << 20)
 
 
 def _hostile_image(tmp_path: Path) -> str:
@@ -197,7 +225,8 @@ echo hostile-end
 
 def test_hostile_image_stays_inside(clean, tmp_path) -> None:
     img = _hostile_image(tmp_path)
-    m = measure(img, 256 << 20, until="hostile-end", timeout=60, pids_max=64)
+    m = measure(img, 256 << 20, CgroupOptions(until="hostile-end", timeout=60, pids_max=64))
+    assert m.cgroup is not None
     assert "hostile-start" in m.console
     for escape in (
         "SAW-OLDROOT",
@@ -210,7 +239,7 @@ def test_hostile_image_stays_inside(clean, tmp_path) -> None:
     ):
         assert escape not in m.console, m.console
     assert not (tmp_path / "pwned").exists()
-    assert max(len(s.processes) for s in m.timeline) <= 64
+    assert max(len(s.processes) for s in m.cgroup.timeline) <= 64
 
 
 @pytest.mark.integration
@@ -232,17 +261,19 @@ def test_debian_initramfs_tools_runs_to_its_root_wait(clean) -> None:
     )
     assert r.exit_code == 0, r.output[-2000:]
     doc = json.loads(r.output)
-    assert doc["outcome"] == "marker"
+    assert doc["outcome"] == "success"
+    assert doc["detail"] == "the marker appeared: Gave up waiting for root"
     assert doc["peak_bytes"] >= doc["unpacked_bytes"] >= 100 << 20
     assert doc["rootfs_bytes"] >= doc["static_rootfs_bytes"] * 0.95
     udev = next(c for c in doc["components"] if c["name"] == "udev")
     assert "systemd-udevd" in udev["processes"] and udev["anon_peak_bytes"] > 0
     assert udev["static_proportional_bytes"] > 0
-    assert doc["timeline"] and doc["schema_version"] == 1
+    assert doc["timeline"]
+    assert_schema(doc)
 
 
 @pytest.mark.integration
 def test_debian_image_below_its_rootfs_fails_clearly(clean) -> None:
     image = real_image("initramfs-tools-zstd.img")
-    m = measure(str(image), 96 << 20, until="Gave up waiting for root", timeout=60)
+    m = measure(str(image), 96 << 20, CgroupOptions(until="Gave up waiting for root", timeout=60))
     assert m.outcome in ("unpack-failed", "oom")

@@ -14,6 +14,7 @@ import posixpath
 from collections import deque
 from dataclasses import dataclass, field
 
+from footprint.arch import DEFAULT as DEFAULT_ARCH
 from footprint.elf.facts import ElfFacts
 from footprint.image.cpio import FILE
 from footprint.image.rootfs import Rootfs
@@ -92,11 +93,11 @@ class Resolver:
 
     # -- searching ---------------------------------------------------------------------------
     def _default_dirs(self, machine: str) -> list[str]:
-        triplet = TRIPLETS.get(machine, "x86_64-linux-gnu")
+        triplet = TRIPLETS.get(machine, DEFAULT_ARCH.triplet)
         return [f"lib/{triplet}", f"usr/lib/{triplet}", "lib", "usr/lib", "lib64", "usr/lib64"]
 
     def _expand(self, entry: str, origin: str, machine: str) -> str:
-        triplet = TRIPLETS.get(machine, "x86_64-linux-gnu")
+        triplet = TRIPLETS.get(machine, DEFAULT_ARCH.triplet)
         for token, value in (
             ("$ORIGIN", origin),
             ("${ORIGIN}", origin),

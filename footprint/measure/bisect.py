@@ -1,40 +1,31 @@
-"""The smallest memory limit under which a run still succeeds, by bisection.
+"""The smallest memory under which a run still succeeds, by bisection.
 
-A run succeeds when its marker appears or its entry exits cleanly, with no OOM kill and no
-failed unpack. Memory needs are (nearly) monotonic, so the search keeps a failing lower bound
-and a succeeding upper bound and halves the gap down to the resolution; every trial is kept.
+A run succeeds when its outcome is success (marker, clean exit, settled init): no OOM kill,
+no failed unpack, no panic. Memory needs are (nearly) monotonic, so the search keeps a
+failing lower bound and a succeeding upper bound and halves the gap down to the resolution;
+every trial is kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-from footprint.errors import FootprintError
+from footprint.measure.backend import Outcome, RunResult
 from footprint.units import MIB, round_up
-
-
-class Run(Protocol):
-    """What a trial returns: a Measurement or a BootResult."""
-
-    outcome: str
-    duration_s: float
-
-    @property
-    def succeeded(self) -> bool: ...
-
-    @property
-    def peak_bytes(self) -> int: ...
 
 
 @dataclass(frozen=True)
 class Trial:
     limit_bytes: int
-    outcome: str
+    outcome: Outcome
     succeeded: bool
     peak_bytes: int
     duration_s: float
+
+    @classmethod
+    def of(cls, limit: int, r: RunResult) -> Trial:
+        return cls(limit, r.outcome, r.succeeded, r.peak_bytes, r.duration_s)
 
 
 @dataclass
@@ -44,15 +35,11 @@ class Bisection:
     low_bytes: int
     high_bytes: int
     trials: list[Trial] = field(default_factory=list)
-    at_minimum: Any = None
-
-
-class BisectFailed(FootprintError):
-    """Even the largest limit tried did not let the run succeed."""
+    at_minimum: RunResult | None = None
 
 
 def bisect(
-    run: Callable[[int], Run],
+    run: Callable[[int], RunResult],
     low: int,
     high: int,
     resolution: int = MIB,
@@ -62,9 +49,9 @@ def bisect(
     """Smallest limit in (low, high] at which `run(limit)` succeeds, to `resolution`."""
     result = Bisection(None, resolution, low, high)
 
-    def trial(limit: int) -> Run:
+    def trial(limit: int) -> RunResult:
         m = run(limit)
-        t = Trial(limit, m.outcome, m.succeeded, m.peak_bytes, m.duration_s)
+        t = Trial.of(limit, m)
         result.trials.append(t)
         if progress is not None:
             progress(t, low, high)

@@ -1,8 +1,10 @@
-"""The smallest RAM a real boot of the image needs (QEMU, direct kernel boot), and the
-crashkernel= reservation footprint recommends from it, beside the static model and kdumpctl.
+"""The smallest memory an image runs in under any backend, and the crashkernel= reservation
+footprint recommends from it, beside the static model and kdumpctl's formula.
 
-Bounds come from the static model, so the search needs few boots; every trial is kept;
---repeat re-runs the boundary trials and reports how often each succeeded.
+The bisection's bounds come from the static model (BOUNDS, per backend), so the search
+needs few runs; every trial is kept; `repeat` re-runs the boundary trials and keeps how each
+ended. The reservation's terms are read from the run at the minimum where it measured the
+whole machine (QEMU's probe); a cgroup limit leaves the kernel out, so it recommends none.
 """
 
 from __future__ import annotations
@@ -10,13 +12,53 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from footprint.measure.backend import Backend, RunResult
 from footprint.measure.bisect import Bisection, Trial, bisect
-from footprint.measure.qemu import BootResult
+from footprint.model.reservation import Reservation
 from footprint.units import MIB, round_up
 
 MAKEDUMPFILE_BYTES = 5 * MIB  # its bitmap buffer (<= 4 MiB) + about 1 MiB per thread (one)
 MARGIN = 0.10  # run-to-run spread and the devices a VM lacks
 ROUND = 16 * MIB
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the static model says about the image, for the bounds and the terms (bytes)."""
+
+    model: int  # the memory the static model predicts the run needs
+    kdumpctl_formula: int
+    kernel: int
+    compressed_initrd: int
+    rootfs: int
+
+    @classmethod
+    def of(cls, res: Reservation) -> Plan:
+        return cls(
+            res.static_estimate_bytes,
+            res.kdumpctl_formula_bytes,
+            res.kernel_bytes,
+            res.initrd_compressed_bytes,
+            res.rootfs_bytes,
+        )
+
+
+def model_bounds(plan: Plan, resolution: int) -> tuple[int, int]:
+    """A whole machine (QEMU): 0.7 to 1.3 times the static model."""
+    low = max(resolution, round_up(int(plan.model * 0.7), resolution))
+    return low, round_up(int(plan.model * 1.3), resolution)
+
+
+def rootfs_bounds(plan: Plan, resolution: int) -> tuple[int, int]:
+    """Userspace under a cgroup limit: the rootfs at least, four times it and 256 MiB at most."""
+    return plan.rootfs, 4 * plan.rootfs + 256 * MIB
+
+
+BOUNDS: dict[str, Callable[[Plan, int], tuple[int, int]]] = {
+    "cgroup": rootfs_bounds,
+    "qemu": model_bounds,
+    "kdump": model_bounds,
+}
 
 
 @dataclass(frozen=True)
@@ -35,25 +77,29 @@ class Terms:
 
 @dataclass
 class Calibration:
+    backend: str
     bisection: Bisection
-    model_bytes: int
-    kdumpctl_formula_bytes: int
+    plan: Plan
     recommended_bytes: int | None
     terms: Terms | None
     repeats: list[Trial] = field(default_factory=list)
 
 
-def terms_at(result: BootResult, kernel: int, compressed: int, rootfs: int, minimum: int) -> Terms:
+def terms_at(result: RunResult, plan: Plan, minimum: int) -> Terms | None:
+    """The reservation's terms from the run at the minimum; None where the run did not see
+    the whole machine's memory (no probe samples)."""
+    if result.qemu is None:
+        return None
     user = runtime = 0
-    for s in result.samples:
+    for s in result.qemu.samples:
         m = s.meminfo
         user = max(user, m.get("AnonPages", 0) + m.get("KernelStack", 0) + m.get("PageTables", 0))
         runtime = max(runtime, m.get("Slab", 0) + m.get("Percpu", 0) + s.modules_bytes)
     margin = round_up(int(minimum * MARGIN), 4 * MIB)
     return Terms(
-        kernel,
-        compressed,
-        rootfs,
+        plan.kernel,
+        plan.compressed_initrd,
+        plan.rootfs,
         user,
         runtime,
         MAKEDUMPFILE_BYTES,
@@ -64,30 +110,33 @@ def terms_at(result: BootResult, kernel: int, compressed: int, rootfs: int, mini
 
 
 def calibrate(
-    run: Callable[[int], BootResult],
-    model: int,
-    kdumpctl: int,
-    kernel: int,
-    compressed: int,
-    rootfs: int,
+    backend: Backend,
+    image: str,
+    plan: Plan,
     resolution: int = 4 * MIB,
     repeat: int = 1,
+    bounds: tuple[int, int] | None = None,
     progress: Callable[[Trial, int, int], None] | None = None,
 ) -> Calibration:
-    low = max(resolution, round_up(int(model * 0.7), resolution))
-    high = round_up(int(model * 1.3), resolution)
+    """Bisect `backend`'s memory for `image` between `bounds` (default: BOUNDS' policy for
+    the backend), then repeat the trials at the minimum and one step below."""
+    low, high = bounds or BOUNDS[backend.name](plan, resolution)
+
+    def run(memory: int) -> RunResult:
+        return backend.run(image, memory)
+
     b = bisect(run, low, high, resolution, progress=progress)
     recommended, terms = None, None
-    if b.minimum_bytes is not None and isinstance(b.at_minimum, BootResult):
-        terms = terms_at(b.at_minimum, kernel, compressed, rootfs, b.minimum_bytes)
-        recommended = round_up(b.minimum_bytes + terms.makedumpfile + terms.margin, ROUND)
+    if b.minimum_bytes is not None and b.at_minimum is not None:
+        terms = terms_at(b.at_minimum, plan, b.minimum_bytes)
+        if terms is not None:
+            recommended = round_up(b.minimum_bytes + terms.makedumpfile + terms.margin, ROUND)
     repeats: list[Trial] = []
     if b.minimum_bytes is not None and repeat > 1:
         for limit in (b.minimum_bytes, b.minimum_bytes - resolution):
             for _ in range(repeat - 1):
-                r = run(limit)
-                t = Trial(limit, r.outcome, r.succeeded, r.peak_bytes, r.duration_s)
+                t = Trial.of(limit, run(limit))
                 repeats.append(t)
                 if progress is not None:
                     progress(t, low, high)
-    return Calibration(b, model, kdumpctl, recommended, terms, repeats)
+    return Calibration(backend.name, b, plan, recommended, terms, repeats)

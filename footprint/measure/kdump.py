@@ -11,26 +11,29 @@ from __future__ import annotations
 import os
 import re
 import stat
+from dataclasses import dataclass, field, replace
 
 from footprint import lifetime
+from footprint.arch import DEFAULT, Arch
 from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
+from footprint.measure import kernel_log
+from footprint.measure.backend import Outcome, RunResult
 from footprint.measure.qemu import (
-    PANIC,
-    SUCCESS,
-    BootResult,
-    Outcome,
-    _qemu_cmd,
-    _read,
+    Ending,
+    Identity,
+    QemuOptions,
     capture_cmdline,
     choose_accel,
     kernel_file,
     probe_image,
     qemu_binary,
+    qemu_command,
+    read_log,
     watch,
 )
 
-LOAD_FAILED = "load-failed"
+MIN_TIMEOUT = 180.0
 FIRST_KERNEL_MIB = 3072  # ample: under TCG it costs nothing until touched
 CRASH = "sysrq: Trigger a crash"
 STAGE1_INIT = """#!/bin/sh
@@ -48,6 +51,7 @@ fi
 echo 1 > /proc/sys/kernel/sysrq
 echo c > /proc/sysrq-trigger
 """
+STAGE1_LOAD_FAILED = "footprint-stage1: load failed"  # what STAGE1_INIT says when kexec -p fails
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 KEXEC_CANDIDATES = ("/sbin/kexec", "/usr/sbin/kexec")
 
@@ -59,7 +63,13 @@ def _find(candidates: tuple[str, ...], package: str) -> str:
     raise EnvironmentUnavailable(f"{candidates[0]} is missing — apt-get install {package}")
 
 
-def stage1(directory: str, kernel: str, capture_initrd: str, capture_cmdline: str) -> str:
+def stage1(
+    directory: str,
+    kernel: str,
+    capture_initrd: str,
+    capture_cmdline: str,
+    arch: Arch = DEFAULT,
+) -> str:
     """Write the stage-1 initrd (uncompressed newc) and return its path."""
     from footprint.elf.facts import ElfFacts
     from footprint.elf.host import HostFacts, host_closure
@@ -84,7 +94,7 @@ def stage1(directory: str, kernel: str, capture_initrd: str, capture_cmdline: st
         "dev",
         "capture",
         "lib",
-        "lib/x86_64-linux-gnu",
+        arch.lib_dir,
         "lib64",
     }
     records: list[bytes] = []
@@ -105,7 +115,7 @@ def stage1(directory: str, kernel: str, capture_initrd: str, capture_cmdline: st
         elif name.startswith("/"):  # the interpreter, at its PT_INTERP path
             add_file(name.lstrip("/"), path)
         else:  # a library, under the name it is asked for, where ld.so looks by default
-            add_file(f"lib/x86_64-linux-gnu/{name}", path, 0o644)
+            add_file(f"{arch.lib_dir}/{name}", path, 0o644)
     add_file("capture/vmlinuz", kernel, 0o644)
     add_file("capture/initrd.img", capture_initrd, 0o644)
     records.append(newc_entry("capture/cmdline", stat.S_IFREG | 0o644, capture_cmdline.encode()))
@@ -120,46 +130,48 @@ def stage1(directory: str, kernel: str, capture_initrd: str, capture_cmdline: st
     return out
 
 
-def kdump_boot(
-    image: str,
-    kernel: str,
-    crashkernel: int,
-    *,
-    append: str = "",
-    cmdline: str | None = None,
-    until: str | None = None,
-    timeout: float = 180.0,
-    settle: float = 5.0,
-    init: str = "/init",
-    interval: float = 0.25,
-    accel: str = "auto",
-) -> BootResult:
-    """Crash a first kernel booted with crashkernel=`crashkernel` into the image under test."""
-    qemu = qemu_binary()
-    marker = re.compile(until) if until else None
+@dataclass(frozen=True)
+class KdumpBackend:
+    """A real crash: `memory` is the first kernel's crashkernel= reservation."""
+
+    options: QemuOptions
+    name: str = field(default="kdump", init=False)
+
+    def run(self, image: str, memory: int) -> RunResult:
+        return kdump_boot(image, memory, self.options)
+
+
+def kdump_boot(image: str, crashkernel: int, options: QemuOptions) -> RunResult:
+    """Crash a first kernel booted with crashkernel=`crashkernel` into the image under test.
+
+    The timeout is at least MIN_TIMEOUT: the first kernel boots before the one under test."""
+    o = replace(options, timeout=max(options.timeout, MIN_TIMEOUT))
+    arch = o.arch
+    qemu = qemu_binary(arch)
+    marker = re.compile(o.until) if o.until else None
     with lifetime.temp_dir("kdump") as tmp:
-        kfile = kernel_file(kernel, tmp)
-        mode = choose_accel(qemu, kfile) if accel == "auto" else accel
-        capture = probe_image(image, tmp, init, interval)
-        capture_line = capture_cmdline(cmdline, append)
-        s1 = stage1(tmp, kfile, capture, capture_line)
+        kfile = kernel_file(o.kernel, tmp)
+        mode = choose_accel(qemu, kfile, arch) if o.accel == "auto" else o.accel
+        capture = probe_image(image, tmp, o.init, o.interval, arch)
+        capture_line = capture_cmdline(o.cmdline, o.append, arch)
+        s1 = stage1(tmp, kfile, capture, capture_line, arch)
         os.unlink(capture)
         console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")
-        first = f"console=ttyS0 crashkernel={crashkernel >> 20}M panic=1 rdinit=/init"
-        cmd = _qemu_cmd(qemu, mode, FIRST_KERNEL_MIB, kfile, s1, first, console_log, probe_log)
+        first = f"console={arch.console} crashkernel={crashkernel >> 20}M panic=1 rdinit=/init"
+        cmd = qemu_command(
+            qemu, arch, mode, FIRST_KERNEL_MIB, kfile, s1, first, console_log, probe_log
+        )
         result = watch(
             cmd,
             tmp,
-            (image, kernel, crashkernel, mode),
+            Identity("kdump", image, o.kernel, crashkernel, mode),
             marker,
-            timeout,
-            settle,
-            interval,
+            o,
             section=_capture_console,
             before=_before_capture,
         )
-        if result.outcome == SUCCESS and "vmcore" not in _read(probe_log):
-            result.detail += " (no /proc/vmcore seen by the probe)"
+        if result.succeeded and "vmcore" not in read_log(probe_log):
+            return replace(result, detail=result.detail + " (no /proc/vmcore seen by the probe)")
         return result
 
 
@@ -172,15 +184,11 @@ def _capture_console(console: str) -> str | None:
     return after[1].split("sysrq triggered crash", 1)[1]
 
 
-def _before_capture(console: str, exited: bool, elapsed: float) -> Outcome | None:
+def _before_capture(console: str, exited: bool, elapsed: float) -> Ending | None:
     """The first kernel's failures: kexec -p could not load, or it stopped before the crash."""
-    if "footprint-stage1: load failed" in console or "crashkernel reservation failed" in console:
-        why = re.search(
-            r"kexec_file_load failed.*|Could not find a free area.*|"
-            r"crashkernel reservation failed.*",
-            console,
-        )
-        return (LOAD_FAILED, why.group(0) if why else "kexec -p failed")
+    if STAGE1_LOAD_FAILED in console or kernel_log.CRASHKERNEL_FAILED in console:
+        why = kernel_log.KEXEC_LOAD_FAILED.search(console)
+        return (Outcome.LOAD_FAILED, why.group(0) if why else "kexec -p failed")
     if CRASH not in console and exited:
-        return (PANIC, "the first kernel stopped before the crash")
+        return (Outcome.PANIC, "the first kernel stopped before the crash")
     return None

@@ -23,23 +23,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from footprint import lifetime
+from footprint.arch import DEFAULT, Arch
 from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.image.uki import PE_MAGIC
-from footprint.measure.runner import OOM_KILLED
+from footprint.measure import kernel_log
+from footprint.measure.backend import Outcome, ProbeProcess, ProbeSample, QemuRun, RunResult
+from footprint.measure.cmdline import KDUMP_CMDLINE
 
 PROBE_PATH = "footprint-probe"
-KDUMP_CMDLINE = (
-    "reset_devices nr_cpus=1 irqpoll nousb udev.children-max=2 panic=1 "
-    "root=UUID=00000000-0000-0000-0000-000000000000 rootdelay=3"
-)
-SUCCESS, UNPACK_FAILED, OOM, PANIC, TIMEOUT = "success", "unpack-failed", "oom", "panic", "timeout"
 
 PROBE = r"""#!/bin/sh
 # footprint probe: memory samples on the second serial port, then the image's own init.
 mount -t proc proc /proc 2>/dev/null
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
-out=/dev/ttyS1
+out=/dev/@PROBE_SERIAL@
 [ -c "$out" ] || out=/dev/console
 _fp_sample() {
   read up idle </proc/uptime
@@ -71,52 +69,40 @@ _fp_sample >"$out" 2>/dev/null
 exec @INIT@ "$@"
 """
 
-_UNPACK = re.compile(
-    r"Initramfs unpacking failed|rootfs image is not initramfs|"
-    r"junk in compressed archive|write error"
-)
-_OOM = re.compile(r"Out of memory|oom-kill:|invoked oom-killer")
-_KILLED = OOM_KILLED  # the kernel's words, as the cgroup runner reads them
-_PANIC = re.compile(r"Kernel panic - not syncing: ?(.*)")
+
+@dataclass(frozen=True)
+class QemuOptions:
+    """How a QEMU backend boots an image (the memory is given to each run)."""
+
+    kernel: str  # a bzImage (Debian: /boot/vmlinuz-*) or a UKI
+    append: str = ""  # added to the kdump-like command line
+    cmdline: str | None = None  # replaces the kdump-like command line
+    until: str | None = None  # success when this regular expression is on the console
+    timeout: float = 120.0
+    settle: float = 5.0  # without `until`: success this long after the first probe sample
+    init: str = "/init"  # the image's init, which the probe hands over to
+    interval: float = 0.25  # seconds between probe samples
+    accel: str = "auto"  # kvm, tcg, or auto: KVM if a trial boot works
+    arch: Arch = DEFAULT
 
 
-@dataclass
-class ProbeSample:
-    t: float
-    meminfo: dict[str, int]  # bytes
-    modules_bytes: int
-    processes: list[tuple[int, str, int, int]]  # pid, name, VmHWM bytes, RssAnon bytes
+@dataclass(frozen=True)
+class QemuBackend:
+    """Direct kernel boot: -kernel, -initrd (the image with the probe), -m `memory`."""
 
+    options: QemuOptions
+    name: str = field(default="qemu", init=False)
 
-@dataclass
-class BootResult:
-    image: str
-    kernel: str
-    memory_bytes: int
-    accel: str
-    outcome: str
-    detail: str
-    duration_s: float
-    samples: list[ProbeSample] = field(default_factory=list)
-    killed: list[tuple[int, str]] = field(default_factory=list)
-    console: str = ""
-
-    @property
-    def succeeded(self) -> bool:
-        return self.outcome == SUCCESS
-
-    @property
-    def peak_bytes(self) -> int:
-        """RAM in use at its highest: MemTotal - MemFree (kernel, rootfs and userspace)."""
-        return max(
-            (s.meminfo.get("MemTotal", 0) - s.meminfo.get("MemFree", 0) for s in self.samples),
-            default=0,
-        )
+    def run(self, image: str, memory: int) -> RunResult:
+        return boot(image, memory, self.options)
 
 
 def parse_probe(text: str) -> list[ProbeSample]:
     samples: list[ProbeSample] = []
-    cur: ProbeSample | None = None
+    t: float | None = None
+    meminfo: dict[str, int] = {}
+    modules = 0
+    processes: list[ProbeProcess] = []
     for line in text.splitlines():
         parts = line.strip().split()
         if len(parts) < 2 or parts[0] != "@@":
@@ -124,29 +110,28 @@ def parse_probe(text: str) -> list[ProbeSample]:
         kind = parts[1]
         try:
             if kind == "t":
-                cur = ProbeSample(float(parts[2]), {}, 0, [])
-            elif cur is None:
+                t, meminfo, modules, processes = float(parts[2]), {}, 0, []
+            elif t is None:
                 continue
             elif kind == "m":
-                cur.meminfo[parts[2]] = int(parts[3]) * 1024
+                meminfo[parts[2]] = int(parts[3]) * 1024
             elif kind == "mod":
-                cur.modules_bytes = int(parts[2])
+                modules = int(parts[2])
             elif kind == "p":
-                cur.processes.append(
-                    (int(parts[2]), parts[3], int(parts[4]) * 1024, int(parts[5]) * 1024)
-                )
+                pid, name, hwm, anon = int(parts[2]), parts[3], int(parts[4]), int(parts[5])
+                processes.append(ProbeProcess(pid, name, hwm * 1024, anon * 1024))
             elif kind == "end":
-                samples.append(cur)
-                cur = None
+                samples.append(ProbeSample(t, meminfo, modules, tuple(processes)))
+                t = None
         except (IndexError, ValueError):
             continue  # a line cut by the end of the boot
     return samples
 
 
-def capture_cmdline(cmdline: str | None, append: str) -> str:
+def capture_cmdline(cmdline: str | None, append: str, arch: Arch = DEFAULT) -> str:
     """The command line the image's kernel boots with: console, the probe, kdump's options."""
     parts = (
-        "console=ttyS0",
+        f"console={arch.console}",
         f"rdinit=/{PROBE_PATH}",
         KDUMP_CMDLINE if cmdline is None else cmdline,
         append,
@@ -154,16 +139,22 @@ def capture_cmdline(cmdline: str | None, append: str) -> str:
     return " ".join(p for p in parts if p)
 
 
-def qemu_binary() -> str:
-    found = shutil.which("qemu-system-x86_64")
+def qemu_binary(arch: Arch = DEFAULT) -> str:
+    found = shutil.which(arch.qemu_binary)
     if found is None:
         raise EnvironmentUnavailable(
-            "qemu-system-x86_64 is not installed — apt-get install qemu-system-x86"
+            f"{arch.qemu_binary} is not installed — apt-get install {arch.qemu_package}"
         )
     return found
 
 
-def probe_image(image: str, directory: str, init: str = "/init", interval: float = 0.25) -> str:
+def probe_image(
+    image: str,
+    directory: str,
+    init: str = "/init",
+    interval: float = 0.25,
+    arch: Arch = DEFAULT,
+) -> str:
     """A copy of `image` with the probe appended as an uncompressed cpio member."""
     from footprint.image.reader import open_image
 
@@ -179,7 +170,11 @@ def probe_image(image: str, directory: str, init: str = "/init", interval: float
             src.seek(0)
             shutil.copyfileobj(src, dst, 1 << 20)
         dst.write(b"\0" * (-dst.tell() % 512))  # a plain cpio must start 4-byte aligned
-        script = PROBE.replace("@INIT@", init).replace("@INTERVAL@", f"{interval:g}")
+        script = (
+            PROBE.replace("@INIT@", init)
+            .replace("@INTERVAL@", f"{interval:g}")
+            .replace("@PROBE_SERIAL@", arch.probe_serial)
+        )
         dst.write(newc_entry(PROBE_PATH, stat.S_IFREG | 0o755, script.encode()) + newc_trailer())
     return out
 
@@ -199,8 +194,9 @@ def kernel_file(kernel: str, directory: str) -> str:
         return out
 
 
-def _qemu_cmd(
+def qemu_command(
     qemu: str,
+    arch: Arch,
     accel: str,
     memory_mib: int,
     kernel: str,
@@ -211,6 +207,8 @@ def _qemu_cmd(
 ) -> list[str]:
     cmd = [
         qemu,
+        "-machine",
+        arch.machine,
         "-accel",
         accel,
         "-m",
@@ -231,7 +229,7 @@ def _qemu_cmd(
         "chardev:con",
     ]
     if accel == "tcg":
-        cmd += ["-cpu", "max"]
+        cmd += ["-cpu", arch.cpu_tcg]
     if initrd:
         cmd += ["-initrd", initrd]
     if probe:
@@ -240,7 +238,7 @@ def _qemu_cmd(
 
 
 @functools.lru_cache(maxsize=4)
-def choose_accel(qemu: str, kernel: str, wait: float = 8.0) -> str:
+def choose_accel(qemu: str, kernel: str, arch: Arch = DEFAULT, wait: float = 8.0) -> str:
     """kvm if a trial boot reaches the kernel's first panic (no root) in time, else tcg."""
     forced = os.environ.get("FOOTPRINT_QEMU_ACCEL")
     if forced in ("kvm", "tcg"):
@@ -249,11 +247,12 @@ def choose_accel(qemu: str, kernel: str, wait: float = 8.0) -> str:
         return "tcg"
     with lifetime.temp_dir("kvm") as tmp:
         log = os.path.join(tmp, "console")
-        cmd = _qemu_cmd(qemu, "kvm", 128, kernel, None, "console=ttyS0 panic=-1", log, None)
+        line = f"console={arch.console} panic=-1"
+        cmd = qemu_command(qemu, arch, "kvm", 128, kernel, None, line, log, None)
         with _running(cmd) as proc:
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
-                text = _read(log)
+                text = read_log(log)
                 if "Kernel panic" in text or "VFS:" in text:
                     return "kvm"
                 if proc.poll() is not None:
@@ -292,7 +291,7 @@ def _wait_for(done: Callable[[], bool], proc: subprocess.Popen[bytes], seconds: 
         time.sleep(0.05)
 
 
-def _read(path: str) -> str:
+def read_log(path: str) -> str:
     try:
         with open(path, errors="replace") as f:
             return f.read()
@@ -302,119 +301,128 @@ def _read(path: str) -> str:
 
 def classify(
     console: str, marker: re.Pattern[str] | None, settled: bool, exited: bool
-) -> tuple[str, str] | None:
+) -> Ending | None:
     """The outcome the console shows so far, or None if the boot is still going."""
-    unpack = _UNPACK.search(console)
+    unpack = kernel_log.UNPACK_FAILED.search(console)
     if unpack:
-        return UNPACK_FAILED, unpack.group(0)
-    if _OOM.search(console):
-        if "Freeing initrd memory" not in console and "Run /" not in console:
-            return UNPACK_FAILED, "out of memory while unpacking the initramfs"
-        killed = _KILLED.search(console)
+        return Outcome.UNPACK_FAILED, unpack.group(0)
+    if kernel_log.OOM.search(console):
+        if not any(line in console for line in kernel_log.UNPACK_OVER):
+            return Outcome.UNPACK_FAILED, "out of memory while unpacking the initramfs"
+        killed = kernel_log.KILLED_PROCESS.search(console)
         who = f": killed {killed.group(2)} ({killed.group(1)})" if killed else ""
-        return OOM, f"the OOM killer ran{who}"
-    panic = _PANIC.search(console)
+        return Outcome.OOM, f"the OOM killer ran{who}"
+    panic = kernel_log.PANIC.search(console)
     if panic:
-        return PANIC, panic.group(1).strip()
+        return Outcome.PANIC, panic.group(1).strip()
     if marker is not None:
         m = marker.search(console)
         if m:
-            return SUCCESS, m.group(0)
+            return Outcome.SUCCESS, m.group(0)
     elif settled:
-        return SUCCESS, "init settled (no panic, no OOM)"
+        return Outcome.SUCCESS, "init settled (no panic, no OOM)"
     if exited:
-        if "reboot: Power down" in console or "reboot: Restarting" in console:
-            return SUCCESS, "init finished and powered off"
-        return PANIC, "QEMU exited"
+        if any(line in console for line in kernel_log.POWERED_OFF):
+            return Outcome.SUCCESS, "init finished and powered off"
+        return Outcome.PANIC, "QEMU exited"
     return None
 
 
-def boot(
-    image: str,
-    kernel: str,
-    memory: int,
-    *,
-    append: str = "",
-    cmdline: str | None = None,
-    until: str | None = None,
-    timeout: float = 120.0,
-    settle: float = 5.0,
-    init: str = "/init",
-    interval: float = 0.25,
-    accel: str = "auto",
-) -> BootResult:
-    """Boot `image` with `kernel` in `memory` bytes of RAM and classify what happened."""
-    qemu = qemu_binary()
-    marker = re.compile(until) if until else None
+def boot(image: str, memory: int, options: QemuOptions) -> RunResult:
+    """Boot `image` with the options' kernel in `memory` bytes of RAM and classify the end."""
+    o = options
+    qemu = qemu_binary(o.arch)
+    marker = re.compile(o.until) if o.until else None
     with lifetime.temp_dir("boot") as tmp:
-        kfile = kernel_file(kernel, tmp)
-        mode = choose_accel(qemu, kfile) if accel == "auto" else accel
-        initrd = probe_image(image, tmp, init, interval)
+        kfile = kernel_file(o.kernel, tmp)
+        mode = choose_accel(qemu, kfile, o.arch) if o.accel == "auto" else o.accel
+        initrd = probe_image(image, tmp, o.init, o.interval, o.arch)
         console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")
-        line = capture_cmdline(cmdline, append)
+        line = capture_cmdline(o.cmdline, o.append, o.arch)
         memory_mib = max(1, memory >> 20)
-        cmd = _qemu_cmd(qemu, mode, memory_mib, kfile, initrd, line, console_log, probe_log)
-        return watch(cmd, tmp, (image, kernel, memory, mode), marker, timeout, settle, interval)
+        cmd = qemu_command(
+            qemu, o.arch, mode, memory_mib, kfile, initrd, line, console_log, probe_log
+        )
+        run = Identity("qemu", image, o.kernel, memory, mode)
+        return watch(cmd, tmp, run, marker, o)
 
 
-Outcome = tuple[str, str]
+Ending = tuple[Outcome, str]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a RunResult of watch() is about."""
+
+    backend: str
+    image: str
+    kernel: str
+    memory_bytes: int
+    accel: str
 
 
 def watch(
     cmd: list[str],
     tmp: str,
-    identity: tuple[str, str, int, str],
+    identity: Identity,
     marker: re.Pattern[str] | None,
-    timeout: float,
-    settle: float,
-    interval: float,
+    options: QemuOptions,
     section: Callable[[str], str | None] = lambda console: console,
-    before: Callable[[str, bool, float], Outcome | None] | None = None,
-) -> BootResult:
+    before: Callable[[str, bool, float], Ending | None] | None = None,
+) -> RunResult:
     """Run QEMU until the boot under test has an outcome, and collect what it showed.
 
     `section` cuts the console of the boot under test out of the whole console (None: it
     has not started); `before` may end the run earlier, from the whole console, whether
-    QEMU exited and the seconds spent (kdump: the first kernel failed). `identity` is the
-    BootResult's (image, kernel, memory, accel). Logs are tmp/console and tmp/probe.
+    QEMU exited and the seconds spent (kdump: the first kernel failed). Logs are
+    tmp/console and tmp/probe.
     """
+    timeout, settle, interval = options.timeout, options.settle, options.interval
     console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")
     start = time.monotonic()
-    outcome: Outcome | None = None
+    outcome: Ending | None = None
     first_sample: float | None = None
     with _running(cmd) as proc:
         while outcome is None:
             time.sleep(0.1)
-            console = _read(console_log)
+            console = read_log(console_log)
             now = time.monotonic()
             exited = proc.poll() is not None
             outcome = before(console, exited, now - start) if before is not None else None
             part = section(console) if outcome is None else None
             if part is not None:
-                if first_sample is None and "@@ end" in _read(probe_log):
+                if first_sample is None and "@@ end" in read_log(probe_log):
                     first_sample = now
                 settled = first_sample is not None and now - first_sample >= settle
                 outcome = classify(part, marker, settled, exited)
             if outcome is None and now - start > timeout:
-                outcome = (TIMEOUT, f"no outcome in {timeout:g} s")
-        if outcome[0] == OOM:
+                outcome = (Outcome.TIMEOUT, f"no outcome in {timeout:g} s")
+        if outcome[0] is Outcome.OOM:
             _wait_for(
-                lambda: _KILLED.search(section(_read(console_log)) or "") is not None, proc, 3.0
+                lambda: (
+                    kernel_log.KILLED_PROCESS.search(section(read_log(console_log)) or "")
+                    is not None
+                ),
+                proc,
+                3.0,
             )
-        if outcome[0] == SUCCESS and proc.poll() is None:
+        if outcome[0] is Outcome.SUCCESS and proc.poll() is None:
             # One more probe sample, taken after the marker, before QEMU is stopped.
-            ends = _read(probe_log).count("@@ end")
+            ends = read_log(probe_log).count("@@ end")
             deadline = time.monotonic() + interval * 4 + 0.5
-            while time.monotonic() < deadline and _read(probe_log).count("@@ end") <= ends:
+            while time.monotonic() < deadline and read_log(probe_log).count("@@ end") <= ends:
                 time.sleep(0.05)
-    console, probe = _read(console_log), _read(probe_log)
-    killed = [(int(p), n) for p, n in _KILLED.findall(section(console) or "")]
-    return BootResult(
-        *identity,
+    console, probe = read_log(console_log), read_log(probe_log)
+    samples = tuple(parse_probe(probe))
+    return RunResult(
+        identity.backend,
+        identity.image,
+        identity.memory_bytes,
         outcome[0],
         outcome[1],
         time.monotonic() - start,
-        parse_probe(probe),
-        killed,
+        max((s.used_bytes for s in samples), default=0),
+        tuple(kernel_log.killed(section(console) or "")),
         console,
+        qemu=QemuRun(identity.kernel, identity.accel, samples),
     )

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import functools
 import os
 import re
 import select
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +23,13 @@ import psutil
 
 from footprint import lifetime
 from footprint.errors import EnvironmentUnavailable, Terminated
-from footprint.measure.cgroup import MemoryCgroup, MemoryStats, open_cgroup
+from footprint.measure import messages
+from footprint.measure.backend import CgroupRun, Outcome, RunResult, Sample
+from footprint.measure.cgroup import MemoryCgroup, open_cgroup
+from footprint.measure.cmdline import kdump_cmdline
+from footprint.measure.kernel_log import Kmsg
+from footprint.measure.messages import Kind, Message
+from footprint.measure.sampling import at_peak, components, sample
 from footprint.measure.sandbox import (
     EXIT_SETUP_FAILED,
     EXIT_UNPACK_FAILED,
@@ -35,80 +39,36 @@ from footprint.measure.sandbox import (
     write_id_maps,
 )
 
-DEFAULT_CMDLINE = (
-    "BOOT_IMAGE=/vmlinuz root=UUID=00000000-0000-0000-0000-000000000000 ro "
-    "reset_devices nr_cpus=1 irqpoll nousb udev.children-max=2 panic=10 "
-    "rootdelay=3 console=ttyS0"
-)
-OOM_KILLED = re.compile(r"Killed process (\d+) \(([^)]*)\)")
-
-# Outcomes
-COMPLETED, MARKER, TIMEOUT, OOM, UNPACK_FAILED, FAILED = (
-    "completed",
-    "marker",
-    "timeout",
-    "oom",
-    "unpack-failed",
-    "failed",
-)
-SUCCESS = (COMPLETED, MARKER)
+DEFAULT_CMDLINE = kdump_cmdline()
 
 
-@dataclass
-class ProcessSample:
-    pid: int
-    name: str
-    exe: str
-    component: str
-    rss: int
-    uss: int
-    pss: int
-    anon: int  # RssAnon
-    hwm: int  # VmHWM
+def _unknown(path: str) -> str:
+    return "unknown"
 
 
-@dataclass
-class Sample:
-    t: float
-    bytes: int  # the cgroup's charge
-    stats: MemoryStats
-    processes: list[ProcessSample]
+@dataclass(frozen=True)
+class CgroupOptions:
+    """How the cgroup backend runs an image (the limit is given to each run)."""
+
+    argv: tuple[str, ...] = ("/init",)  # the entry, inside the image
+    cmdline: str = DEFAULT_CMDLINE  # what the image reads in /proc/cmdline
+    until: str | None = None  # success when this regular expression is on the console
+    timeout: float = 60.0
+    interval: float = 0.05  # seconds between samples
+    pids_max: int = 512
+    owner: Callable[[str], str] = _unknown  # path inside the image -> its component
+    on_sample: Callable[[Sample], None] | None = None
 
 
-@dataclass
-class ComponentRun:
-    name: str
-    anon_peak_bytes: int = 0  # its own peak of summed RssAnon
-    anon_at_peak_bytes: int = 0  # at the moment of the cgroup's peak
-    rss_peak_bytes: int = 0
-    pss_peak_bytes: int = 0
-    hwm_bytes: int = 0  # largest VmHWM of one of its processes
-    processes: set[str] = field(default_factory=set)
+@dataclass(frozen=True)
+class CgroupBackend:
+    """The image's userspace under a cgroup memory limit (no kernel of its own)."""
 
+    options: CgroupOptions = field(default_factory=CgroupOptions)
+    name: str = field(default="cgroup", init=False)
 
-@dataclass
-class Measurement:
-    image: str
-    limit_bytes: int
-    outcome: str
-    detail: str
-    exit_status: int | None
-    duration_s: float
-    peak_bytes: int
-    unpacked_bytes: int  # file bytes the unpack wrote into the tmpfs
-    unpack_peak_bytes: int  # the cgroup's peak while unpacking (the unpacker's memory too)
-    rootfs_charge_bytes: int  # what the cgroup was charged once the unpack was done
-    peak_stats: MemoryStats | None
-    oom_kills: int
-    killed: list[tuple[int, str]]
-    components: dict[str, ComponentRun]
-    timeline: list[Sample]
-    console: str
-    cgroup_version: int
-
-    @property
-    def succeeded(self) -> bool:
-        return self.outcome in SUCCESS
+    def run(self, image: str, memory: int) -> RunResult:
+        return measure(image, memory, self.options)
 
 
 @contextlib.contextmanager
@@ -139,151 +99,35 @@ def _kill_tree(pid: int) -> None:
             p.kill()
 
 
-def _status_fields(pid: int) -> tuple[int, int]:
-    anon = hwm = 0
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("RssAnon:"):
-                    anon = int(line.split()[1]) * 1024
-                elif line.startswith("VmHWM:"):
-                    hwm = int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return anon, hwm
-
-
-def _identify(pid: int, owner: Callable[[str], str]) -> tuple[str, str, str] | None:
-    """(name, exe inside the sandbox, component): scripts count for the script, not the shell."""
-    try:
-        exe = os.readlink(f"/proc/{pid}/exe")
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-        with open(f"/proc/{pid}/comm") as f:
-            name = f.read().strip()
-    except OSError:  # it exited, or is not ours to read
-        return None
-    exe = exe.removesuffix(" (deleted)")
-    target = exe
-    base = os.path.basename(exe)
-    if base in ("busybox", "sh", "dash", "bash") and len(argv) > 1 and argv[1].startswith("/"):
-        target = argv[1]
-    return name, exe, owner(target)
-
-
-@functools.cache
-def _own_exe() -> tuple[int, int] | None:
-    try:
-        me = os.stat(sys.executable)
-    except OSError:
-        return None
-    return (me.st_dev, me.st_ino)
-
-
-def _is_footprint(pid: int) -> bool:
-    """A sandbox helper that has not exec'd the image's code yet (it runs our Python)."""
-    try:
-        exe = os.stat(f"/proc/{pid}/exe")
-    except OSError:
-        return False
-    return (exe.st_dev, exe.st_ino) == _own_exe()
-
-
-def sample_processes(
-    cg: MemoryCgroup, owner: Callable[[str], str], exclude: int = 0
-) -> list[ProcessSample]:
-    out = []
-    for pid in cg.pids():
-        if pid in (os.getpid(), exclude) or _is_footprint(pid):
-            continue
-        try:
-            info = psutil.Process(pid).memory_full_info()
-        except (psutil.Error, OSError):
-            continue
-        identity = _identify(pid, owner)
-        if identity is None:
-            continue
-        name, exe, component = identity
-        anon, hwm = _status_fields(pid)
-        out.append(
-            ProcessSample(
-                pid, name, exe, component, info.rss, info.uss, getattr(info, "pss", 0), anon, hwm
-            )
-        )
-    return out
-
-
-class _Kmsg:
-    """The kernel log from now on, for the names of OOM-killed processes (root only)."""
-
-    def __init__(self) -> None:
-        try:
-            self.fd: int | None = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
-            os.lseek(self.fd, 0, os.SEEK_END)
-        except OSError:
-            self.fd = None
-
-    def killed(self) -> list[tuple[int, str]]:
-        found = []
-        while self.fd is not None:
-            try:
-                record = os.read(self.fd, 8192).decode(errors="replace")
-            except BlockingIOError:
-                break
-            except OSError:  # EPIPE when records were overwritten: read on
-                continue
-            if not record:
-                break
-            m = OOM_KILLED.search(record)
-            if m:
-                found.append((int(m.group(1)), m.group(2)))
-        return found
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-
-
-def measure(
-    image: str,
-    limit: int,
-    *,
-    argv: tuple[str, ...] = ("/init",),
-    cmdline: str = DEFAULT_CMDLINE,
-    until: str | None = None,
-    timeout: float = 60.0,
-    interval: float = 0.05,
-    pids_max: int = 512,
-    owner: Callable[[str], str] = lambda path: "unknown",
-    on_sample: Callable[[Sample], None] | None = None,
-) -> Measurement:
+def measure(image: str, limit: int, options: CgroupOptions | None = None) -> RunResult:
     """One run of the image under `limit` bytes; see the module docstring."""
+    o = options or CgroupOptions()
     if os.geteuid() != 0:
         raise EnvironmentUnavailable(
             "measure needs root to map a user namespace for the sandbox and create its cgroup "
             "— run it as root (e.g. with sudo)"
         )
-    marker = re.compile(until) if until else None
+    marker = re.compile(o.until) if o.until else None
     with contextlib.ExitStack() as stack:
         stack.enter_context(_sigterm_raises())
         cg = stack.enter_context(open_cgroup())
         cg.set_limit(limit)
-        cg.set_pids_limit(pids_max)
+        cg.set_pids_limit(o.pids_max)
         tmp = stack.enter_context(lifetime.temp_dir("measure"))
         root = os.path.join(tmp, "root")
         os.mkdir(root)
         os.chmod(tmp, 0o755)
         cmdline_file = os.path.join(tmp, "cmdline")
         with open(cmdline_file, "w") as f:
-            f.write(cmdline.strip() + "\n")
+            f.write(o.cmdline.strip() + "\n")
         # The kernel's rootfs is ramfs (uncapped) when the command line has root=, as a kdump
         # one does, and tmpfs capped at half the RAM otherwise.
-        capped = not re.search(r"(^|\s)root=", cmdline)
+        capped = not re.search(r"(^|\s)root=", o.cmdline)
         cap = max(limit // 2, 1 << 20) if capped else limit
-        spec = SandboxSpec(image, root, cmdline_file, argv, tmpfs_bytes=cap)
-        kmsg = _Kmsg()
+        spec = SandboxSpec(image, root, cmdline_file, o.argv, tmpfs_bytes=cap)
+        kmsg = Kmsg()
         stack.callback(kmsg.close)
-        return _run(spec, cg, limit, marker, timeout, interval, owner, kmsg, stack, on_sample)
+        return _run(spec, cg, limit, marker, o, kmsg, stack)
     raise AssertionError("unreachable")
 
 
@@ -292,13 +136,10 @@ def _run(
     cg: MemoryCgroup,
     limit: int,
     marker: re.Pattern[str] | None,
-    timeout: float,
-    interval: float,
-    owner: Callable[[str], str],
-    kmsg: _Kmsg,
+    o: CgroupOptions,
+    kmsg: Kmsg,
     stack: contextlib.ExitStack,
-    on_sample: Callable[[Sample], None] | None,
-) -> Measurement:
+) -> RunResult:
     from footprint.image.reader import open_image
 
     image_file = open_image(spec.image)
@@ -326,7 +167,8 @@ def _run(
             with contextlib.suppress(BaseException):
                 import traceback
 
-                os.write(status_w, f"setup-failed {traceback.format_exc(limit=3)!r}\n".encode())
+                failure = messages.encode(Kind.SETUP_FAILED, traceback.format_exc(limit=3))
+                os.write(status_w, failure)
         finally:
             os._exit(code)
     reaped = False
@@ -341,20 +183,22 @@ def _run(
     stack.callback(reap)
     for fd in (slave, ready_w, go_r, status_w, gate_r):
         os.close(fd)
-    if os.read(ready_r, 1) != b"u":
+    if os.read(ready_r, 1) != messages.READY:
         raise EnvironmentUnavailable(
             "the sandbox could not create its namespaces (is "
             "unprivileged user namespace creation disabled?)"
         )
     write_id_maps(pid)
-    os.write(go_w, b"g")
+    os.write(go_w, messages.GO)
     os.set_blocking(status_r, False)
 
     start = time.monotonic()
     console = bytearray()
-    status_text = ""
+    status = messages.Reader()
+    received: list[Message] = []  # every message but join
     samples: list[Sample] = []
-    outcome, detail, exit_status = "", "", None
+    outcome: Outcome | None = None
+    detail, exit_status = "", None
     text = ""  # the console decoded, for the marker; only what arrives is decoded
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     phases = _Phases()
@@ -372,46 +216,35 @@ def _run(
                 text += decoder.decode(chunk)
                 m = marker.search(text, max(0, before - 4096))
                 if m:
-                    outcome, detail = MARKER, m.group(0)
+                    outcome, detail = Outcome.SUCCESS, f"the marker appeared: {m.group(0)}"
         if status_r in readable:
             with contextlib.suppress(BlockingIOError):
-                status_text += os.read(status_r, 65536).decode(errors="replace")
-            status_text = _admit(status_text, cg, gate_w, phases, time.monotonic() - start)
+                arrived = status.feed(os.read(status_r, 65536))
+                received += _admit(arrived, cg, gate_w, phases, time.monotonic() - start)
         now = time.monotonic()
         if now >= next_sample:
-            next_sample = now + interval
-            s = Sample(
-                now - start,
-                cg.current(),
-                cg.stats(),
-                sample_processes(cg, owner, exclude=phases.unpacker),
-            )
+            next_sample = now + o.interval
+            s = sample(cg, now - start, o.owner, phases.unpacker)
             samples.append(s)
-            if on_sample is not None:
-                on_sample(s)
+            if o.on_sample is not None:
+                o.on_sample(s)
         if not outcome and cg.oom_kills():
             if phases.run_start is None:
-                outcome, detail = UNPACK_FAILED, "the OOM killer ran while unpacking"
+                outcome, detail = Outcome.UNPACK_FAILED, "the OOM killer ran while unpacking"
             else:
-                outcome, detail = OOM, "the cgroup's OOM killer ran"
+                outcome, detail = Outcome.OOM, "the cgroup's OOM killer ran"
         if not outcome:
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, wait_status = os.waitpid(pid, os.WNOHANG)
             if done:
                 reaped = True
-                exit_status = os.waitstatus_to_exitcode(status)
-                outcome, detail = _ended(exit_status, status_text, cg)
-        if not outcome and now - start > timeout:
-            outcome, detail = TIMEOUT, f"no {'marker' if marker else 'exit'} in {timeout:g} s"
+                exit_status = os.waitstatus_to_exitcode(wait_status)
+                outcome, detail = _ended(exit_status, received, cg)
+        if not outcome and now - start > o.timeout:
+            what = "marker" if marker else "exit"
+            outcome, detail = Outcome.TIMEOUT, f"no {what} in {o.timeout:g} s"
     duration = time.monotonic() - start
     if phases.run_start is not None:  # a last look before everything is killed
-        samples.append(
-            Sample(
-                duration,
-                cg.current(),
-                cg.stats(),
-                sample_processes(cg, owner, exclude=phases.unpacker),
-            )
-        )
+        samples.append(sample(cg, duration, o.owner, phases.unpacker))
     peak = cg.peak()
     oom_kills = cg.oom_kills()
     killed = kmsg.killed()
@@ -419,8 +252,8 @@ def _run(
     while oom_kills and not killed and time.monotonic() < deadline:  # the line may trail
         time.sleep(0.05)
         killed = kmsg.killed()
-    if oom_kills and outcome not in (OOM, UNPACK_FAILED):
-        outcome, detail = OOM, f"{outcome} after an OOM kill"
+    if oom_kills and outcome not in (Outcome.OOM, Outcome.UNPACK_FAILED):
+        outcome, detail = Outcome.OOM, f"{outcome} ({detail}) after an OOM kill"
     cg.kill_all()
     if not reaped:
         _kill_tree(pid)
@@ -430,11 +263,8 @@ def _run(
     with contextlib.suppress(OSError):
         console += os.read(master, 65536)
     with contextlib.suppress(OSError):
-        status_text += os.read(status_r, 65536).decode(errors="replace")
-    unpacked = 0
-    for line in status_text.splitlines():
-        if line.startswith("unpacked "):
-            unpacked = int(line.split()[1])
+        received += status.feed(os.read(status_r, 65536))
+    unpacked = next((m.number for m in received if m.kind is Kind.UNPACKED), 0)
     start_t = phases.run_start if phases.run_start is not None else float("inf")
     run_samples = [s for s in samples if s.t >= start_t]
     if phases.run_start is None:  # it never got past the unpack
@@ -443,24 +273,29 @@ def _run(
         unpack_peak, rootfs_charge = phases.unpack_peak, phases.rootfs_charge
         if not phases.peak_reset:  # the kernel cannot reset the peak: use the samples
             peak = max((s.bytes for s in run_samples), default=rootfs_charge)
-    return Measurement(
+    assert outcome is not None
+    run = CgroupRun(
+        cg.version,
+        exit_status,
+        unpacked,
+        unpack_peak,
+        rootfs_charge,
+        at_peak(run_samples),
+        oom_kills,
+        components(run_samples),
+        tuple(samples),
+    )
+    return RunResult(
+        "cgroup",
         spec.image,
         limit,
         outcome,
         detail,
-        exit_status,
         duration,
         peak,
-        unpacked,
-        unpack_peak,
-        rootfs_charge,
-        _at_peak(run_samples),
-        oom_kills,
-        killed,
-        _components(run_samples),
-        samples,
+        tuple(killed),
         console.decode(errors="replace"),
-        cg.version,
+        cgroup=run,
     )
 
 
@@ -476,72 +311,41 @@ class _Phases:
     run_start: float | None = None
 
 
-def _admit(status_text: str, cg: MemoryCgroup, gate_w: int, phases: _Phases, now: float) -> str:
+def _admit(
+    arrived: list[Message], cg: MemoryCgroup, gate_w: int, phases: _Phases, now: float
+) -> list[Message]:
     """Put each process the sandbox announces into the cgroup, then let it go on: first the
-    unpacker, then init (by which time the unpacker has exited, leaving the rootfs)."""
+    unpacker, then init (by which time the unpacker has exited, leaving the rootfs). Returns
+    the other messages."""
     kept = []
-    for line in status_text.splitlines(keepends=True):
-        if line.startswith("join ") and line.endswith("\n"):
-            phases.admitted += 1
-            if phases.admitted == 1:
-                phases.unpacker = int(line.split()[1])
-            if phases.admitted == 2:
-                phases.unpack_peak, phases.rootfs_charge = cg.peak(), cg.current()
-                phases.peak_reset = cg.reset_peak()
-                phases.run_start = now
-            cg.add(int(line.split()[1]))
-            os.write(gate_w, b"g")
-        else:
-            kept.append(line)
-    return "".join(kept)
+    for m in arrived:
+        if m.kind is not Kind.JOIN:
+            kept.append(m)
+            continue
+        phases.admitted += 1
+        if phases.admitted == 1:
+            phases.unpacker = m.number
+        if phases.admitted == 2:
+            phases.unpack_peak, phases.rootfs_charge = cg.peak(), cg.current()
+            phases.peak_reset = cg.reset_peak()
+            phases.run_start = now
+        cg.add(m.number)
+        os.write(gate_w, messages.GO)
+    return kept
 
 
-def _ended(code: int, status_text: str, cg: MemoryCgroup) -> tuple[str, str]:
-    if code == EXIT_UNPACK_FAILED or "unpack-failed" in status_text:
-        why = next(
-            (
-                ln[len("unpack-failed ") :]
-                for ln in status_text.splitlines()
-                if ln.startswith("unpack-failed ")
-            ),
-            "",
-        )
-        return UNPACK_FAILED, why or "the unpack did not finish"
+def _ended(code: int, received: list[Message], cg: MemoryCgroup) -> tuple[Outcome, str]:
+    said = {m.kind: m.text for m in received}
+    if code == EXIT_UNPACK_FAILED or Kind.UNPACK_FAILED in said:
+        return Outcome.UNPACK_FAILED, said.get(Kind.UNPACK_FAILED) or "the unpack did not finish"
     if code == -signal.SIGKILL and cg.oom_kills():
         return (
-            UNPACK_FAILED if "unpacked " not in status_text else OOM,
+            Outcome.UNPACK_FAILED if Kind.UNPACKED not in said else Outcome.OOM,
             "killed by the OOM killer",
         )
-    if code == EXIT_SETUP_FAILED or "setup-failed" in status_text:
-        why = next((ln for ln in status_text.splitlines() if ln.startswith("setup-failed")), "")
-        return FAILED, f"the sandbox could not start the image: {why}"
+    if code == EXIT_SETUP_FAILED or Kind.SETUP_FAILED in said:
+        why = said.get(Kind.SETUP_FAILED, "")
+        return Outcome.FAILED, f"the sandbox could not start the image: {why}"
     if code == 0:
-        return COMPLETED, "the entry exited with status 0"
-    return FAILED, f"the entry exited with status {code}"
-
-
-def _at_peak(samples: list[Sample]) -> MemoryStats | None:
-    return max(samples, key=lambda s: s.bytes).stats if samples else None
-
-
-def _components(samples: list[Sample]) -> dict[str, ComponentRun]:
-    out: dict[str, ComponentRun] = {}
-    peak = max(samples, key=lambda s: s.bytes) if samples else None
-    for s in samples:
-        sums: dict[str, list[int]] = {}
-        for p in s.processes:
-            c = out.setdefault(p.component, ComponentRun(p.component))
-            c.processes.add(p.name)
-            c.hwm_bytes = max(c.hwm_bytes, p.hwm)
-            acc = sums.setdefault(p.component, [0, 0, 0])
-            acc[0] += p.anon
-            acc[1] += p.rss
-            acc[2] += p.pss
-        for name, (anon, rss, pss) in sums.items():
-            c = out[name]
-            c.anon_peak_bytes = max(c.anon_peak_bytes, anon)
-            c.rss_peak_bytes = max(c.rss_peak_bytes, rss)
-            c.pss_peak_bytes = max(c.pss_peak_bytes, pss)
-            if s is peak:
-                c.anon_at_peak_bytes = anon
-    return out
+        return Outcome.SUCCESS, "the entry exited with status 0"
+    return Outcome.FAILED, f"the entry exited with status {code}"

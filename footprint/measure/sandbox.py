@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from footprint import lifetime
-from footprint.measure import linux
+from footprint.measure import linux, messages
+from footprint.measure.messages import Kind
 
 ID_BASE = 100000  # host uid/gid of root inside the sandbox
 ID_COUNT = 65536
@@ -138,12 +139,12 @@ def run_init(spec: SandboxSpec, console: str) -> None:
 
 def _wait_gate(gate_r: int) -> None:
     """Block until the parent has put this process into the cgroup."""
-    if os.read(gate_r, 1) != b"g":
+    if os.read(gate_r, 1) != messages.GO:
         os._exit(EXIT_SETUP_FAILED)
 
 
 def _join(status_w: int, pid: int) -> None:
-    os.write(status_w, f"join {pid}\n".encode())
+    os.write(status_w, messages.encode(Kind.JOIN, pid))
 
 
 def child_main(
@@ -169,8 +170,8 @@ def child_main(
         | linux.CLONE_NEWUTS
         | linux.CLONE_NEWNET
     )
-    os.write(ready_w, b"u")
-    if os.read(go_r, 1) != b"g":
+    os.write(ready_w, messages.READY)
+    if os.read(go_r, 1) != messages.GO:
         return EXIT_SETUP_FAILED
     os.setresgid(0, 0, 0)
     os.setgroups([0])
@@ -188,11 +189,11 @@ def child_main(
             lifetime.die_with(c1)
             _wait_gate(gate_r)
             result = extract(spec.image, spec.root, force=True, file=image)
-            os.write(status_w, f"unpacked {result.bytes}\n".encode())
+            os.write(status_w, messages.encode(Kind.UNPACKED, result.bytes))
             code = 0
         except (FootprintError, OSError) as e:
             with contextlib.suppress(OSError):
-                os.write(status_w, f"unpack-failed {e}\n".encode())
+                os.write(status_w, messages.encode(Kind.UNPACK_FAILED, e))
         finally:
             os._exit(code)
     _join(status_w, unpacker)
@@ -210,7 +211,8 @@ def child_main(
             run_init(spec, console)
         except BaseException:
             with contextlib.suppress(OSError):
-                os.write(status_w, f"setup-failed {traceback.format_exc(limit=2)!r}\n".encode())
+                failure = messages.encode(Kind.SETUP_FAILED, traceback.format_exc(limit=2))
+                os.write(status_w, failure)
             os._exit(EXIT_SETUP_FAILED)
     _join(status_w, pid)
     os.close(status_w)

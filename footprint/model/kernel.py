@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from footprint.arch import DEFAULT, Arch
 from footprint.elf.facts import ELF_MAGIC
 from footprint.errors import BadImage, UsageError
 from footprint.image import codecs
@@ -28,22 +29,29 @@ class KernelImage:
     vmlinux: bytes | None  # the decompressed ELF, to be measured with lief
 
 
-def _bzimage(f: BinaryIO, start: int, length: int, path: str) -> KernelImage:
+def _bzimage(f: BinaryIO, start: int, length: int, path: str, arch: Arch = DEFAULT) -> KernelImage:
+    h = arch.kernel_header
     f.seek(start)
-    head = f.read(0x270)
-    if len(head) < 0x264 or head[0x202:0x206] != b"HdrS":
-        raise BadImage(f"{path} is not an x86 bzImage (no 'HdrS' boot header)")
-    (version,) = struct.unpack_from("<H", head, 0x206)
-    setup_sects = head[0x1F1] or 4
-    (ver_ptr,) = struct.unpack_from("<H", head, 0x20E)
+    head = f.read(h.length)
+    magic_end = h.magic_offset + len(h.magic)
+    if len(head) < h.init_size_offset + 4 or head[h.magic_offset : magic_end] != h.magic:
+        raise BadImage(
+            f"{path} is not an {arch.name} {arch.kernel_format} "
+            f"(no {h.magic.decode()!r} boot header)"
+        )
+    (version,) = struct.unpack_from("<H", head, h.version_offset)
+    setup_sects = head[h.setup_sects_offset] or 4
+    (ver_ptr,) = struct.unpack_from("<H", head, h.kernel_version_offset)
     kversion = ""
     if ver_ptr:
         f.seek(start + ver_ptr + 0x200)
         kversion = f.read(256).split(b"\0", 1)[0].decode(errors="replace")
-    init_size = struct.unpack_from("<I", head, 0x260)[0] if version >= 0x20A else 0
+    init_size = (
+        struct.unpack_from("<I", head, h.init_size_offset)[0] if version >= h.init_size_since else 0
+    )
     vmlinux = None
-    if version >= 0x208:
-        payload_offset, payload_length = struct.unpack_from("<II", head, 0x248)
+    if version >= h.payload_since:
+        payload_offset, payload_length = struct.unpack_from("<II", head, h.payload_offset)
         payload = start + (setup_sects + 1) * 512 + payload_offset
         src = FileSource(f, payload, payload_length)
         codec = codecs.detect(src.peek(6))

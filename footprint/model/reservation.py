@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from footprint.arch import DEFAULT as DEFAULT_ARCH
 from footprint.image.reader import Inventory
 from footprint.image.summary import Summary
 from footprint.paths import is_module
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from footprint.elf.facts import ElfFacts
     from footprint.model.kernel import KernelImage
 
-STRUCT_PAGE = 64  # bytes of struct page per page on x86-64
+STRUCT_PAGE = DEFAULT_ARCH.struct_page_bytes  # bytes of struct page per page (x86-64: 64)
 KDUMPCTL_OVERHEAD = 16 * MIB
 
 

@@ -2,43 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from footprint import __version__
+from footprint.measure.backend import RunResult
 from footprint.measure.calibrate import Calibration
-from footprint.measure.qemu import BootResult
-from footprint.report.measure import CONSOLE_TAIL
-from footprint.schemas import SCHEMA_VERSION
+from footprint.report.measure import CONSOLE_TAIL, measurement_dict, trial_dict, trial_lines
+from footprint.schemas import header
 from footprint.units import MIB, human
 
+if TYPE_CHECKING:
+    from footprint.measure.workflow import AblationRun, CalibrateRun
 
-def boot_dict(r: BootResult, owner: Any = None) -> dict[str, Any]:
-    peak = max(
-        r.samples,
-        key=lambda s: s.meminfo.get("MemTotal", 0) - s.meminfo.get("MemFree", 0),
-        default=None,
-    )
+
+def boot_dict(r: RunResult, components: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One QEMU run (direct boot or kdump); `components` maps process names to components."""
+    assert r.qemu is not None, "a boot is a QEMU run"
+    q = r.qemu
+    peak = max(q.samples, key=lambda s: s.used_bytes, default=None)
     processes: dict[str, dict[str, Any]] = {}
-    for s in r.samples:
-        for _pid, name, hwm, anon in s.processes:
-            p = processes.setdefault(
-                name,
+    for s in q.samples:
+        for p in s.processes:
+            row = processes.setdefault(
+                p.name,
                 {
-                    "name": name,
+                    "name": p.name,
                     "hwm_bytes": 0,
                     "anon_peak_bytes": 0,
-                    "component": owner(name) if owner else None,
+                    "component": components.get(p.name) if components is not None else None,
                 },
             )
-            p["hwm_bytes"] = max(p["hwm_bytes"], hwm)
-            p["anon_peak_bytes"] = max(p["anon_peak_bytes"], anon)
+            row["hwm_bytes"] = max(row["hwm_bytes"], p.hwm_bytes)
+            row["anon_peak_bytes"] = max(row["anon_peak_bytes"], p.anon_bytes)
     breakdown = None
     if peak is not None:
         m = peak.meminfo
         breakdown = {
             "memtotal_bytes": m.get("MemTotal", 0),
-            "used_bytes": m.get("MemTotal", 0) - m.get("MemFree", 0),
+            "used_bytes": peak.used_bytes,
             "rootfs_shmem_bytes": m.get("Shmem", 0),
             "userspace_anon_bytes": m.get("AnonPages", 0),
             "kernel_slab_bytes": m.get("Slab", 0),
@@ -48,21 +51,22 @@ def boot_dict(r: BootResult, owner: Any = None) -> dict[str, Any]:
             "modules_bytes": peak.modules_bytes,
         }
     return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "boot",
+        **header("boot"),
         "tool": f"footprint {__version__}",
+        "backend": r.backend,
         "image": r.image,
-        "kernel": r.kernel,
+        "kernel": q.kernel,
         "memory_mib": r.memory_bytes // MIB,
-        "accel": r.accel,
-        "outcome": r.outcome,
+        "accel": q.accel,
+        "outcome": r.outcome.value,
+        "success": r.succeeded,
         "detail": r.detail,
         "duration_s": round(r.duration_s, 2),
         "peak_bytes": r.peak_bytes,
         "breakdown": breakdown,
         "processes": sorted(processes.values(), key=lambda p: -p["hwm_bytes"]),
-        "killed": [{"pid": p, "name": n} for p, n in r.killed],
-        "timeline": [{"t": s.t, **s.meminfo, "modules": s.modules_bytes} for s in r.samples],
+        "killed": [{"pid": k.pid, "name": k.name} for k in r.killed],
+        "timeline": [{"t": s.t, **s.meminfo, "modules": s.modules_bytes} for s in q.samples],
         "console_tail": r.console.splitlines()[-CONSOLE_TAIL:],
     }
 
@@ -93,29 +97,20 @@ def boot_text(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def calibration_dict(c: Calibration, at_minimum: dict[str, Any] | None) -> dict[str, Any]:
-    b = c.bisection
+def calibration_dict(c: Calibration) -> dict[str, Any]:
+    b, plan = c.bisection, c.plan
     return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "calibration",
+        **header("calibration"),
         "tool": f"footprint {__version__}",
+        "backend": c.backend,
         "minimum_mib": b.minimum_bytes // MIB if b.minimum_bytes else None,
         "resolution_mib": b.resolution_bytes / MIB,
-        "trials": [
-            {
-                "memory_mib": t.limit_bytes // MIB,
-                "outcome": t.outcome,
-                "success": t.succeeded,
-                "peak_mib": round(t.peak_bytes / MIB, 1),
-                "duration_s": round(t.duration_s, 2),
-            }
-            for t in b.trials
-        ],
-        "repeats": [{"memory_mib": t.limit_bytes // MIB, "outcome": t.outcome} for t in c.repeats],
-        "model_mib": round(c.model_bytes / MIB, 1),
-        "kdumpctl_formula_mib": round(c.kdumpctl_formula_bytes / MIB, 1),
+        "trials": [trial_dict(t) for t in b.trials],
+        "repeats": [trial_dict(t) for t in c.repeats],
+        "model_mib": round(plan.model / MIB, 1),
+        "kdumpctl_formula_mib": round(plan.kdumpctl_formula / MIB, 1),
         "model_gap_mib": (
-            round((c.model_bytes - b.minimum_bytes) / MIB, 1) if b.minimum_bytes else None
+            round((plan.model - b.minimum_bytes) / MIB, 1) if b.minimum_bytes else None
         ),
         "recommended_mib": c.recommended_bytes // MIB if c.recommended_bytes else None,
         "recommended_crashkernel": (
@@ -126,12 +121,41 @@ def calibration_dict(c: Calibration, at_minimum: dict[str, Any] | None) -> dict[
         }
         if c.terms
         else None,
-        "at_minimum": at_minimum,
+        "at_minimum": run_dict(b.at_minimum) if b.at_minimum is not None else None,
     }
 
 
-def ablation_row(plan: Any, base: Calibration, ablated: Calibration, codec: str) -> dict[str, Any]:
-    b, m = base.bisection.minimum_bytes, ablated.bisection.minimum_bytes
+def run_dict(r: RunResult) -> dict[str, Any]:
+    """A run of any backend as its document: a boot (QEMU) or a measurement (cgroup)."""
+    return boot_dict(r) if r.qemu is not None else measurement_dict(r)
+
+
+def calibrate_run_dict(run: CalibrateRun) -> dict[str, Any]:
+    """`footprint calibrate`: direct boot, and the kdump bisection and ablations if run."""
+    doc = calibration_dict(run.direct)
+    direct = run.direct.bisection.minimum_bytes
+    if run.kdump is not None:
+        doc["kdump"] = calibration_dict(run.kdump)
+        kexec = run.kdump.bisection.minimum_bytes
+        if kexec and direct:
+            doc["kexec_minus_direct_mib"] = (kexec - direct) // MIB
+    if run.ablations:
+        doc["ablations"] = [ablation_row(a, run.direct) for a in run.ablations]
+    if run.skipped:
+        doc["ablations_skipped"] = [
+            {
+                "component": s.component,
+                "static_marginal_mib": round(s.static_marginal_bytes / MIB, 1),
+                "reason": s.reason,
+            }
+            for s in run.skipped
+        ]
+    return doc
+
+
+def ablation_row(a: AblationRun, base: Calibration) -> dict[str, Any]:
+    plan = a.plan
+    b, m = base.bisection.minimum_bytes, a.calibration.bisection.minimum_bytes
     delta = (b - m) if b is not None and m is not None else None
     return {
         "component": plan.component,
@@ -145,20 +169,15 @@ def ablation_row(plan: Any, base: Calibration, ablated: Calibration, codec: str)
             if delta is not None
             else None
         ),
-        "repacked_with": codec,
-        "trials": [
-            {"memory_mib": t.limit_bytes // MIB, "outcome": t.outcome}
-            for t in ablated.bisection.trials
-        ],
+        "repacked_with": a.codec,
+        "trials": [trial_dict(t) for t in a.calibration.bisection.trials],
     }
 
 
 def calibration_text(doc: dict[str, Any]) -> str:
-    lines = ["trials (-m → outcome):"]
-    for t in doc["trials"]:
-        lines.append(f"  {t['memory_mib']:>6}M → {t['outcome']:<14} {t['duration_s']:>5.1f} s")
-    for t in doc["repeats"]:
-        lines.append(f"  {t['memory_mib']:>6}M → {t['outcome']:<14} (repeat)")
+    lines = ["trials (-m → outcome, peak, duration):"]
+    lines += trial_lines(doc["trials"])
+    lines += trial_lines(doc["repeats"], "(repeat)")
     if doc["minimum_mib"] is None:
         lines.append("no memory size in the range let the boot succeed")
         return "\n".join(lines) + "\n"
@@ -185,8 +204,8 @@ def calibration_text(doc: dict[str, Any]) -> str:
     if k:
         lines.append("")
         lines.append("kdump (crashkernel=, kexec -p after a real panic):")
-        for t in k["trials"]:
-            lines.append(f"  {t['memory_mib']:>6}M → {t['outcome']:<14} {t['duration_s']:>5.1f} s")
+        lines += trial_lines(k["trials"])
+        lines += trial_lines(k["repeats"], "(repeat)")
         if k["minimum_mib"]:
             lines.append(
                 f"kexec minimum      crashkernel={k['minimum_mib']}M "

@@ -3,36 +3,41 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from footprint import __version__
-from footprint.measure.bisect import Bisection
-from footprint.measure.runner import Measurement
-from footprint.schemas import SCHEMA_VERSION
-from footprint.units import human
+from footprint.measure.backend import RunResult, Sample
+from footprint.measure.bisect import Bisection, Trial
+from footprint.schemas import header
+from footprint.units import MIB, human
+
+if TYPE_CHECKING:
+    from footprint.measure.workflow import MeasureRun, StaticFigures
 
 CONSOLE_TAIL = 40  # lines of the console kept in the document
 
 
 def measurement_dict(
-    m: Measurement, static: dict[str, dict[str, int]] | None = None, static_rootfs: int = 0
+    m: RunResult, static: dict[str, StaticFigures] | None = None, static_rootfs: int = 0
 ) -> dict[str, Any]:
+    """One cgroup run (a RunResult with its cgroup record)."""
+    assert m.cgroup is not None, "a measurement is a cgroup run"
+    cg = m.cgroup
     static = static or {}
     comps = []
-    names = sorted(m.components, key=lambda n: -m.components[n].anon_peak_bytes)
-    for name in names:
-        c = m.components[name]
+    for c in sorted(cg.components, key=lambda c: -c.anon_peak_bytes):
+        figures = static.get(c.name)
         comps.append(
             {
-                "name": name,
+                "name": c.name,
                 "anon_peak_bytes": c.anon_peak_bytes,
                 "anon_at_peak_bytes": c.anon_at_peak_bytes,
                 "rss_peak_bytes": c.rss_peak_bytes,
                 "pss_peak_bytes": c.pss_peak_bytes,
                 "hwm_bytes": c.hwm_bytes,
-                "processes": sorted(c.processes),
-                "static_proportional_bytes": static.get(name, {}).get("proportional_bytes"),
-                "static_marginal_bytes": static.get(name, {}).get("marginal_bytes"),
+                "processes": list(c.processes),
+                "static_proportional_bytes": figures.proportional_bytes if figures else None,
+                "static_marginal_bytes": figures.marginal_bytes if figures else None,
             }
         )
     timeline = [
@@ -44,30 +49,29 @@ def measurement_dict(
             "processes": len(s.processes),
             "components": _by_component(s),
         }
-        for s in m.timeline
+        for s in cg.timeline
     ]
     return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "measurement",
+        **header("measurement"),
         "tool": f"footprint {__version__}",
         "image": m.image,
-        "backend": "cgroup",
-        "cgroup_version": m.cgroup_version,
-        "limit_bytes": m.limit_bytes,
-        "outcome": m.outcome,
+        "backend": m.backend,
+        "cgroup_version": cg.cgroup_version,
+        "limit_bytes": m.memory_bytes,
+        "outcome": m.outcome.value,
         "success": m.succeeded,
         "detail": m.detail,
-        "exit_status": m.exit_status,
+        "exit_status": cg.exit_status,
         "duration_s": round(m.duration_s, 3),
         "peak_bytes": m.peak_bytes,
-        "unpack_peak_bytes": m.unpack_peak_bytes,
-        "rootfs_bytes": m.rootfs_charge_bytes,
-        "unpacked_bytes": m.unpacked_bytes,
+        "unpack_peak_bytes": cg.unpack_peak_bytes,
+        "rootfs_bytes": cg.rootfs_charge_bytes,
+        "unpacked_bytes": cg.unpacked_bytes,
         "static_rootfs_bytes": static_rootfs,
-        "breakdown": asdict(m.peak_stats) if m.peak_stats else None,
+        "breakdown": asdict(cg.peak_stats) if cg.peak_stats else None,
         "oom": {
-            "kills": m.oom_kills,
-            "killed": [{"pid": pid, "name": name} for pid, name in m.killed],
+            "kills": cg.oom_kills,
+            "killed": [{"pid": k.pid, "name": k.name} for k in m.killed],
         },
         "components": comps,
         "timeline": timeline,
@@ -75,11 +79,47 @@ def measurement_dict(
     }
 
 
-def _by_component(sample: Any) -> dict[str, int]:
+def measure_run_dict(run: MeasureRun) -> dict[str, Any]:
+    """`footprint measure`: the run; with a bisection, the run at the minimum (none when no
+    limit worked) and the bisection."""
+    if run.result is not None:
+        doc = measurement_dict(run.result, run.static, run.static_rootfs_bytes)
+    else:
+        doc = {**header("measurement"), "tool": f"footprint {__version__}"}
+    if run.calibration is not None:
+        b = run.calibration.bisection
+        doc["bisect"] = bisection_dict(b)
+        doc["minimum_bytes"] = b.minimum_bytes
+        doc["trials"] = doc["bisect"]["trials"]
+    return doc
+
+
+def _by_component(sample: Sample) -> dict[str, int]:
     out: dict[str, int] = {}
     for p in sample.processes:
         out[p.component] = out.get(p.component, 0) + p.anon
     return out
+
+
+def trial_dict(t: Trial) -> dict[str, Any]:
+    """One trial of a bisection, the same in every document."""
+    return {
+        "memory_bytes": t.limit_bytes,
+        "memory_mib": t.limit_bytes // MIB,
+        "outcome": str(t.outcome),
+        "success": t.succeeded,
+        "peak_bytes": t.peak_bytes,
+        "duration_s": round(t.duration_s, 2),
+    }
+
+
+def trial_lines(trials: list[dict[str, Any]], note: str = "") -> list[str]:
+    """Trials as text, the same for every backend and document."""
+    return [
+        f"  {human(t['memory_bytes']):>10} → {t['outcome']:<14} peak "
+        f"{human(t['peak_bytes']):>10} {t['duration_s']:>6.1f} s {note}".rstrip()
+        for t in trials
+    ]
 
 
 def bisection_dict(b: Bisection) -> dict[str, Any]:
@@ -88,8 +128,7 @@ def bisection_dict(b: Bisection) -> dict[str, Any]:
         "resolution_bytes": b.resolution_bytes,
         "low_bytes": b.low_bytes,
         "high_bytes": b.high_bytes,
-        "trials": [asdict(t) for t in b.trials],
-        "at_minimum": None,  # kept in the schema: the run at the minimum is the document
+        "trials": [trial_dict(t) for t in b.trials],
     }
 
 
@@ -100,12 +139,8 @@ def measurement_text(doc: dict[str, Any]) -> str:
     if bis:
         if lines:
             lines.append("")
-        lines.append("bisection (limit → outcome, peak):")
-        for t in bis["trials"]:
-            lines.append(
-                f"  {human(t['limit_bytes']):>10} → {t['outcome']:<14} "
-                f"peak {human(t['peak_bytes'])}"
-            )
+        lines.append("bisection (limit → outcome, peak, duration):")
+        lines += trial_lines(bis["trials"])
         minimum = bis["minimum_bytes"]
         lines.append(
             f"minimum: {human(minimum) if minimum else 'none found'} "

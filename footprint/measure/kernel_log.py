@@ -1,0 +1,58 @@
+"""The kernel's words footprint reads, in one place: OOM kills and the process killed, panics,
+failed initramfs unpacks, kexec -p failures; and /dev/kmsg from now on (the cgroup runner)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from footprint.measure.backend import Killed
+
+KILLED_PROCESS = re.compile(r"Killed process (\d+) \(([^)]*)\)")
+OOM = re.compile(r"Out of memory|oom-kill:|invoked oom-killer")
+PANIC = re.compile(r"Kernel panic - not syncing: ?(.*)")
+UNPACK_FAILED = re.compile(
+    r"Initramfs unpacking failed|rootfs image is not initramfs|"
+    r"junk in compressed archive|write error"
+)
+# Lines that show the unpack is over (an OOM after them is userspace's, not the unpack's).
+UNPACK_OVER = ("Freeing initrd memory", "Run /")
+KEXEC_LOAD_FAILED = re.compile(
+    r"kexec_file_load failed.*|Could not find a free area.*|crashkernel reservation failed.*"
+)
+CRASHKERNEL_FAILED = "crashkernel reservation failed"
+POWERED_OFF = ("reboot: Power down", "reboot: Restarting")
+
+
+def killed(text: str) -> list[Killed]:
+    """Every process the OOM killer named in `text`."""
+    return [Killed(int(pid), name) for pid, name in KILLED_PROCESS.findall(text)]
+
+
+class Kmsg:
+    """The kernel log from now on, for the names of OOM-killed processes (root only)."""
+
+    def __init__(self) -> None:
+        try:
+            self.fd: int | None = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+            os.lseek(self.fd, 0, os.SEEK_END)
+        except OSError:
+            self.fd = None
+
+    def killed(self) -> list[Killed]:
+        found = []
+        while self.fd is not None:
+            try:
+                record = os.read(self.fd, 8192).decode(errors="replace")
+            except BlockingIOError:
+                break
+            except OSError:  # EPIPE when records were overwritten: read on
+                continue
+            if not record:
+                break
+            found += killed(record)
+        return found
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)

@@ -1,0 +1,181 @@
+"""The measuring commands' work, without the command line: one cgroup run or bisection
+(`measure`), one QEMU boot (`boot`), and calibrate → kdump → ablation (`calibrate`).
+
+Each takes a typed request and returns typed results for a renderer; `progress` is told of
+every trial as it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from footprint import lifetime
+from footprint.analyze import Analysis, analyze
+from footprint.components.processes import owner_by_name, owner_of
+from footprint.measure import ablate
+from footprint.measure.backend import Backend, RunResult
+from footprint.measure.bisect import Trial
+from footprint.measure.calibrate import Calibration, Plan, calibrate
+from footprint.measure.kdump import KdumpBackend
+from footprint.measure.qemu import PROBE_PATH, QemuBackend, QemuOptions
+from footprint.measure.runner import CgroupBackend, CgroupOptions
+from footprint.units import MIB
+
+Progress = Callable[[Trial, int, int], None]
+
+
+@dataclass(frozen=True)
+class StaticFigures:
+    """A component's cost by the static model (bytes), beside what a run measured."""
+
+    proportional_bytes: int
+    marginal_bytes: int
+
+
+# -- measure ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MeasureRequest:
+    image: str
+    memory: int  # the cgroup limit of a single run
+    options: CgroupOptions  # its owner is the image's own (filled in here)
+    bisect: bool = False
+    bounds: tuple[int, int] | None = None  # None: calibrate's policy for the cgroup backend
+    resolution: int = MIB
+
+
+@dataclass(frozen=True)
+class MeasureRun:
+    result: RunResult | None  # the run, or the run at the bisection's minimum (None: none)
+    calibration: Calibration | None  # with bisect
+    static: dict[str, StaticFigures]  # by component
+    static_rootfs_bytes: int
+
+    @property
+    def succeeded(self) -> bool:
+        if self.calibration is not None:
+            return self.calibration.bisection.minimum_bytes is not None
+        return self.result is not None and self.result.succeeded
+
+
+def measure_image(request: MeasureRequest, progress: Progress | None = None) -> MeasureRun:
+    a = analyze(request.image)
+    att = a.attribution
+    assert att is not None  # analyze() attributes by default
+    static = {
+        n: StaticFigures(round(c.proportional_bytes), c.marginal_bytes)
+        for n, c in att.components.items()
+    }
+    backend = CgroupBackend(replace(request.options, owner=owner_of(a)))
+    rootfs = a.summary.boot.rootfs_bytes
+    if not request.bisect:
+        return MeasureRun(backend.run(request.image, request.memory), None, static, rootfs)
+    c = calibrate(
+        backend,
+        request.image,
+        Plan.of(a.reservation),
+        request.resolution,
+        bounds=request.bounds,
+        progress=progress,
+    )
+    return MeasureRun(c.bisection.at_minimum, c, static, rootfs)
+
+
+# -- boot -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BootRun:
+    result: RunResult
+    components: dict[str, str]  # process name -> component, for the processes seen
+
+
+def boot_image(image: str, memory: int, options: QemuOptions) -> BootRun:
+    r = QemuBackend(options).run(image, memory)
+    return BootRun(r, process_components(analyze(image), r))
+
+
+def process_components(a: Analysis, r: RunResult) -> dict[str, str]:
+    """The component of every process the probe saw, by its name."""
+    owner = owner_by_name(a, {PROBE_PATH: PROBE_PATH})
+    names = {p.name for s in (r.qemu.samples if r.qemu else ()) for p in s.processes}
+    return {n: owner(n) for n in sorted(names)}
+
+
+# -- calibrate --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CalibrateRequest:
+    image: str
+    qemu: QemuOptions
+    resolution: int = 4 * MIB
+    repeat: int = 1
+    without: tuple[str, ...] = ()  # ablate these together
+    ablate_all: bool = False  # ablate each removable component in turn
+    kdump: bool = False  # bisect crashkernel= with a real crash too
+    rules_file: str | None = None
+
+
+@dataclass(frozen=True)
+class AblationRun:
+    plan: ablate.Ablation
+    calibration: Calibration
+    codec: str  # what the copy was compressed with
+
+
+@dataclass(frozen=True)
+class Skipped:
+    component: str
+    static_marginal_bytes: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class CalibrateRun:
+    direct: Calibration
+    kdump: Calibration | None
+    ablations: tuple[AblationRun, ...]
+    skipped: tuple[Skipped, ...]
+
+
+def calibrate_image(request: CalibrateRequest, progress: Progress | None = None) -> CalibrateRun:
+    """Calibrate direct boot; then, if asked, crashkernel= with a real crash (from the direct
+    minimum) and each ablation (from the minimum less the model's marginal)."""
+    from footprint.image.repack import main_codec, repack
+
+    r = request
+    a = analyze(r.image, kernel=r.qemu.kernel, rules_file=r.rules_file)
+    plan = Plan.of(a.reservation)
+    init = r.qemu.init
+    plans = []  # refused components are refused before any boot
+    if r.without:
+        plans.append(ablate.plan(a, list(r.without), init))
+    skipped: list[Skipped] = []
+    if r.ablate_all:
+        plans += [ablate.plan(a, [n], init) for n in ablate.removable(a, init, r.resolution)]
+        measured = {p.component for p in plans}
+        assert a.attribution is not None
+        skipped = [
+            Skipped(
+                n, c.marginal_bytes, ablate.refusal(a, n, init) or "smaller than the resolution"
+            )
+            for n, c in a.attribution.components.items()
+            if n not in measured
+        ]
+
+    def run(backend: Backend, image: str, model: int) -> Calibration:
+        return calibrate(
+            backend, image, replace(plan, model=model), r.resolution, r.repeat, progress=progress
+        )
+
+    direct = run(QemuBackend(r.qemu), r.image, plan.model)
+    minimum = direct.bisection.minimum_bytes
+    kdump = run(KdumpBackend(r.qemu), r.image, minimum or plan.model) if r.kdump else None
+    ablations = []
+    if plans and minimum is not None:
+        codec = main_codec(a.inventory)  # the copies are written with the image's own codec
+        with lifetime.temp_dir("ablate") as tmp:
+            for i, p in enumerate(plans):
+                copy = repack(r.image, f"{tmp}/ablated-{i}.img", set(p.paths), codec)
+                model = minimum - p.static_marginal_unpack_bytes
+                ablations.append(
+                    AblationRun(p, run(QemuBackend(r.qemu), copy.path, model), copy.codec)
+                )
+    return CalibrateRun(direct, kdump, tuple(ablations), tuple(skipped))
