@@ -14,8 +14,9 @@ from footprint.components.attribute import Attribution, attribute
 from footprint.components.dracut import dracut_module_rules
 from footprint.components.rules import load_rules
 from footprint.elf.facts import ELF_MAGIC, ElfFacts
-from footprint.elf.resolve import Resolver
+from footprint.elf.resolve import Closure, Resolver
 from footprint.elf.worker import ElfWorker
+from footprint.errors import UsageError
 from footprint.image.cpio import FILE, CpioEntry, EntryData
 from footprint.image.reader import Inventory, scan
 from footprint.image.rootfs import Node
@@ -43,6 +44,18 @@ class Analysis:
     attribution: Attribution | None
     reservation: Reservation
     component_terms: list[ComponentTerms]  # empty without attribution
+
+    def closure_of(self, path: str) -> Closure:
+        """The library closure of the ELF at `path` in the image; UsageError if it is none."""
+        node = self.inventory.rootfs.lookup(path.lstrip("/"))
+        if node is None:
+            raise UsageError(f"{path} is not in {self.inventory.path}")
+        if node.path not in self.facts:
+            raise UsageError(
+                f"{path} is not an ELF file that footprint parsed (kernel modules are counted, "
+                "not parsed)"
+            )
+        return self.resolver.closure(node.path)
 
     @property
     def elves(self) -> list[ElfFacts]:

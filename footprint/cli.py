@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import click
 
@@ -30,7 +30,7 @@ Exit codes:
   0  ok
   1  negative verdict (a budget exceeded, a run that failed under its limit)
   2  usage error
-  3  bad or unsupported image
+  3  bad or unsupported image, or a document that is not a valid profile
   4  this machine cannot do what was asked (not root, no cgroup, no qemu, no kernel)
   70 internal error (a bug in footprint: please report it)
   130/143 interrupted (SIGINT) / terminated (SIGTERM)
@@ -53,8 +53,25 @@ def _emit_json(doc: dict[str, Any]) -> None:
     _emit(json.dumps(doc, indent=2) + "\n")
 
 
+def _output(doc: dict[str, Any], as_json: bool, text: Callable[[dict[str, Any]], str]) -> None:
+    """The document as JSON, or rendered by `text`."""
+    _emit_json(doc) if as_json else _emit(text(doc))
+
+
+FILE = click.Path(dir_okay=False)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
+
+
+class FootprintCommand(click.Command):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("epilog", EXIT_CODES_HELP)
+        super().__init__(*args, **kwargs)
+
+
 class FootprintGroup(click.Group):
     """Maps every outcome of a command to its documented exit code, also under CliRunner."""
+
+    command_class = FootprintCommand
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -84,7 +101,7 @@ class FootprintGroup(click.Group):
 @click.group(
     cls=FootprintGroup,
     epilog=EXIT_CODES_HELP,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
 )
 @click.version_option(__version__, prog_name="footprint")
 @click.pass_context
@@ -98,29 +115,26 @@ def cli(ctx: click.Context) -> None:
             click.echo(f"footprint: {notice}", err=True)
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("image", type=click.Path(dir_okay=False))
+@cli.command()
+@click.argument("image", type=FILE)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON document (schema_version 1).")
 @click.option("--files", is_flag=True, help="List every path of the unpacked tree.")
 @click.option(
     "--sort",
     type=click.Choice(["image", "name", "size"]),
     default="image",
-    show_default=True,
     help="Order of the --files listing.",
 )
 @click.option(
     "--page-size",
     type=click.IntRange(min=512),
     default=4096,
-    show_default=True,
     help="Page size of the capture kernel, for page-rounded costs.",
 )
 @click.option(
     "--top",
     type=click.IntRange(min=0),
     default=10,
-    show_default=True,
     help="How many of the largest files to show.",
 )
 def inspect(image: str, as_json: bool, files: bool, sort: str, page_size: int, top: int) -> None:
@@ -153,8 +167,8 @@ def inspect(image: str, as_json: bool, files: bool, sort: str, page_size: int, t
         )
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("image", type=click.Path(dir_okay=False))
+@cli.command()
+@click.argument("image", type=FILE)
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--force", is_flag=True, help="Extract into a directory that is not empty.")
 @click.option(
@@ -194,25 +208,23 @@ def _common_analysis(f: Any) -> Any:
         "--page-size",
         type=click.IntRange(min=512),
         default=4096,
-        show_default=True,
         help="Page size of the capture kernel.",
     )(f)
     f = click.option(
         "--rules",
         "rules_file",
-        type=click.Path(dir_okay=False),
+        type=FILE,
         help="TOML component rules, tried before the built-in ones.",
     )(f)
     return f
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("image", type=click.Path(dir_okay=False))
+@cli.command()
+@click.argument("image", type=FILE)
 @click.option(
     "--by",
     type=click.Choice(["component", "dracut-module", "package", "file"]),
     default="component",
-    show_default=True,
     help="What to group the image's files by.",
 )
 @click.option(
@@ -221,7 +233,7 @@ def _common_analysis(f: Any) -> Any:
     help="With --by package: also ask this host's package database (for images "
     "built on this host); ELF package notes are always used.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
+@json_option
 @_common_analysis
 def components(
     image: str, by: str, owner_db: str | None, as_json: bool, page_size: int, rules_file: str | None
@@ -241,46 +253,37 @@ def components(
     )
     if by in groupings.GROUPINGS:
         doc = render.groups_dict(groupings.group(p, by, owner_db))
-        _emit_json(doc) if as_json else _emit(render.groups_text(doc))
+        _output(doc, as_json, render.groups_text)
         return
     doc = render.components_dict(p)
-    _emit_json(doc) if as_json else _emit(render.components_text(doc))
+    _output(doc, as_json, render.components_text)
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("image", type=click.Path(dir_okay=False))
+@cli.command()
+@click.argument("image", type=FILE)
 @click.argument("path")
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
+@json_option
 def elf(image: str, path: str, as_json: bool) -> None:
     """One binary of IMAGE in depth: its ELF facts and its library closure as a tree."""
     from footprint.analyze import analyze
-    from footprint.errors import UsageError
     from footprint.report import components as render
 
     a = analyze(image, components=False)
-    node = a.inventory.rootfs.lookup(path.lstrip("/"))
-    if node is None:
-        raise UsageError(f"{path} is not in {image}")
-    if node.path not in a.facts:
-        raise UsageError(
-            f"{path} is not an ELF file that footprint parsed (kernel modules "
-            "are counted, not parsed)"
-        )
-    doc = render.closure_dict(a, a.resolver.closure(node.path))
-    _emit_json(doc) if as_json else _emit(render.closure_text(doc))
+    doc = render.closure_dict(a, a.closure_of(path))
+    _output(doc, as_json, render.closure_text)
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("image", type=click.Path(dir_okay=False))
+@cli.command()
+@click.argument("image", type=FILE)
 @click.option(
     "--kernel",
-    type=click.Path(dir_okay=False),
+    type=FILE,
     help="The capture kernel (bzImage, UKI or vmlinux), for the kernel's own size.",
 )
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False),
+    type=FILE,
     help="Write the profile here (default: standard output).",
 )
 @_common_analysis
@@ -322,12 +325,11 @@ def _size(text: str) -> int:
         raise click.BadParameter(f"{text!r} is not a size (like 256M, 1G)") from None
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("image", type=click.Path(dir_okay=False))
+@cli.command()
+@click.argument("image", type=FILE)
 @click.option(
     "--memory",
     default="512M",
-    show_default=True,
     help="The cgroup memory limit (the capture kernel's RAM for userspace).",
 )
 @click.option(
@@ -336,14 +338,12 @@ def _size(text: str) -> int:
     help="Run this instead of the image's /init, e.g. \"/bin/sh "
     "-c '…'\" (split like a shell would).",
 )
-@click.option("--rdinit", default="/init", show_default=True, help="The image's init.")
+@click.option("--rdinit", default="/init", help="The image's init.")
 @click.option(
     "--until", help="Stop with success when this regular expression appears on the console."
 )
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds.")
-@click.option(
-    "--interval", type=float, default=0.05, show_default=True, help="Sampling interval in seconds."
-)
+@click.option("--timeout", type=float, default=60.0, help="Seconds.")
+@click.option("--interval", type=float, default=0.05, help="Sampling interval in seconds.")
 @click.option("--cmdline", help="The kernel command line the image sees in /proc/cmdline.")
 @click.option(
     "--bisect",
@@ -352,8 +352,8 @@ def _size(text: str) -> int:
     flag_value="auto",
     help="Find the smallest limit that still succeeds: --bisect or --bisect LOW:HIGH.",
 )
-@click.option("--resolution", default="1M", show_default=True, help="Bisection resolution.")
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
+@click.option("--resolution", default="1M", help="Bisection resolution.")
+@json_option
 def measure(
     image: str,
     memory: str,
@@ -379,6 +379,7 @@ def measure(
     from footprint.measure.runner import DEFAULT_CMDLINE, CgroupOptions
     from footprint.measure.workflow import MeasureRequest, measure_image
     from footprint.report import measure as render
+    from footprint.report.progress import with_progress
 
     bounds = None
     if bisect_range not in (None, "auto"):
@@ -399,20 +400,13 @@ def measure(
         resolution=_size(resolution),
     )
     if request.bisect:
-        run = _with_progress(lambda report: measure_image(request, report))
+        run = with_progress(lambda report: measure_image(request, report))
     else:
         run = measure_image(request)
     doc = render.measure_run_dict(run)
-    _emit_json(doc) if as_json else _emit(render.measurement_text(doc))
+    _output(doc, as_json, render.measurement_text)
     if not run.succeeded:
         raise click.exceptions.Exit(1)
-
-
-if TYPE_CHECKING:
-    from footprint.measure.bisect import Trial
-    from footprint.measure.qemu import QemuOptions
-
-T = TypeVar("T")
 
 
 def _qemu_options(f: Any) -> Any:
@@ -420,7 +414,7 @@ def _qemu_options(f: Any) -> Any:
     f = click.option(
         "--kernel",
         required=True,
-        type=click.Path(dir_okay=False),
+        type=FILE,
         help="The capture kernel: a bzImage (Debian: /boot/vmlinuz-*) or a UKI.",
     )(f)
     f = click.option("--append", default="", help="Added to the kdump-like command line.")(f)
@@ -430,65 +424,45 @@ def _qemu_options(f: Any) -> Any:
         help="Success when this regular expression appears on the "
         "console (default: init settled, or finished).",
     )(f)
-    f = click.option("--timeout", type=float, default=120.0, show_default=True)(f)
-    f = click.option(
-        "--rdinit", "init", default="/init", show_default=True, help="The image's init."
-    )(f)
+    f = click.option("--timeout", type=float, default=120.0)(f)
+    f = click.option("--rdinit", "init", default="/init", help="The image's init.")(f)
     f = click.option(
         "--accel",
         type=click.Choice(["auto", "kvm", "tcg"]),
         default="auto",
-        show_default=True,
         help="auto: KVM if a trial boot works, else TCG.",
     )(f)
     return f
 
 
-def _qemu_of(
-    kernel: str,
-    append: str,
-    cmdline: str | None,
-    until: str | None,
-    timeout: float,
-    init: str,
-    accel: str,
-) -> QemuOptions:
-    """The QemuOptions the _qemu_options the user gave say."""
-    from footprint.measure.qemu import QemuOptions
-
-    return QemuOptions(
-        kernel, append=append, cmdline=cmdline, until=until, timeout=timeout, init=init, accel=accel
-    )
-
-
-@cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("image", type=click.Path(dir_okay=False))
-@click.option("--memory", default="512M", show_default=True, help="The VM's RAM (-m).")
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
+@cli.command()
+@click.argument("image", type=FILE)
+@click.option("--memory", default="512M", help="The VM's RAM (-m).")
+@json_option
 @_qemu_options
 def boot(image: str, memory: str, as_json: bool, **qemu: Any) -> None:
     """Boot IMAGE with KERNEL in QEMU with a memory probe, and say what happened.
 
     Outcomes: success, unpack-failed, oom, panic, timeout (exit 1 unless success).
     """
+    from footprint.measure.qemu import QemuOptions
     from footprint.measure.workflow import boot_image
     from footprint.report import boot as render
 
-    run = boot_image(image, _size(memory), _qemu_of(**qemu))
+    run = boot_image(image, _size(memory), QemuOptions(**qemu))
     doc = render.boot_dict(run.result, run.components)
-    _emit_json(doc) if as_json else _emit(render.boot_text(doc))
+    _output(doc, as_json, render.boot_text)
     if not run.result.succeeded:
         raise click.exceptions.Exit(1)
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("image", type=click.Path(dir_okay=False))
-@click.option("--resolution", default="4M", show_default=True)
+@cli.command()
+@click.argument("image", type=FILE)
+@click.option("--resolution", default="4M")
 @click.option(
     "--repeat",
     type=click.IntRange(min=1),
     default=1,
-    show_default=True,
     help="Repeat the boundary trials this many times and report the spread.",
 )
 @click.option(
@@ -512,10 +486,10 @@ def boot(image: str, memory: str, as_json: bool, **qemu: Any) -> None:
 @click.option(
     "--rules",
     "rules_file",
-    type=click.Path(dir_okay=False),
+    type=FILE,
     help="Component rules, as for `components`.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
+@json_option
 @_qemu_options
 def calibrate(
     image: str,
@@ -534,12 +508,14 @@ def calibrate(
     reservation with its terms, next to the model and kdumpctl's formula. With --without or
     --ablate-all, also what removing components really saves, next to the model's marginal.
     """
+    from footprint.measure.qemu import QemuOptions
     from footprint.measure.workflow import CalibrateRequest, calibrate_image
     from footprint.report import boot as render
+    from footprint.report.progress import with_progress
 
     request = CalibrateRequest(
         image,
-        _qemu_of(**qemu),
+        QemuOptions(**qemu),
         resolution=_size(resolution),
         repeat=repeat,
         without=without,
@@ -547,45 +523,19 @@ def calibrate(
         kdump=kdump,
         rules_file=rules_file,
     )
-    run = _with_progress(lambda report: calibrate_image(request, report))
+    run = with_progress(lambda report: calibrate_image(request, report))
     doc = render.calibrate_run_dict(run)
-    _emit_json(doc) if as_json else _emit(render.calibration_text(doc))
+    _output(doc, as_json, render.calibration_text)
     if run.direct.bisection.minimum_bytes is None:
         raise click.exceptions.Exit(1)
 
 
-def _with_progress(work: Callable[[Callable[[Trial, int, int], None]], T]) -> T:
-    """Run work(report) with a rich progress line on stderr and one line per trial."""
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from footprint.report.measure import trial_dict, trial_lines
-
-    console = Console(stderr=True)
-    count = [0]
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("bisecting")
-
-        def report(t: Trial, lo: int, hi: int) -> None:
-            count[0] += 1
-            console.print(f"  trial {count[0]}:" + trial_lines([trial_dict(t)])[0][1:])
-            progress.update(task, description=f"bisecting, {count[0]} trials")
-
-        return work(report)
-
-
-@cli.command(name="diff", epilog=EXIT_CODES_HELP)
-@click.argument("old", type=click.Path(dir_okay=False))
-@click.argument("new", type=click.Path(dir_okay=False))
+@cli.command(name="diff")
+@click.argument("old", type=FILE)
+@click.argument("new", type=FILE)
 @click.option("--raw", is_flag=True, help="Match paths as they are (no version folding).")
 @click.option("--min-change", default="0", help="Hide changes smaller than this (e.g. 4K).")
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
+@json_option
 @click.option("--markdown", is_flag=True, help="Print Markdown.")
 @_common_analysis
 def diff_cmd(
@@ -612,10 +562,10 @@ def diff_cmd(
         _emit(render.diff_markdown(doc) if markdown else render.diff_text(doc))
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("image", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
-@click.option("--kernel", type=click.Path(dir_okay=False), help="As for `profile`.")
+@cli.command()
+@click.argument("image", type=FILE)
+@click.option("-o", "--output", required=True, type=FILE)
+@click.option("--kernel", type=FILE, help="As for `profile`.")
 @_common_analysis
 def baseline(
     image: str, output: str, kernel: str | None, page_size: int, rules_file: str | None
@@ -628,25 +578,25 @@ def baseline(
     click.echo(f"wrote baseline {output}", err=True)
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("image", type=click.Path(dir_okay=False))
+@cli.command()
+@click.argument("image", type=FILE)
 @click.option(
     "--budget",
     "budget_file",
     required=True,
-    type=click.Path(dir_okay=False),
+    type=FILE,
     help="The budget (TOML; see the README).",
 )
 @click.option(
     "--baseline",
-    type=click.Path(dir_okay=False),
+    type=FILE,
     help="A profile (or image) to compare against, for [baseline] limits.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
+@json_option
 @click.option("--markdown", is_flag=True, help="Print Markdown instead of text.")
 @click.option(
     "--junit",
-    type=click.Path(dir_okay=False),
+    type=FILE,
     help="Also write JUnit XML here (one testcase per budget line).",
 )
 @_common_analysis
@@ -688,12 +638,12 @@ def check(
         raise click.exceptions.Exit(1)
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("profiles", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@cli.command()
+@click.argument("profiles", nargs=-1, required=True, type=FILE)
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False),
+    type=FILE,
     help="Write the report here (default: standard output).",
 )
 @click.option("--markdown", is_flag=True, help="Markdown instead of HTML.")
@@ -707,7 +657,7 @@ def check(
     "--timeline",
     "timelines",
     multiple=True,
-    type=click.Path(dir_okay=False),
+    type=FILE,
     help="A `measure --json` or `boot --json` document whose timeline to plot.",
 )
 def report(
@@ -731,14 +681,7 @@ def report(
     if labels and len(labels) != len(loaded):
         raise UsageError(f"{len(labels)} --label for {len(loaded)} profiles")
     names = list(labels) or [p.label for p in loaded]
-    extra = []
-    for path in timelines:
-        try:
-            with open(path, encoding="utf-8") as f:
-                extra.append(json.load(f))
-        except (OSError, ValueError) as e:
-            raise UsageError(f"cannot read timeline {path}: {e}") from None
-    data = html.report_data(loaded, names, extra)
+    data = html.report_data(loaded, names, [html.load_timeline(path) for path in timelines])
     text = html.render_markdown(data) if markdown else html.render_html(data)
     if output:
         _write(output, text)
@@ -747,7 +690,7 @@ def report(
         _emit(text)
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command()
 @click.argument("kind", type=click.Choice(KINDS))
 def schema(kind: str) -> None:
     """Print the JSON Schema (draft 2020-12) of the documents of KIND that footprint writes."""

@@ -9,10 +9,11 @@ inline SVG; the page is a jinja2 template.
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import asdict
 from typing import Any
 
-from footprint.errors import EnvironmentUnavailable
+from footprint.errors import EnvironmentUnavailable, UsageError
 from footprint.gate.diff import component_bytes, diff, totals_of
 from footprint.profile import Profile
 from footprint.report.diff import diff_dict
@@ -47,6 +48,18 @@ def _svg(fig: Any) -> str:
     _pyplot().close(fig)
     text = buf.getvalue()
     return text[text.index("<svg") :]
+
+
+def load_timeline(path: str) -> dict[str, Any]:
+    """A `measure --json` or `boot --json` document, for its timeline."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read timeline {path}: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("timeline"), list):
+        raise UsageError(f"{path} has no timeline (a `measure --json` or `boot --json` document)")
+    return doc
 
 
 def report_data(
