@@ -21,7 +21,7 @@ from footprint.image.rootfs import Skipped
 from footprint.image.summary import BootMemory, LargeFile, Totals
 from footprint.model.reservation import Reservation
 from footprint.paths import is_firmware, is_module
-from footprint.schemas import SCHEMA_VERSION
+from footprint.schemas import SCHEMA_VERSION, plain, typed
 from footprint.units import Bytes, Count
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ class Profile:
     # -- writing ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The document as plain JSON values (lists, not tuples)."""
-        doc: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(self))
+        doc: dict[str, Any] = plain(self)
         return doc
 
     def to_json(self) -> str:
@@ -324,10 +324,7 @@ def parse(data: bytes, where: str) -> Profile:
         raise BadDocument(
             f"{where} has schema_version {version!r}; this footprint reads version {SCHEMA_VERSION}"
         )
-    try:
-        return msgspec.convert(doc, type=Profile)
-    except msgspec.ValidationError as e:
-        raise BadDocument(f"{where} is not a valid profile: {e}") from None
+    return typed(Profile, doc, f"{where} is not a valid profile")
 
 
 def is_document(path: str) -> bool:

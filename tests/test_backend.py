@@ -11,6 +11,7 @@ import pytest
 from conftest import SAMPLES, assert_schema
 
 from footprint.arch import ARCHES, X86_64
+from footprint.errors import BadDocument
 from footprint.measure import kernel_log, messages
 from footprint.measure.backend import (
     CgroupRun,
@@ -113,7 +114,10 @@ def test_run_result_reads_back_equal_through_json(make) -> None:  # noqa: ANN001
 def test_run_result_rejects_an_unknown_outcome() -> None:
     doc = _qemu_result().to_dict()
     doc["outcome"] = "marker"
-    with pytest.raises(ValueError):
+    with pytest.raises(BadDocument, match=r"Invalid enum value 'marker' - at `\$.outcome`"):
+        RunResult.from_dict(doc)
+    doc["outcome"], doc["memory_bytes"] = "success", "512M"
+    with pytest.raises(BadDocument, match=r"Expected `int`, got `str` - at `\$.memory_bytes`"):
         RunResult.from_dict(doc)
 
 

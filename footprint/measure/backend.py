@@ -8,11 +8,11 @@ machine (a CI job, a colleague's laptop) is the same data here.
 from __future__ import annotations
 
 import enum
-import types
-from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, Protocol, Union, get_args, get_origin, get_type_hints
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from footprint.measure.cgroup import MemoryStats
+from footprint.schemas import plain, typed
 
 
 class Outcome(str, enum.Enum):
@@ -135,13 +135,12 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types; from_dict() reads them back into an equal RunResult."""
-        out: dict[str, Any] = _encode(self)
+        out: dict[str, Any] = plain(self)
         return out
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> RunResult:
-        result: RunResult = _decode(cls, doc)
-        return result
+        return typed(cls, doc, "a run result")
 
 
 class Backend(Protocol):
@@ -151,40 +150,3 @@ class Backend(Protocol):
     def name(self) -> str: ...
 
     def run(self, image: str, memory: int) -> RunResult: ...
-
-
-def _encode(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _encode(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (tuple, list)):
-        return [_encode(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    return value
-
-
-def _decode(tp: Any, value: Any) -> Any:
-    """`value` (plain JSON types) as the type `tp` of the record's field."""
-    origin = get_origin(tp)
-    if origin in (Union, types.UnionType):
-        if value is None:
-            return None
-        (inner,) = [a for a in get_args(tp) if a is not type(None)]
-        return _decode(inner, value)
-    if origin is tuple:
-        args = get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_decode(args[0], v) for v in value)
-        return tuple(_decode(a, v) for a, v in zip(args, value, strict=True))
-    if origin is dict:
-        return {k: _decode(get_args(tp)[1], v) for k, v in value.items()}
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return tp(value)
-    if isinstance(tp, type) and is_dataclass(tp):
-        hints = get_type_hints(tp)
-        return tp(**{f.name: _decode(hints[f.name], value[f.name]) for f in fields(tp)})
-    if tp is float:
-        return float(value)
-    return value

@@ -1,12 +1,19 @@
-"""The JSON documents footprint prints: their schema version, and one JSON Schema (draft
-2020-12) per `kind`, shipped in the package so that users can validate what they consume."""
+"""The JSON documents footprint prints: their schema version, one JSON Schema (draft 2020-12)
+per `kind`, shipped in the package so that users can validate what they consume, and the two
+ways between typed records (frozen dataclasses) and plain JSON values."""
 
 from __future__ import annotations
 
 import json
 from functools import cache
 from importlib import import_module, resources
-from typing import Any, Final
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from footprint.errors import BadDocument
+
+T = TypeVar("T")
 
 SCHEMA_VERSION: Final = 1
 # Every kind of document; a typed document's schema is made from its types.
@@ -40,3 +47,17 @@ def schema(kind: str) -> dict[str, Any]:
     text = resources.files(__name__).joinpath(f"{kind}.schema.json").read_text(encoding="utf-8")
     doc: dict[str, Any] = json.loads(text)
     return doc
+
+
+def plain(record: Any) -> Any:
+    """A typed record as plain JSON values (dicts, lists, str, numbers, None)."""
+    return msgspec.json.decode(msgspec.json.encode(record))
+
+
+def typed(kind: type[T], doc: Any, where: str) -> T:
+    """Plain JSON values as the record type `kind`, every field checked; BadDocument (one
+    line, naming the key) if they are not one."""
+    try:
+        return msgspec.convert(doc, type=kind)
+    except msgspec.ValidationError as e:
+        raise BadDocument(f"{where}: {e}") from None
