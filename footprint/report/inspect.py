@@ -12,6 +12,7 @@ from footprint.image.reader import Inventory
 from footprint.image.rootfs import Node
 from footprint.image.summary import Summary
 from footprint.schemas import SCHEMA_VERSION
+from footprint.units import human
 
 SORT_KEYS = ("image", "name", "size")
 
