@@ -13,8 +13,8 @@ from typing import Any
 
 from footprint.analyze import Analysis
 from footprint.errors import EnvironmentUnavailable
-from footprint.units import page_round
 from footprint.schemas import SCHEMA_VERSION
+from footprint.units import page_round
 
 DPKG_INFO = "/var/lib/dpkg/info"
 

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 from footprint.image.reader import Inventory
 from footprint.image.summary import Summary
-from footprint.units import page_round
-from footprint.units import MIB
+from footprint.units import MIB, page_round
 
 if TYPE_CHECKING:
     from footprint.components.attribute import Attribution

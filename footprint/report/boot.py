@@ -8,10 +8,9 @@ from typing import Any
 from footprint import __version__
 from footprint.measure.calibrate import Calibration
 from footprint.measure.qemu import BootResult
-from footprint.schemas import SCHEMA_VERSION
-from footprint.units import human
 from footprint.report.measure import CONSOLE_TAIL
-from footprint.units import MIB
+from footprint.schemas import SCHEMA_VERSION
+from footprint.units import MIB, human
 
 
 def boot_dict(r: BootResult, owner: Any = None) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from typing import Any
 from footprint.analyze import Analysis, is_module
 from footprint.components.attribute import Component
 from footprint.elf.resolve import Closure
-from footprint.schemas import SCHEMA_VERSION
 from footprint.report.inspect import as_dict as inspect_dict
+from footprint.schemas import SCHEMA_VERSION
 from footprint.units import human
 
 

@@ -14,8 +14,7 @@ from typing import Any
 from footprint.errors import EnvironmentUnavailable
 from footprint.gate.diff import diff, totals_of
 from footprint.report.diff import diff_dict
-from footprint.units import human
-from footprint.units import MIB
+from footprint.units import MIB, human
 
 TOP = 8  # components drawn in the trend; the rest are summed as "other components"
 
