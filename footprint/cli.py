@@ -121,16 +121,13 @@ def inspect(image: str, as_json: bool, files: bool, sort: str, page_size: int, t
     IMAGE is an initramfs (any mix of plain cpio and gzip, bzip2, lzma, xz, lzo, lz4 or
     zstd members) or a unified kernel image.
     """
-    from footprint import early
     from footprint.image.reader import scan
     from footprint.image.summary import summarize
     from footprint.report import inspect as render
 
     if page_size & (page_size - 1):
         raise click.BadParameter("must be a power of two", param_hint="--page-size")
-    if not as_json:
-        render.load_text_renderer()  # while `early` reads the image on other threads
-    inv = early.claim(image) or scan(image)
+    inv = scan(image)
     summary = summarize(inv, page_size, top)
     rows = render.file_rows(inv, sort) if files else None
     if as_json:

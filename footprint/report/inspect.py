@@ -85,20 +85,6 @@ def as_dict(inv: Inventory, summary: Summary, files: list[dict[str, Any]] | None
     return doc
 
 
-def load_text_renderer() -> None:
-    """Import what as_text() needs and render once (rich: ~35 ms, and a first render does
-    more imports and fills caches), e.g. while the image is still being read."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(show_edge=False, box=None, pad_edge=False)
-    table.add_column("warm", justify="right")
-    table.add_row("[bold]up[/]")
-    console = Console(width=100, record=True, no_color=True, file=io.StringIO())
-    console.print(table)
-    console.export_text()
-
-
 def as_text(
     inv: Inventory,
     summary: Summary,
