@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -133,13 +132,8 @@ def inspect(image: str, as_json: bool, files: bool, sort: str, page_size: int, t
     if as_json:
         _emit_json(render.as_dict(inv, summary, rows))
     else:
-        tty = sys.stdout.isatty()
-        width = shutil.get_terminal_size((100, 24)).columns if tty else 100
-        _emit(
-            render.as_text(
-                inv, summary, rows, width=width, color=tty and "NO_COLOR" not in os.environ
-            )
-        )
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        _emit(render.as_text(inv, summary, rows, color=color))
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
