@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -19,6 +18,8 @@ def header(kind: str) -> dict[str, Any]:
 @cache
 def schema(kind: str) -> dict[str, Any]:
     """The JSON Schema of documents of `kind` (e.g. "profile")."""
+    from importlib import resources  # ~7 ms: not for every command that prints a document
+
     text = resources.files(__name__).joinpath(f"{kind}.schema.json").read_text(encoding="utf-8")
     doc: dict[str, Any] = json.loads(text)
     return doc
