@@ -3,7 +3,8 @@
 
 Usage: bench/inspect.py [--runs N] IMAGE...
 
-For each image, prints the median wall time (over N runs, after one warm-up) of:
+For each image, prints the median wall time (over N rounds, after one warm-up; each round runs
+every command once, in turn, so that a change in the machine's load weighs on all alike) of:
   footprint   `footprint inspect IMAGE > /dev/null` (the console script beside this Python)
   decompress  the codec's own command on the compressed member(s), piped to `wc -c`
   lsinitramfs initramfs-tools' lister; lsinitrd: dracut's lister
@@ -34,7 +35,7 @@ _spec = importlib.util.spec_from_file_location("footprint_bench", HERE / "_commo
 assert _spec and _spec.loader
 common = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(common)
-FOOTPRINT, median, decompress_cmd = common.FOOTPRINT, common.median, common.decompress_cmd
+FOOTPRINT, medians, decompress_cmd = common.FOOTPRINT, common.medians, common.decompress_cmd
 
 
 def main() -> int:
@@ -59,8 +60,10 @@ def main() -> int:
         segments = doc["segments"]
         largest = doc["largest"][0]["bytes"] if doc["largest"] else 0
         q = shlex.quote(image)
-        fp, rss = median(f"{FOOTPRINT} inspect {q}", args.runs)
-        dc, _ = median(decompress_cmd(image, segments), args.runs)
+        listers = [t for t in ("lsinitramfs", "lsinitrd") if shutil.which(t)]
+        cmds = [f"{FOOTPRINT} inspect {q}", decompress_cmd(image, segments)]
+        (fp, rss), (dc, _), *listed = medians(cmds + [f"{t} {q}" for t in listers], args.runs)
+        lister_times = dict(zip(listers, (t for t, _ in listed), strict=True))
         row = [
             f"{Path(image).name[:32]:32}",
             f"{'+'.join(s['codec'] for s in segments)[:10]:10}",
@@ -69,8 +72,8 @@ def main() -> int:
             f"{fp / dc:6.2f}",
         ]
         for lister in ("lsinitramfs", "lsinitrd"):
-            if shutil.which(lister):
-                t, _ = median(f"{lister} {q}", args.runs)
+            if lister in lister_times:
+                t = lister_times[lister]
                 row += [f"{t:{11 if lister == 'lsinitramfs' else 8}.3f}", f"{t / fp:5.1f}"]
             else:
                 row += [f"{'-':>{11 if lister == 'lsinitramfs' else 8}}", f"{'-':>5}"]
