@@ -59,10 +59,14 @@ def _compress(codec: str, data: bytes) -> bytes:
     return zstd.compress(data, options={zstd.CompressionParameter.checksum_flag: 1})
 
 
+def _sample(name: str) -> bytes:
+    return (SAMPLES / name).read_bytes()
+
+
 def test_each_member_ends_where_the_next_one_starts(tmp_path: Path) -> None:
     image, want = b"", []
     for name in MEMBERS:
-        data = (SAMPLES / name).read_bytes()
+        data = _sample(name)
         want.append((EXPECTED["images"][name]["segments"][0]["codec"], len(image), len(data)))
         image += data + bytes(-len(data) % 4 + 4)  # zero padding between members
     path = tmp_path / "all.img"
@@ -71,10 +75,6 @@ def test_each_member_ends_where_the_next_one_starts(tmp_path: Path) -> None:
     assert [(s.codec, s.offset, s.compressed_bytes) for s in inv.segments] == want
     assert inv.entries == sum(EXPECTED["images"][n]["entries"] for n in MEMBERS)
     assert inv.padding_bytes == sum(-len(d) % 4 + 4 for d in map(_sample, MEMBERS))
-
-
-def _sample(name: str) -> bytes:
-    return (SAMPLES / name).read_bytes()
 
 
 @pytest.mark.parametrize("codec", ["gzip", "bzip2", "xz", "zstd"])
