@@ -43,6 +43,18 @@ def median(cmd: str, runs: int) -> tuple[float, int]:
     return statistics.median(s[0] for s in samples), max(s[1] for s in samples)
 
 
+def medians(cmds: list[str], runs: int) -> list[tuple[float, int]]:
+    """median() of each command, run in turn in each of `runs` rounds: on a machine whose load
+    changes during the benchmark, the load then weighs on every command alike."""
+    for cmd in cmds:
+        timed(cmd)
+    rounds = [[timed(cmd) for cmd in cmds] for _ in range(runs)]
+    return [
+        (statistics.median(r[i][0] for r in rounds), max(r[i][1] for r in rounds))
+        for i in range(len(cmds))
+    ]
+
+
 def decompress_cmd(image: str, segments: list[dict]) -> str:
     """The codec's own command(s) over exactly the image's members, into one `wc -c`."""
     q = shlex.quote(image)

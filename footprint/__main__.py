@@ -1,3 +1,3 @@
-from footprint.early import main
+from footprint.cli import main
 
 main()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -143,28 +142,20 @@ def inspect(image: str, as_json: bool, files: bool, sort: str, page_size: int, t
     IMAGE is an initramfs (any mix of plain cpio and gzip, bzip2, lzma, xz, lzo, lz4 or
     zstd members) or a unified kernel image.
     """
-    from footprint import early
     from footprint.image.reader import scan
     from footprint.image.summary import summarize
     from footprint.report import inspect as render
 
     if page_size & (page_size - 1):
         raise click.BadParameter("must be a power of two", param_hint="--page-size")
-    if not as_json:
-        render.load_text_renderer()  # while `early` reads the image on other threads
-    inv = early.claim(image) or scan(image)
+    inv = scan(image)
     summary = summarize(inv, page_size, top)
     rows = render.file_rows(inv, sort) if files else None
     if as_json:
         _emit_json(render.as_dict(inv, summary, rows))
     else:
-        tty = sys.stdout.isatty()
-        width = shutil.get_terminal_size((100, 24)).columns if tty else 100
-        _emit(
-            render.as_text(
-                inv, summary, rows, width=width, color=tty and "NO_COLOR" not in os.environ
-            )
-        )
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        _emit(render.as_text(inv, summary, rows, color=color))
 
 
 @cli.command()

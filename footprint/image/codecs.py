@@ -1,7 +1,8 @@
 """The compressions the kernel accepts for an initramfs member, recognised by magic bytes.
 
 One Codec per format, in the kernel's order (lib/decompress.c); each opens a Source that
-decompresses one member in-process and leaves the image positioned right after it.
+decompresses one member and leaves the image positioned right after it (the reader runs it
+on a thread: stream.AheadSource).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Any
 
 from footprint.errors import BadImage, UnsupportedCodec
 from footprint.image.stream import FileSource, Source
-from footprint.image.zstdframe import ZSTD_WINDOW_LOG_MAX
 
 FEED = 1 << 16  # compressed bytes handed to a decompressor at a time: bounds each output
 MAX_OUT = 1 << 20  # decompressed bytes asked for at a time where the library can bound it
+ZSTD_WINDOW_LOG_MAX = 27  # the kernel accepts windows up to 128 MiB (lib/decompress_unzstd.c)
 
 
 @dataclass(frozen=True)
@@ -102,24 +103,15 @@ def _open_xz(src: FileSource, offset: int) -> Source:
 
 
 def _open_zstd(src: FileSource, offset: int) -> Source:
-    if src.whole_file:  # decompressed on the other core: by a child that `inspect` started
-        from footprint.image import ahead, forked  # early, or by a thread
-
-        member = forked.claim(src.fileno, offset) or ahead.zstd_member(src.fileno, offset, src.size)
-        if member is not None:
-            src.seek(member.end_offset)
-            return member
-    # compression.zstd (Python 3.14) or its backport: bounded output (max_length); this path
-    # reads UKI sections, and reports what the ahead path would not vouch for.
     try:
-        from compression import zstd  # type: ignore[import-not-found]
+        from compression import zstd  # type: ignore[import-not-found]  # Python 3.14
     except ImportError:
         try:
             from backports import zstd
         except ImportError:
             raise UnsupportedCodec(
-                "zstd member found but neither compression.zstd nor backports.zstd is "
-                "available — pip install backports.zstd",
+                "zstd member found but backports.zstd is not installed — "
+                "pip install backports.zstd",
                 offset,
             ) from None
     dec = zstd.ZstdDecompressor(

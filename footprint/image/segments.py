@@ -13,7 +13,7 @@ from typing import BinaryIO
 from footprint.errors import BadImage, UnsupportedCodec
 from footprint.image import codecs
 from footprint.image.cpio import CpioEntry, EntryData, iter_archive
-from footprint.image.stream import FileSource, Source
+from footprint.image.stream import AheadSource, FileSource, Source
 
 
 @dataclass(slots=True)
@@ -69,17 +69,16 @@ class ImageReader:
                     offset,
                 )
             try:
-                member = codec.open(src, offset)
+                member = AheadSource(codec.open(src, offset))
             except ImportError as e:  # an optional decompressor is not installed
                 raise UnsupportedCodec(f"{codec.name} member found but {e}", offset) from None
             seg = Segment(len(self.segments), offset, offset, codec.name, 0, 0, 0)
             self.segments.append(seg)
             try:
                 yield from self._compressed(member, seg)
-            finally:  # a decompressing thread or process, also when the reader stops early
+            finally:  # its thread, also when the reader stops early
                 member.close()
-            end = getattr(member, "end_offset", None)
-            seg.end = src.offset if end is None else end
+            seg.end = src.offset  # the thread stopped reading the image where the member ends
             seg.uncompressed_bytes = member.offset
 
     def _plain(self, src: FileSource, offset: int) -> Iterator[tuple[CpioEntry, EntryData | None]]:

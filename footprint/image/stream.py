@@ -6,16 +6,15 @@ so the reader never holds a whole stream or a whole file it does not need.
 
 from __future__ import annotations
 
-import os
 import queue
-import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from footprint.errors import BadImage
 
 READ_CHUNK = 1 << 20  # what is read from the image file at a time
+AHEAD_DEPTH = 2  # decompressed chunks a decompressing thread may hold for its reader
 
 
 class Truncated(BadImage):
@@ -148,7 +147,7 @@ class Source:
         return self._pos >= len(self._buf) and not self._advance()
 
     def close(self) -> None:
-        """Release what the stream holds (a thread, a helper process); nothing by default."""
+        """Release what the stream holds (a decompressing thread); nothing by default."""
 
 
 class FileSource(Source):
@@ -185,99 +184,54 @@ class FileSource(Source):
             raise AssertionError("give_back beyond the current chunk")
         self._pos -= n
 
-    @property
-    def whole_file(self) -> bool:
-        """Whether this is the plain image file (stream offsets are file offsets), with a
-        descriptor that another thread can pread from."""
-        if self._left is not None:  # a range of the file (a UKI section), not the file
-            return False
-        try:
-            return stat.S_ISREG(os.fstat(self._f.fileno()).st_mode)  # not a pipe
-        except (OSError, AttributeError, ValueError):  # BytesIO and the like
-            return False
-
-    @property
-    def size(self) -> int:
-        return os.fstat(self._f.fileno()).st_size
-
-    @property
-    def fileno(self) -> int:
-        return self._f.fileno()
-
-    def seek(self, offset: int) -> None:
-        """Continue reading at `offset` of the file (after a member read another way)."""
-        self._f.seek(offset)
-        self._buf, self._pos, self._base, self._eof = b"", 0, offset, False
-
 
 class AheadSource(Source):
-    """A stream produced by a background thread, up to `depth` chunks ahead of its reader.
+    """A compressed member decompressed on a background thread, a few chunks ahead of its
+    reader.
 
-    For a decompressor that releases the GIL while it works (zstandard): it then runs on
-    another core while this thread parses what it has already produced. `produce` returns
-    the next chunk, empty at the end; whatever it raises is raised here, by _fill().
-    close() stops the thread; a reader that stops early must call it.
+    zlib, bz2, lzma and zstd release the GIL while they work, so the codec runs on the other
+    core while this thread parses what it has already produced. Until the member ends, the
+    thread alone reads `member` and, through it, the image: the image is then positioned
+    right after the member, as if it had been read here. What the thread raises is raised by
+    the read that meets it. close() stops the thread; a reader must call it, also when it
+    stops early (an error, Ctrl-C).
     """
 
-    def __init__(self, produce: Callable[[], bytes], end_offset: int, depth: int) -> None:
+    def __init__(self, member: Source, depth: int = AHEAD_DEPTH) -> None:
         super().__init__()
-        self.end_offset = end_offset  # where the member ends in the image
-        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=depth)
+        self._member = member
+        self._queue: queue.Queue[bytes | memoryview | BaseException] = queue.Queue(depth)
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(produce,), name="footprint-decompress", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="footprint-decompress", daemon=True)
         self._thread.start()
 
-    def _run(self, produce: Callable[[], bytes]) -> None:
+    def _run(self) -> None:
         try:
-            while True:
-                chunk = produce()
-                if not self._put(chunk) or not chunk:
+            while not self._stop.is_set():
+                chunk = self._member._fill()
+                self._queue.put(chunk)
+                if not chunk:
                     return
         except BaseException as e:  # handed to the reader, which raises it
-            self._put(e)
+            self._queue.put(e)
 
-    def _put(self, item: bytes | BaseException) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _fill(self) -> bytes:
+    def _fill(self) -> bytes | memoryview:
         item = self._queue.get()
         if isinstance(item, BaseException):
-            self.close()
+            self._queue.put(item)  # the thread is done: this stays the answer to every read
             raise item
-        if not item:
-            self._thread.join()
         return item
 
     def close(self) -> None:
         self._stop.set()
+        # Room for the one put the thread may be blocked in; then it sees the stop and ends.
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
         self._thread.join()
-
-
-class PulledSource(Source):
-    """A stream whose chunks come from `pull` (empty at the end): a helper process's shared
-    ring (footprint.image.forked). A chunk's memory is reused once the next one is pulled,
-    so views from chunks() must not outlive the loop that reads them."""
-
-    def __init__(
-        self, pull: Callable[[], bytes | memoryview], end_offset: int, close: Callable[[], None]
-    ) -> None:
-        super().__init__()
-        self.end_offset = end_offset
-        self._pull, self._close = pull, close
-
-    def _fill(self) -> bytes | memoryview:
-        return self._pull()
-
-    def close(self) -> None:
-        self._close()
+        self._member.close()
 
 
 class MultiRangeSource(FileSource):

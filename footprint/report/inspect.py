@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import stat
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -86,52 +86,28 @@ def as_dict(inv: Inventory, summary: Summary, files: list[dict[str, Any]] | None
     return doc
 
 
-def load_text_renderer() -> None:
-    """Import what as_text() needs and render once (rich: ~35 ms, and a first render does
-    more imports and fills caches), e.g. while the image is still being read."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(show_edge=False, box=None, pad_edge=False)
-    table.add_column("warm", justify="right")
-    table.add_row("[bold]up[/]")
-    console = Console(width=100, record=True, no_color=True, file=io.StringIO())
-    console.print(table)
-    console.export_text()
+BOLD, YELLOW, PLAIN = "\x1b[1m", "\x1b[33m", "\x1b[0m"
 
 
 def as_text(
-    inv: Inventory,
-    summary: Summary,
-    files: list[dict[str, Any]] | None,
-    width: int = 100,
-    color: bool = False,
+    inv: Inventory, summary: Summary, files: list[dict[str, Any]] | None, color: bool = False
 ) -> str:
-    from rich.console import Console
-    from rich.table import Table
+    """The summary for a terminal: long lines are left for the terminal to wrap, so that a
+    path is never cut (nor is the --files listing, one `ls -l`-like line per path)."""
 
-    console = Console(
-        width=width,
-        record=True,
-        force_terminal=color,
-        no_color=not color,
-        file=io.StringIO(),
-        highlight=False,
-    )
-    t = summary.totals
+    def bold(text: str) -> str:
+        return f"{BOLD}{text}{PLAIN}" if color else text
+
+    t, b = summary.totals, summary.boot
     kind = "unified kernel image" if inv.uki else "initramfs"
-    console.print(
-        f"[bold]{inv.path}[/]: {human(inv.file_bytes)} {kind}, generator "
-        f"{summary.generator}, kernel "
-        f"{', '.join(summary.kernel_versions) or 'none (no lib/modules)'}"
-    )
-    console.print()
-
-    seg = Table(show_edge=False, box=None, pad_edge=False)
-    for col in ("segment", "offset", "codec", "compressed", "unpacked", "entries"):
-        seg.add_column(col, justify="left" if col == "codec" else "right")
-    for s in inv.segments:
-        seg.add_row(
+    kernels = ", ".join(summary.kernel_versions) or "none (no lib/modules)"
+    lines = [
+        f"{bold(inv.path)}: {human(inv.file_bytes)} {kind}, generator {summary.generator}, "
+        f"kernel {kernels}",
+        "",
+    ]
+    segments = [
+        (
             str(s.index),
             str(s.offset),
             s.codec,
@@ -139,61 +115,74 @@ def as_text(
             human(s.uncompressed_bytes),
             str(s.entries),
         )
-    console.print(seg)
-    console.print()
+        for s in inv.segments
+    ]
+    heads = ("segment", "offset", "codec", "compressed", "unpacked", "entries")
+    lines += _table(heads, ">><>>>", segments, bold)
+    lines.append("")
 
-    b = summary.boot
-    facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="bold")
-    facts.add_column()
+    facts = []
     if inv.uki:
-        facts.add_row(
-            "uki", f".linux {human(inv.uki.linux_bytes)}, .initrd + .ucode {human(inv.image_bytes)}"
-        )
-    facts.add_row(
-        "tree",
-        f"{t.files} files, {t.dirs} dirs, {t.symlinks} symlinks, "
-        f"{t.devices} devices, {t.hardlinks} hardlinks",
-    )
-    facts.add_row(
-        "data",
-        f"{human(t.unique_bytes)} ({human(t.page_rounded_bytes)} in "
-        f"{human(t.page_size)} pages)"
-        + (f", {human(t.overwritten_bytes)} overwritten" if t.overwritten_bytes else ""),
-    )
-    facts.add_row(
-        "unpack",
-        f"{human(b.compressed_held_bytes)} compressed, held until unpacked"
-        f" + {human(b.rootfs_bytes)} rootfs = {human(b.peak_bytes)} peak",
-    )
-    facts.add_row(
-        "RAM >=",
-        f"{human(b.ram_floor_tmpfs_bytes)} with a tmpfs rootfs (capped at "
-        f"50 % of RAM), {human(b.ram_floor_ramfs_bytes)} with ramfs",
-    )
-    console.print(facts)
-    console.print()
+        sections = f".linux {human(inv.uki.linux_bytes)}, .initrd + .ucode {human(inv.image_bytes)}"
+        facts.append(("uki", sections))
+    overwritten = f", {human(t.overwritten_bytes)} overwritten" if t.overwritten_bytes else ""
+    facts += [
+        (
+            "tree",
+            f"{t.files} files, {t.dirs} dirs, {t.symlinks} symlinks, "
+            f"{t.devices} devices, {t.hardlinks} hardlinks",
+        ),
+        (
+            "data",
+            f"{human(t.unique_bytes)} ({human(t.page_rounded_bytes)} in "
+            f"{human(t.page_size)} pages){overwritten}",
+        ),
+        (
+            "unpack",
+            f"{human(b.compressed_held_bytes)} compressed, held until unpacked"
+            f" + {human(b.rootfs_bytes)} rootfs = {human(b.peak_bytes)} peak",
+        ),
+        (
+            "RAM >=",
+            f"{human(b.ram_floor_tmpfs_bytes)} with a tmpfs rootfs (capped at "
+            f"50 % of RAM), {human(b.ram_floor_ramfs_bytes)} with ramfs",
+        ),
+    ]
+    key_width = max(len(key) for key, _ in facts)
+    lines += [f"{bold(key.ljust(key_width))}  {value}" for key, value in facts]
+    lines.append("")
 
-    big = Table(show_edge=False, box=None, pad_edge=False)
-    big.add_column("largest", justify="right")
-    big.add_column("path", overflow="fold")
-    for f in summary.largest:
-        big.add_row(human(f.bytes), f.path + (f"  ({f.names} names)" if f.names > 1 else ""))
-    console.print(big)
-
-    for skip in inv.rootfs.skipped:
-        console.print(
-            f"[yellow]warning[/]: entry {skip.name!r} (segment {skip.segment}) is "
-            f"not created by the kernel: {skip.reason}"
-        )
-    text = "\n".join(line.rstrip() for line in console.export_text(styles=color).splitlines())
-    text += "\n"
+    largest = [
+        (human(f.bytes), f.path + (f"  ({f.names} names)" if f.names > 1 else ""))
+        for f in summary.largest
+    ]
+    lines += _table(("largest", "path"), "><", largest, bold)
+    warning = f"{YELLOW}warning{PLAIN}" if color else "warning"
+    lines += [
+        f"{warning}: entry {skip.name!r} (segment {skip.segment}) is not created by the "
+        f"kernel: {skip.reason}"
+        for skip in inv.rootfs.skipped
+    ]
     if files is not None:
         # Plain lines, like ls -l: fast for thousands of entries and easy to grep.
-        lines = [
+        lines += [
             f"{r['mode']} {r['size']:>10} {r['path']}"
             + (f" -> {r['target']}" if "target" in r else "")
             for r in files
         ]
-        text += "\n".join(lines) + "\n"
-    return text
+    return "\n".join(lines) + "\n"
+
+
+def _table(
+    heads: Sequence[str], align: str, rows: Sequence[Sequence[str]], bold: Callable[[str], str]
+) -> list[str]:
+    """Columns two spaces apart, each as wide as its widest cell, aligned left (<) or right
+    (>); a last column aligned left is not padded, so a long path ends its line whole."""
+    widths = [max(len(cell) for cell in column) for column in zip(heads, *rows, strict=True)]
+    if align[-1] == "<":
+        widths[-1] = 0
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(cells, align, widths, strict=True))
+
+    return [bold(line(heads))] + [line(row) for row in rows]

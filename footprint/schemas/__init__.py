@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import import_module, resources
+from importlib import import_module
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -44,6 +44,8 @@ def schema(kind: str) -> dict[str, Any]:
     if kind in TYPED:
         made: dict[str, Any] = import_module(TYPED[kind]).json_schema(kind)
         return made
+    from importlib import resources  # ~7 ms: not for every command that prints a document
+
     text = resources.files(__name__).joinpath(f"{kind}.schema.json").read_text(encoding="utf-8")
     doc: dict[str, Any] = json.loads(text)
     return doc
