@@ -6,7 +6,6 @@ a command never pays for what it does not use (lief is ~0.3 s to import).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -49,6 +48,8 @@ def _emit(text: str) -> None:
 
 
 def _emit_json(doc: dict[str, Any]) -> None:
+    import json
+
     _emit(json.dumps(doc, indent=2) + "\n")
 
 

@@ -22,7 +22,7 @@ from footprint.image.summary import BootMemory, LargeFile, Totals
 from footprint.model.reservation import Reservation
 from footprint.paths import is_firmware, is_module
 from footprint.schemas import SCHEMA_VERSION, plain, typed
-from footprint.units import Bytes, Count
+from footprint.schemas.fields import Bytes, Count
 
 if TYPE_CHECKING:
     from footprint.analyze import Analysis
@@ -416,6 +416,10 @@ def json_schema(kind: str = KIND) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the profile, or of a view of it, from the types."""
     made: dict[str, Any] = msgspec.json.schema(Profile)
     defs = made["$defs"]
+    for record in (Totals, BootMemory, LargeFile):  # non_negative() checks these, not types
+        for prop in defs[record.__name__]["properties"].values():
+            if prop.get("type") == "integer":
+                prop["minimum"] = 0
     root: dict[str, Any] = defs.pop("Profile") if kind == KIND else {}
     if kind != KIND:
         whole = msgspec.json.schema(Profile)["$defs"]["Profile"]

@@ -3,20 +3,25 @@ and shown in binary units."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import msgspec
+from dataclasses import fields
+from typing import Any
 
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 MIB = UNITS["M"]
-# A size or a count in a document: an integer, never negative (checked when one is read back).
-Bytes = Annotated[int, msgspec.Meta(ge=0)]
-Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 def round_up(n: int, to: int) -> int:
     """n rounded up to a multiple of `to`."""
     return -(-n // to) * to
+
+
+def non_negative(record: Any) -> None:
+    """ValueError if an integer field of the dataclass `record` is negative (sizes, counts):
+    a record read back from a document names the field (msgspec adds where it is)."""
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"{f.name} = {value} is negative")
 
 
 def page_round(size: int, page_size: int) -> int:

@@ -80,7 +80,8 @@ def test_diff_rejects_a_json_that_is_not_a_profile(tmp_path) -> None:
     [
         (lambda d: d.update(totals="big"), "Expected `object`, got `str` - at `$.totals`"),
         (lambda d: d.pop("image"), "Object missing required field `image`"),
-        (lambda d: d["totals"].update(files=-3), "Expected `int` >= 0 - at `$.totals.files`"),
+        (lambda d: d["totals"].update(files=-3), "files = -3 is negative - at `$.totals`"),
+        (lambda d: d["total"].update(bytes=-1), "Expected `int` >= 0 - at `$.total.bytes`"),
         (
             lambda d: d["components"][0].update(proportional_bytes="0x10"),
             "Expected `int`, got `str` - at `$.components[0].proportional_bytes`",

@@ -12,7 +12,7 @@ from footprint.image.cpio import DIR, FILE, SYMLINK
 from footprint.image.reader import Inventory
 from footprint.image.rootfs import DEVICE_KINDS, Node
 from footprint.paths import MODULES_DIR
-from footprint.units import Bytes, Count, page_round
+from footprint.units import non_negative, page_round
 
 DEFAULT_PAGE_SIZE = 4096
 SHORT_SYMLINK_LEN = 128  # tmpfs keeps shorter symlink targets inline, longer ones take a page
@@ -20,34 +20,43 @@ SHORT_SYMLINK_LEN = 128  # tmpfs keeps shorter symlink targets inline, longer on
 
 @dataclass(frozen=True)
 class Totals:
-    files: Count
-    dirs: Count
-    symlinks: Count
-    devices: Count
-    hardlinks: Count  # names beyond the first that share an inode
-    unique_bytes: Bytes  # regular-file data, each inode once, overwritten data dropped
-    page_rounded_bytes: Bytes
-    overwritten_bytes: Bytes
-    page_size: Bytes
+    files: int
+    dirs: int
+    symlinks: int
+    devices: int
+    hardlinks: int  # names beyond the first that share an inode
+    unique_bytes: int  # regular-file data, each inode once, overwritten data dropped
+    page_rounded_bytes: int
+    overwritten_bytes: int
+    page_size: int
+
+    def __post_init__(self) -> None:
+        non_negative(self)
 
 
 @dataclass(frozen=True)
 class BootMemory:
     """Memory the unpack itself needs, before any kernel or userspace cost."""
 
-    compressed_held_bytes: Bytes  # the initrd buffer, freed only when unpacking ends
-    rootfs_bytes: Bytes  # page-rounded files plus long symlinks in tmpfs/ramfs
-    peak_bytes: Bytes  # both at once, at the end of unpacking
-    ram_floor_tmpfs_bytes: Bytes  # tmpfs is capped at 50 % of RAM: RAM >= 2 x rootfs
-    ram_floor_ramfs_bytes: Bytes  # ramfs has no cap: the peak is the floor
+    compressed_held_bytes: int  # the initrd buffer, freed only when unpacking ends
+    rootfs_bytes: int  # page-rounded files plus long symlinks in tmpfs/ramfs
+    peak_bytes: int  # both at once, at the end of unpacking
+    ram_floor_tmpfs_bytes: int  # tmpfs is capped at 50 % of RAM: RAM >= 2 x rootfs
+    ram_floor_ramfs_bytes: int  # ramfs has no cap: the peak is the floor
+
+    def __post_init__(self) -> None:
+        non_negative(self)
 
 
 @dataclass(frozen=True)
 class LargeFile:
     path: str
-    bytes: Bytes
-    page_rounded_bytes: Bytes
-    names: Count
+    bytes: int
+    page_rounded_bytes: int
+    names: int
+
+    def __post_init__(self) -> None:
+        non_negative(self)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from footprint.arch import DEFAULT as DEFAULT_ARCH
 from footprint.image.reader import Inventory
 from footprint.image.summary import Summary
 from footprint.paths import is_module
-from footprint.units import MIB, Bytes, page_round
+from footprint.schemas.fields import Bytes
+from footprint.units import MIB, page_round
 
 if TYPE_CHECKING:
     from footprint.components.attribute import Attribution

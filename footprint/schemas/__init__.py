@@ -9,8 +9,6 @@ from functools import cache
 from importlib import import_module
 from typing import Any, Final, TypeVar
 
-import msgspec
-
 from footprint.errors import BadDocument
 
 T = TypeVar("T")
@@ -53,12 +51,16 @@ def schema(kind: str) -> dict[str, Any]:
 
 def plain(record: Any) -> Any:
     """A typed record as plain JSON values (dicts, lists, str, numbers, None)."""
+    import msgspec  # here: not on the way of commands that read no document (~7 ms)
+
     return msgspec.json.decode(msgspec.json.encode(record))
 
 
 def typed(kind: type[T], doc: Any, where: str) -> T:
     """Plain JSON values as the record type `kind`, every field checked; BadDocument (one
     line, naming the key) if they are not one."""
+    import msgspec
+
     try:
         return msgspec.convert(doc, type=kind)
     except msgspec.ValidationError as e:
