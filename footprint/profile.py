@@ -150,10 +150,6 @@ class Profile:
     files: tuple[FileCost, ...]  # every inode once, by path
     uki: UkiInfo | None = None
 
-    # -- views ------------------------------------------------------------------------------
-    def component(self, name: str) -> ComponentCost | None:
-        return next((c for c in self.components if c.name == name), None)
-
     @property
     def label(self) -> str:
         """The image's file name: how reports name this profile by default."""
