@@ -307,23 +307,30 @@ def _write(path: str, text: str) -> None:
     write_atomically(path, text)
 
 
-def _size(text: str) -> int:
-    """128M, 1G, 512K or a plain number of bytes."""
-    from footprint.units import parse_size
+class Size(click.ParamType):  # type: ignore[type-arg,unused-ignore]
+    """128M, 1G, 512K or a plain number of bytes, as bytes."""
 
-    try:
-        return parse_size(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a size (like 256M, 1G)") from None
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from footprint.units import parse_size
+
+        try:
+            return parse_size(value)
+        except (ValueError, OverflowError):
+            self.fail(f"{value!r} is not a size (like 256M, 1G)", param, ctx)
+
+
+SIZE = Size()
+
+
+def _size(text: str) -> int:
+    return SIZE.convert(text, None, None)
 
 
 @cli.command()
 @click.argument("image", type=FILE)
-@click.option(
-    "--memory",
-    default="512M",
-    help="The cgroup memory limit (the capture kernel's RAM for userspace).",
-)
+@click.option("--memory", type=SIZE, default="512M", help="The cgroup limit (userspace's RAM).")
 @click.option(
     "--run",
     "run_cmd",
@@ -344,11 +351,11 @@ def _size(text: str) -> int:
     flag_value="auto",
     help="Find the smallest limit that still succeeds: --bisect or --bisect LOW:HIGH.",
 )
-@click.option("--resolution", default="1M", help="Bisection resolution.")
+@click.option("--resolution", type=SIZE, default="1M", help="Bisection resolution.")
 @json_option
 def measure(
     image: str,
-    memory: str,
+    memory: int,
     run_cmd: str | None,
     rdinit: str,
     until: str | None,
@@ -356,7 +363,7 @@ def measure(
     interval: float,
     cmdline: str | None,
     bisect_range: str | None,
-    resolution: str,
+    resolution: int,
     as_json: bool,
 ) -> None:
     """Run IMAGE's userspace under a cgroup memory limit and measure what it uses.
@@ -379,7 +386,7 @@ def measure(
         bounds = (_size(lo_text), _size(hi_text))
     request = MeasureRequest(
         image,
-        _size(memory),
+        memory,
         CgroupOptions(
             argv=tuple(shlex.split(run_cmd)) if run_cmd else (rdinit,),
             cmdline=cmdline or DEFAULT_CMDLINE,
@@ -389,7 +396,7 @@ def measure(
         ),
         bisect=bisect_range is not None,
         bounds=bounds,
-        resolution=_size(resolution),
+        resolution=resolution,
     )
     if request.bisect:
         run = with_progress(lambda report: measure_image(request, report))
@@ -429,10 +436,10 @@ def _qemu_options(f: Any) -> Any:
 
 @cli.command()
 @click.argument("image", type=FILE)
-@click.option("--memory", default="512M", help="The VM's RAM (-m).")
+@click.option("--memory", type=SIZE, default="512M", help="The VM's RAM (-m).")
 @json_option
 @_qemu_options
-def boot(image: str, memory: str, as_json: bool, **qemu: Any) -> None:
+def boot(image: str, memory: int, as_json: bool, **qemu: Any) -> None:
     """Boot IMAGE with KERNEL in QEMU with a memory probe, and say what happened.
 
     Outcomes: success, unpack-failed, oom, panic, timeout (exit 1 unless success).
@@ -441,7 +448,7 @@ def boot(image: str, memory: str, as_json: bool, **qemu: Any) -> None:
     from footprint.measure.workflow import boot_image
     from footprint.report import boot as render
 
-    run = boot_image(image, _size(memory), QemuOptions(**qemu))
+    run = boot_image(image, memory, QemuOptions(**qemu))
     doc = render.boot_dict(run.result, run.components)
     _output(doc, as_json, render.boot_text)
     if not run.result.succeeded:
@@ -450,7 +457,7 @@ def boot(image: str, memory: str, as_json: bool, **qemu: Any) -> None:
 
 @cli.command()
 @click.argument("image", type=FILE)
-@click.option("--resolution", default="4M")
+@click.option("--resolution", type=SIZE, default="4M")
 @click.option(
     "--repeat",
     type=click.IntRange(min=1),
@@ -485,7 +492,7 @@ def boot(image: str, memory: str, as_json: bool, **qemu: Any) -> None:
 @_qemu_options
 def calibrate(
     image: str,
-    resolution: str,
+    resolution: int,
     repeat: int,
     without: tuple[str, ...],
     ablate_all: bool,
@@ -508,7 +515,7 @@ def calibrate(
     request = CalibrateRequest(
         image,
         QemuOptions(**qemu),
-        resolution=_size(resolution),
+        resolution=resolution,
         repeat=repeat,
         without=without,
         ablate_all=ablate_all,
@@ -526,7 +533,7 @@ def calibrate(
 @click.argument("old", type=FILE)
 @click.argument("new", type=FILE)
 @click.option("--raw", is_flag=True, help="Match paths as they are (no version folding).")
-@click.option("--min-change", default="0", help="Hide changes smaller than this (e.g. 4K).")
+@click.option("--min-change", type=SIZE, default="0", help="Hide changes smaller than this (4K).")
 @json_option
 @click.option("--markdown", is_flag=True, help="Print Markdown.")
 @_common_analysis
@@ -534,7 +541,7 @@ def diff_cmd(
     old: str,
     new: str,
     raw: bool,
-    min_change: str,
+    min_change: int,
     as_json: bool,
     markdown: bool,
     page_size: int,
@@ -547,7 +554,7 @@ def diff_cmd(
 
     a = open_profile(old, rules_file=rules_file, page_size=page_size)
     b = open_profile(new, rules_file=rules_file, page_size=page_size)
-    doc = render.diff_dict(diff(a, b, raw=raw, min_change=_size(min_change)))
+    doc = render.diff_dict(diff(a, b, raw=raw, min_change=min_change))
     if as_json:
         _emit_json(doc)
     else:
