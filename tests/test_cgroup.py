@@ -57,7 +57,7 @@ def test_oom_is_seen(root_cgroups) -> None:
         cg.set_limit(48 << 20)
         p = _spawn_in(cg, "x = bytearray(200 << 20)")
         assert p.wait() == -9
-        assert cg.oom_kills() >= 1
+        assert cg.oom_kills() == 1  # the one process, once
         assert cg.peak() <= 48 << 20
 
 
