@@ -8,6 +8,7 @@ decompression; ELF files stream to it as the reader passes them, and are never s
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 from dataclasses import dataclass
 
 from footprint.components.attribute import Attribution, attribute
@@ -44,6 +45,7 @@ class Analysis:
     attribution: Attribution | None
     reservation: Reservation
     component_terms: list[ComponentTerms]  # empty without attribution
+    rules: str  # which rules attributed the files: "built-in", "+sha256:…" of the user's
 
     def closure_of(self, path: str) -> Closure:
         """The library closure of the ELF at `path` in the image; UsageError if it is none."""
@@ -120,4 +122,15 @@ def analyze(
         attribution = attribute(inv.rootfs, facts, resolver, rules, page_size)
         terms = component_terms(inv, attribution)
     res = reservation(inv, summary, kimage, kernel_facts, page_size)
-    return Analysis(inv, summary, facts, resolver, attribution, res, terms)
+    return Analysis(
+        inv, summary, facts, resolver, attribution, res, terms, rules_id(rules_file, dracut_modules)
+    )
+
+
+def rules_id(rules_file: str | None, dracut_modules: bool) -> str:
+    """Names the rules an attribution used, so that two profiles say whether theirs agree."""
+    out = "built-in"
+    if rules_file:
+        with open(rules_file, "rb") as f:
+            out += "+sha256:" + hashlib.sha256(f.read()).hexdigest()[:16]
+    return out + ("+dracut-modules" if dracut_modules else "")

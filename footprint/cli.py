@@ -60,6 +60,11 @@ def _output(doc: dict[str, Any], as_json: bool, text: Callable[[dict[str, Any]],
 
 FILE = click.Path(dir_okay=False)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
+kernel_option = click.option(
+    "--kernel",
+    type=FILE,
+    help="The capture kernel (bzImage, UKI or vmlinux) for the kernel term of images analysed.",
+)
 
 
 class FootprintCommand(click.Command):
@@ -267,11 +272,7 @@ def elf(image: str, path: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("image", type=FILE)
-@click.option(
-    "--kernel",
-    type=FILE,
-    help="The capture kernel (bzImage, UKI or vmlinux), for the kernel's own size.",
-)
+@kernel_option
 @click.option(
     "-o",
     "--output",
@@ -299,6 +300,8 @@ def profile(
         f"kdumpctl formula {r.kdumpctl_formula_bytes >> 20} MiB",
         err=True,
     )
+    for warning in p.basis.warnings:
+        click.echo(f"footprint: warning: {warning}", err=True)
 
 
 def _write(path: str, text: str) -> None:
@@ -536,6 +539,7 @@ def calibrate(
 @click.option("--min-change", type=SIZE, default="0", help="Hide changes smaller than this (4K).")
 @json_option
 @click.option("--markdown", is_flag=True, help="Print Markdown.")
+@kernel_option
 @_common_analysis
 def diff_cmd(
     old: str,
@@ -544,6 +548,7 @@ def diff_cmd(
     min_change: int,
     as_json: bool,
     markdown: bool,
+    kernel: str | None,
     page_size: int,
     rules_file: str | None,
 ) -> None:
@@ -552,8 +557,8 @@ def diff_cmd(
     from footprint.profile import open_profile
     from footprint.report import diff as render
 
-    a = open_profile(old, rules_file=rules_file, page_size=page_size)
-    b = open_profile(new, rules_file=rules_file, page_size=page_size)
+    a = open_profile(old, rules_file=rules_file, page_size=page_size, kernel=kernel)
+    b = open_profile(new, rules_file=rules_file, page_size=page_size, kernel=kernel)
     doc = render.diff_dict(diff(a, b, raw=raw, min_change=min_change))
     if as_json:
         _emit_json(doc)
@@ -564,7 +569,7 @@ def diff_cmd(
 @cli.command()
 @click.argument("image", type=FILE)
 @click.option("-o", "--output", required=True, type=FILE)
-@click.option("--kernel", type=FILE, help="As for `profile`.")
+@kernel_option
 @_common_analysis
 def baseline(
     image: str, output: str, kernel: str | None, page_size: int, rules_file: str | None
@@ -598,6 +603,7 @@ def baseline(
     type=FILE,
     help="Also write JUnit XML here (one testcase per budget line).",
 )
+@kernel_option
 @_common_analysis
 def check(
     image: str,
@@ -606,6 +612,7 @@ def check(
     as_json: bool,
     markdown: bool,
     junit: str | None,
+    kernel: str | None,
     page_size: int,
     rules_file: str | None,
 ) -> None:
@@ -614,15 +621,19 @@ def check(
     With $GITHUB_STEP_SUMMARY set, the Markdown table is appended to it.
     """
     from footprint.gate.budget import evaluate, failed, load_budget
-    from footprint.profile import open_profile
+    from footprint.profile import Profile, open_profile
     from footprint.report import check as render
 
     budget = load_budget(budget_file)
-    p = open_profile(image, rules_file=rules_file, page_size=page_size)
-    base = open_profile(baseline, rules_file=rules_file, page_size=page_size) if baseline else None
-    verdicts = evaluate(budget, p, base)
-    bad = failed(verdicts, budget)
-    doc = render.check_dict(image, verdicts, bad, budget.mode)
+
+    def open_(path: str) -> Profile:
+        return open_profile(path, rules_file=rules_file, page_size=page_size, kernel=kernel)
+
+    p = open_(image)
+    base = open_(baseline) if baseline else None
+    e = evaluate(budget, p, base)
+    bad = failed(e.verdicts, budget)
+    doc = render.check_dict(image, e, bad, budget.mode)
     if junit:
         _write(junit, render.check_junit(doc))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -659,12 +670,14 @@ def check(
     type=FILE,
     help="A `measure --json` or `boot --json` document whose timeline to plot.",
 )
+@kernel_option
 def report(
     profiles: tuple[str, ...],
     output: str | None,
     markdown: bool,
     labels: tuple[str, ...],
     timelines: tuple[str, ...],
+    kernel: str | None,
 ) -> None:
     """A per-release report over PROFILES (oldest first; images or saved profiles): one
     self-contained HTML file.
@@ -676,7 +689,7 @@ def report(
     from footprint.profile import open_profile
     from footprint.report import html
 
-    loaded = [open_profile(p) for p in profiles]
+    loaded = [open_profile(p, kernel=kernel) for p in profiles]
     if labels and len(labels) != len(loaded):
         raise UsageError(f"{len(labels)} --label for {len(loaded)} profiles")
     names = list(labels) or [p.label for p in loaded]

@@ -118,6 +118,17 @@ class FileCost:
 
 
 @dataclass(frozen=True)
+class Basis:
+    """What the figures were computed with. Two profiles compare like with like only where
+    their bases agree (gate.diff.compare says what differs)."""
+
+    page_size: Bytes
+    kernel: str  # the kernel term's version; "" when the profile has no kernel term
+    rules: str  # "built-in", plus "+sha256:…" of a user's rules, "+dracut-modules"
+    warnings: tuple[str, ...] = ()  # what the basis lacks or gets wrong (no kernel term, …)
+
+
+@dataclass(frozen=True)
 class Profile:
     """One image, statically: its members and tree, components, ELF facts, reservation terms.
 
@@ -148,6 +159,7 @@ class Profile:
     kernel_modules: KindSummary
     firmware: KindSummary
     files: tuple[FileCost, ...]  # every inode once, by path
+    basis: Basis
     uki: UkiInfo | None = None
 
     @property
@@ -261,8 +273,26 @@ def from_analysis(a: Analysis) -> Profile:
                 key=lambda f: f.path,
             )
         ),
+        _basis(a),
         UkiInfo(inv.uki.linux_bytes, inv.uki.sections) if inv.uki else None,
     )
+
+
+def _basis(a: Analysis) -> Basis:
+    res = a.reservation
+    kernel = res.kernel_version if res.kernel_method else ""
+    warnings = []
+    if not kernel:
+        warnings.append(
+            "no kernel term: the static estimate leaves out the capture kernel's own memory "
+            "(give --kernel VMLINUZ)"
+        )
+    elif a.summary.kernel_versions and kernel not in a.summary.kernel_versions:
+        warnings.append(
+            f"the kernel is {kernel} but the image's modules are for "
+            f"{', '.join(a.summary.kernel_versions)}: is it the capture kernel?"
+        )
+    return Basis(res.page_size, kernel, a.rules, tuple(warnings))
 
 
 def _elf_records(a: Analysis) -> list[ElfFacts]:
@@ -320,7 +350,16 @@ def parse(data: bytes, where: str) -> Profile:
         raise BadDocument(
             f"{where} has schema_version {version!r}; this footprint reads version {SCHEMA_VERSION}"
         )
-    return typed(Profile, doc, f"{where} is not a valid profile")
+    return typed(Profile, _migrated(doc), f"{where} is not a valid profile")
+
+
+def _migrated(doc: dict[str, Any]) -> dict[str, Any]:
+    """A profile saved by an earlier footprint of the same version, with what it lacks."""
+    res = doc.get("reservation")
+    if "basis" not in doc and isinstance(res, dict):
+        kernel = res.get("kernel_version", "") if res.get("kernel_method") else ""
+        doc["basis"] = {"page_size": res.get("page_size"), "kernel": kernel, "rules": "unknown"}
+    return doc
 
 
 def is_document(path: str) -> bool:

@@ -223,3 +223,115 @@ def test_kdump_tools_vs_most_top_growers_are_modules() -> None:
         inspected = json.loads(run("inspect", "--json", str(image)).stdout)
         assert totals["page_rounded_bytes"][side] == inspected["totals"]["page_rounded_bytes"]
         assert totals["compressed_bytes"][side] == inspected["image"]["bytes"]
+
+
+def _kernel() -> str:
+    from conftest import need
+
+    kernels = sorted(Path("/boot").glob("vmlinuz-*"))
+    need(kernels, "no kernel in /boot (apt-get install linux-image-amd64)")
+    return str(kernels[-1])
+
+
+def test_a_profile_says_what_it_was_made_with(tmp_path) -> None:
+    out = tmp_path / "p.json"
+    r = run("profile", SMALL, "-o", str(out))
+    assert r.exit_code == 0
+    assert r.stderr.splitlines()[1:] == [
+        "footprint: warning: no kernel term: the static estimate leaves out the capture "
+        "kernel's own memory (give --kernel VMLINUZ)"
+    ]
+    basis = json.loads(out.read_text())["basis"]
+    assert basis == {
+        "page_size": 4096,
+        "kernel": "",
+        "rules": "built-in",
+        "warnings": [
+            "no kernel term: the static estimate leaves out the capture kernel's own memory "
+            "(give --kernel VMLINUZ)"
+        ],
+    }
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[component]]\nname = "shell"\npatterns = ["bin/sh"]\n')
+    with_rules = json.loads(run("profile", SMALL, "--rules", str(rules)).stdout)["basis"]
+    assert with_rules["rules"].startswith("built-in+sha256:") and len(with_rules["rules"]) == 32
+
+
+def test_a_profile_without_a_basis_reads_back(tmp_path) -> None:
+    saved = tmp_path / "old.json"
+    doc = json.loads(run("profile", SMALL).stdout)
+    del doc["basis"]  # as the first footprint of schema_version 1 wrote it
+    saved.write_text(json.dumps(doc))
+    r = run("diff", "--json", str(saved), SMALL)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["warnings"] == [
+        "the components were attributed with different rules (unknown -> built-in): a "
+        "component may move for that reason alone"
+    ]
+
+
+def test_different_page_sizes_are_refused(tmp_path) -> None:
+    r = run("diff", SMALL, EARLY, "--page-size", "4096")
+    assert r.exit_code == 0
+    big = tmp_path / "big.json"
+    assert run("profile", SMALL, "--page-size", "65536", "-o", str(big)).exit_code == 0
+    r = run("diff", str(big), EARLY)
+    assert r.exit_code == 2
+    assert "different page sizes (65536 and 4096)" in r.output and r.output.count("\n") == 1
+
+
+@pytest.mark.integration
+def test_a_kernel_term_on_one_side_only_is_left_out_with_a_warning(tmp_path) -> None:
+    kernel = _kernel()
+    base = tmp_path / "base.json"
+    assert run("baseline", SMALL, "--kernel", kernel, "-o", str(base)).exit_code == 0
+    kver = json.loads(base.read_text())["basis"]["kernel"]
+    assert kver and json.loads(base.read_text())["basis"]["warnings"] == []
+    warning = (
+        f"static_estimate_bytes left out: the old side has a kernel term ({kver}), the other "
+        "has none — give both the same --kernel"
+    )
+    mixed = json.loads(run("diff", "--json", str(base), EARLY).stdout)
+    assert mixed["warnings"] == [warning]
+    assert "static_estimate_bytes" not in {t["name"] for t in mixed["totals"]}
+    same = json.loads(run("diff", "--json", str(base), EARLY, "--kernel", kernel).stdout)
+    assert same["warnings"] == []
+    static = {t["name"]: t for t in same["totals"]}["static_estimate_bytes"]
+    assert static["old"] > 20 << 20 and abs(static["delta"]) < 1 << 20  # like for like
+
+    budget = tmp_path / "b.toml"
+    budget.write_text("[baseline]\nwarn_percent = 1\nerror_percent = 2\n")
+    gate = run("check", EARLY, "--budget", str(budget), "--baseline", str(base), "--json")
+    doc = json.loads(gate.stdout)
+    assert doc["warnings"] == [warning]
+    assert "baseline static_estimate_bytes" not in {v["name"] for v in doc["verdicts"]}
+    text = run("check", EARLY, "--budget", str(budget), "--baseline", str(base)).stdout
+    assert text.splitlines()[-1] == f"warning: {warning}"
+    fair = run("check", EARLY, "--budget", str(budget), "--baseline", str(base), "--kernel", kernel)
+    names = {
+        v["name"]: v["status"]
+        for v in json.loads(
+            run(
+                "check",
+                EARLY,
+                "--budget",
+                str(budget),
+                "--baseline",
+                str(base),
+                "--kernel",
+                kernel,
+                "--json",
+            ).stdout
+        )["verdicts"]
+    }
+    assert names["baseline static_estimate_bytes"] == "pass" and "warning" not in fair.stdout
+
+
+def test_a_static_estimate_limit_without_a_kernel_warns(tmp_path) -> None:
+    budget = tmp_path / "b.toml"
+    budget.write_text('[limits]\nstatic_estimate_bytes = "64M"\n')
+    doc = json.loads(run("check", SMALL, "--budget", str(budget), "--json").stdout)
+    assert doc["warnings"] == [
+        "limit static_estimate_bytes: the profile has no kernel term, so the estimate leaves "
+        "out the kernel's own memory — give --kernel VMLINUZ"
+    ]

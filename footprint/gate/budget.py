@@ -33,7 +33,7 @@ import msgspec
 
 from footprint import units
 from footprint.errors import UsageError
-from footprint.gate.diff import component_bytes, totals_of
+from footprint.gate.diff import compare, component_bytes, totals_of
 from footprint.profile import Profile
 
 if sys.version_info >= (3, 11):
@@ -159,14 +159,26 @@ def _pct(new: int, old: int) -> float:
     return 100.0 * (new - old) / old if old else (100.0 if new else 0.0)
 
 
-def evaluate(budget: Budget, profile: Profile, baseline: Profile | None = None) -> list[Verdict]:
+@dataclass(frozen=True)
+class Evaluation:
+    verdicts: list[Verdict]
+    warnings: tuple[str, ...]  # what a verdict could not take into account
+
+
+def evaluate(budget: Budget, profile: Profile, baseline: Profile | None = None) -> Evaluation:
     verdicts: list[Verdict] = []
+    warnings: list[str] = []
     totals = totals_of(profile)
     comps = component_bytes(profile)
     limits = budget.limits
     for key in METRICS:
         raw = getattr(limits, key)
         if raw is not None:
+            if key == "static_estimate_bytes" and not profile.basis.kernel:
+                warnings.append(
+                    "limit static_estimate_bytes: the profile has no kernel term, so the "
+                    "estimate leaves out the kernel's own memory — give --kernel VMLINUZ"
+                )
             limit = size_of(raw, f"limits.{key}")
             verdicts.append(_limit(f"limit {key}", totals[key], limit, limits.warn_percent))
     for name, raw in limits.components.items():
@@ -180,7 +192,9 @@ def evaluate(budget: Budget, profile: Profile, baseline: Profile | None = None) 
     if base is not None and baseline is not None:
         floor = size_of(base.min_change, "baseline.min_change")
         old_totals = totals_of(baseline)
-        for key in base.metrics:
+        comparison = compare(baseline, profile)
+        warnings += comparison.warnings
+        for key in (m for m in base.metrics if m not in comparison.left_out):
             verdicts.append(
                 _relative(
                     f"baseline {key}",
@@ -204,7 +218,7 @@ def evaluate(budget: Budget, profile: Profile, baseline: Profile | None = None) 
                         floor,
                     )
                 )
-    return verdicts
+    return Evaluation(verdicts, tuple(warnings))
 
 
 def _limit(name: str, value: int, limit: int, warn_at: float) -> Verdict:

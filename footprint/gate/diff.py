@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from footprint.errors import UsageError
 from footprint.profile import Profile
 
 _RULES = (
@@ -51,6 +52,45 @@ class Change:
         return "grown" if self.delta > 0 else "shrunk" if self.delta < 0 else "same"
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """How two profiles' bases differ: the totals left out, and what the reader must know."""
+
+    left_out: frozenset[str]  # totals whose terms differ between the two sides
+    warnings: tuple[str, ...]
+
+
+def compare(old: Profile, new: Profile) -> Comparison:
+    """What can be compared between `old` and `new`; UsageError where nothing can."""
+    a, b = old.basis, new.basis
+    if a.page_size != b.page_size:
+        raise UsageError(
+            f"the profiles were made with different page sizes ({a.page_size} and "
+            f"{b.page_size}): page-rounded figures cannot be compared — profile both with the "
+            "same --page-size"
+        )
+    left_out: set[str] = set()
+    warnings = []
+    if bool(a.kernel) != bool(b.kernel):
+        with_kernel, kernel = ("old", a.kernel) if a.kernel else ("new", b.kernel)
+        left_out.add("static_estimate_bytes")
+        warnings.append(
+            f"static_estimate_bytes left out: the {with_kernel} side has a kernel term "
+            f"({kernel}), the other has none — give both the same --kernel"
+        )
+    elif a.kernel != b.kernel:
+        warnings.append(
+            f"the kernel changed ({a.kernel} -> {b.kernel}): static_estimate_bytes includes "
+            "its growth"
+        )
+    if a.rules != b.rules:
+        warnings.append(
+            f"the components were attributed with different rules ({a.rules} -> {b.rules}): "
+            "a component may move for that reason alone"
+        )
+    return Comparison(frozenset(left_out), tuple(warnings))
+
+
 @dataclass
 class Diff:
     old_label: str
@@ -59,6 +99,7 @@ class Diff:
     segments: list[Change]
     components: list[Change]
     files: list[Change]
+    warnings: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         out = {"added": 0, "removed": 0, "grown": 0, "shrunk": 0}
@@ -102,8 +143,9 @@ def component_bytes(p: Profile) -> dict[str, int]:
 
 
 def diff(old: Profile, new: Profile, raw: bool = False, min_change: int = 0) -> Diff:
+    comparison = compare(old, new)
     t_old, t_new = totals_of(old), totals_of(new)
-    totals = [Change(k, t_old[k], t_new[k]) for k in t_old]
+    totals = [Change(k, t_old[k], t_new[k]) for k in t_old if k not in comparison.left_out]
     seg_old = {f"{s.index}:{s.codec}": s.compressed_bytes for s in old.segments}
     seg_new = {f"{s.index}:{s.codec}": s.compressed_bytes for s in new.segments}
     f_old, f_new = _files(old, raw), _files(new, raw)
@@ -114,4 +156,5 @@ def diff(old: Profile, new: Profile, raw: bool = False, min_change: int = 0) -> 
         _changes(seg_old, seg_new, 0),
         _changes(component_bytes(old), component_bytes(new), min_change),
         _changes(f_old, f_new, min_change),
+        comparison.warnings,
     )

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict
 from typing import Any
 
-from footprint.gate.budget import FAIL, WARN, Verdict
+from footprint.gate.budget import FAIL, WARN, Evaluation
 from footprint.schemas import SCHEMA_VERSION
 from footprint.units import human
 
@@ -14,7 +14,8 @@ STEP_SUMMARY_LIMIT = 900 * 1024  # GitHub allows 1 MiB per step summary
 ICON = {"pass": "✅", "warn": "⚠️", "fail": "❌"}
 
 
-def check_dict(image: str, verdicts: list[Verdict], failed: bool, mode: str) -> dict[str, Any]:
+def check_dict(image: str, e: Evaluation, failed: bool, mode: str) -> dict[str, Any]:
+    verdicts = e.verdicts
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "check",
@@ -23,6 +24,7 @@ def check_dict(image: str, verdicts: list[Verdict], failed: bool, mode: str) -> 
         "result": "fail" if failed else "pass",
         "counts": {s: sum(v.status == s for v in verdicts) for s in ("pass", "warn", "fail")},
         "verdicts": [asdict(v) for v in verdicts],
+        "warnings": list(e.warnings),
     }
 
 
@@ -38,6 +40,7 @@ def check_text(doc: dict[str, Any]) -> str:
     ]
     for v in doc["verdicts"]:
         lines.append(f"  {v['status']:<4}  {v['name']:<40} {_value(v):>24}  {v['message']}")
+    lines += [f"warning: {w}" for w in doc["warnings"]]
     return "\n".join(lines) + "\n"
 
 
@@ -54,6 +57,8 @@ def check_markdown(doc: dict[str, Any]) -> str:
     rows = sorted(doc["verdicts"], key=lambda v: {"fail": 0, "warn": 1, "pass": 2}[v["status"]])
     for v in rows:
         out.append(f"| {ICON[v['status']]} | {v['name']} | {_value(v)} | {v['message']} |")
+    if doc["warnings"]:
+        out += ["", *(f"> ⚠️ {w}" for w in doc["warnings"])]
     text = "\n".join(out) + "\n"
     if len(text.encode()) > STEP_SUMMARY_LIMIT:
         text = text.encode()[:STEP_SUMMARY_LIMIT].decode(errors="ignore") + "\n… (cut)\n"

@@ -26,6 +26,7 @@ def diff_dict(d: Diff) -> dict[str, Any]:
         "segments": [_row(c) for c in d.segments],
         "components": [_row(c) for c in d.components],
         "files": [_row(c) for c in d.files],
+        "warnings": list(d.warnings),
     }
 
 
@@ -42,7 +43,8 @@ def summary_line(doc: dict[str, Any]) -> str:
 
 
 def diff_text(doc: dict[str, Any], top: int = 25) -> str:
-    lines = [f"{doc['old']} → {doc['new']}", summary_line(doc), ""]
+    lines = [f"{doc['old']} → {doc['new']}", summary_line(doc)]
+    lines += [f"warning: {w}" for w in doc["warnings"]] + [""]
     for section in ("totals", "segments", "components", "files"):
         rows = doc[section]
         if not rows:
@@ -63,6 +65,7 @@ def diff_text(doc: dict[str, Any], top: int = 25) -> str:
 
 def diff_markdown(doc: dict[str, Any], top: int = 25) -> str:
     out = [f"### footprint diff: `{doc['old']}` → `{doc['new']}`", "", f"`{summary_line(doc)}`", ""]
+    out += [f"> ⚠️ {w}" for w in doc["warnings"]] + ([""] if doc["warnings"] else [])
     for section in ("totals", "components", "files"):
         rows = doc[section][:top]
         if not rows:
