@@ -102,6 +102,8 @@ def analyze(
     with ElfWorker() as worker:
         collector = _Collector(worker)
         inv = scan(image, visit=collector)
+        if kernel is None and inv.uki is not None and inv.uki.linux_bytes:
+            kernel = image  # a UKI carries its own kernel: its .linux
         kimage = read_kernel(kernel) if kernel else None
         if kimage is not None and kimage.vmlinux is not None:
             worker.submit(KERNEL_KEY, kimage.vmlinux)

@@ -335,3 +335,22 @@ def test_a_static_estimate_limit_without_a_kernel_warns(tmp_path) -> None:
         "limit static_estimate_bytes: the profile has no kernel term, so the estimate leaves "
         "out the kernel's own memory — give --kernel VMLINUZ"
     ]
+
+
+@pytest.mark.integration
+def test_a_uki_brings_its_own_kernel_and_compares_as_its_initrd() -> None:
+    uki = str(real_image("uki.efi"))
+    initrd = str(real_image("initramfs-tools-zstd.img"))  # the UKI's .initrd
+    profile = json.loads(run("profile", uki).stdout)
+    assert profile["reservation"]["kernel_method"] == "elf"
+    assert profile["basis"]["kernel"] == profile["kernel_versions"][0]
+    assert profile["basis"]["warnings"] == []
+    doc = json.loads(run("diff", "--json", uki, initrd, "--kernel", _kernel()).stdout)
+    assert doc["warnings"] == []
+    assert [(t["name"], t["delta"]) for t in doc["totals"]] == [
+        ("compressed_bytes", 0),  # the .initrd, not the whole PE file
+        ("unpacked_bytes", 0),
+        ("page_rounded_bytes", 0),
+        ("files", 0),
+        ("static_estimate_bytes", 0),  # its .linux is the kernel given to the other side
+    ]
