@@ -64,6 +64,10 @@ def test_diff_of_two_samples(tmp_path) -> None:
     }
     text = run("diff", str(base), EARLY).stdout
     assert text.splitlines()[1].startswith("add/remove:")
+    row = (
+        f"  {'kernel/x86/microcode/GenuineIntel.bin':<58} {'new':>10} {'4 KiB':>10} {'+4 KiB':>10}"
+    )
+    assert row in text.splitlines()  # a new file is new, not "0 B"
     md = run("diff", str(base), EARLY, "--markdown").stdout
     assert md.startswith("### footprint diff") and "| name | old | new | delta |" in md
 
@@ -173,6 +177,10 @@ def test_baseline_relative_limits(tmp_path) -> None:
         "baseline component microcode": "fail",  # from nothing to something
         "baseline component unknown": "pass",
     }
+    microcode = next(
+        v for v in json.loads(grown.stdout)["verdicts"] if v["name"].endswith("microcode")
+    )
+    assert microcode["message"] == "new: 4096 bytes, absent from the baseline"  # no +100 %
     assert grown.exit_code == 1
     budget.write_text('[baseline]\nwarn_percent = 1\nerror_percent = 50\nmin_change = "1M"\n')
     small_change = run("check", EARLY, "--budget", str(budget), "--baseline", str(base))

@@ -234,6 +234,9 @@ def _relative(
     name: str, new: int, old: int, warn_pct: float, error_pct: float, floor: int
 ) -> Verdict:
     change = new - old
+    if old == 0 and new:  # a growth from zero has no percentage: it is new
+        text = f"new: {new} bytes, absent from the baseline"
+        return Verdict(name, PASS if new < floor else FAIL, new, old, text)
     pct = _pct(new, old)
     text = f"{old} -> {new} ({change:+d} bytes, {pct:+.2f} %)"
     if abs(change) < floor or change <= 0:

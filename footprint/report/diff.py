@@ -30,6 +30,12 @@ def diff_dict(d: Diff) -> dict[str, Any]:
     }
 
 
+def _size(row: dict[str, Any], side: str) -> str:
+    """One side of a row: "new" or "gone" where the thing is absent, not "0 B"."""
+    absent = {("old", "added"): "new", ("new", "removed"): "gone"}.get((side, row["change"]))
+    return absent or human(row[side])
+
+
 def _signed(n: int) -> str:
     return ("+" if n > 0 else "-" if n < 0 else "") + human(abs(n))
 
@@ -54,7 +60,7 @@ def diff_text(doc: dict[str, Any], top: int = 25) -> str:
             if r["name"] == "files":  # a count, not bytes
                 old, new, delta = str(r["old"]), str(r["new"]), f"{r['delta']:+d}"
             else:
-                old, new, delta = human(r["old"]), human(r["new"]), _signed(r["delta"])
+                old, new, delta = _size(r, "old"), _size(r, "new"), _signed(r["delta"])
             name = r["name"] if len(r["name"]) <= 58 else "…" + r["name"][-57:]
             lines.append(f"  {name:<58} {old:>10} {new:>10} {delta:>10}")
         if len(rows) > top:
@@ -77,7 +83,7 @@ def diff_markdown(doc: dict[str, Any], top: int = 25) -> str:
             "| --- | ---: | ---: | ---: |",
         ]
         out += [
-            f"| `{r['name']}` | {human(r['old'])} | {human(r['new'])} | {_signed(r['delta'])} |"
+            f"| `{r['name']}` | {_size(r, 'old')} | {_size(r, 'new')} | {_signed(r['delta'])} |"
             for r in rows
         ]
         out.append("")
