@@ -320,8 +320,9 @@ class Size(click.ParamType):  # type: ignore[type-arg,unused-ignore]
 
         try:
             return parse_size(value)
-        except (ValueError, OverflowError):
-            self.fail(f"{value!r} is not a size (like 256M, 1G)", param, ctx)
+        except (ValueError, OverflowError) as e:
+            why = str(e) if str(e).startswith(repr(value)) else f"{value!r} is not a size"
+            self.fail(f"{why} (like 256M, 1G)", param, ctx)
 
 
 SIZE = Size()
@@ -638,8 +639,11 @@ def check(
         _write(junit, render.check_junit(doc))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        with open(summary, "a", encoding="utf-8") as f:
-            f.write(render.check_markdown(doc))
+        try:
+            with open(summary, "a", encoding="utf-8") as f:
+                f.write(render.check_markdown(doc))
+        except OSError as e:  # the verdict still stands, and is still printed
+            click.echo(f"footprint: warning: cannot append to {summary}: {e.strerror}", err=True)
     if as_json:
         _emit_json(doc)
     else:

@@ -30,15 +30,21 @@ def page_round(size: int, page_size: int) -> int:
 
 
 def parse_size(value: str | int) -> int:
-    """Bytes; ValueError when `value` is not a size."""
+    """Bytes, from a plain number or K, M, G (KiB, MiB, GiB: powers of 1024); ValueError when
+    `value` is not a size, is negative, or says KB, MB or GB (1000 or 1024? write which)."""
     if isinstance(value, bool):
         raise ValueError(value)
     if isinstance(value, int):
-        return value
-    t = value.strip().upper().removesuffix("IB").removesuffix("B")
-    if t and t[-1] in UNITS:
-        return int(float(t[:-1]) * UNITS[t[-1]])
-    return int(t)
+        n = value
+    else:
+        t = value.strip().upper()
+        if t.endswith(("KB", "MB", "GB")) and not t.endswith(("KIB", "MIB", "GIB")):
+            raise ValueError(f"{value!r} is ambiguous: write {t[:-1].strip()}iB or bytes")
+        t = t.removesuffix("IB")
+        n = int(float(t[:-1]) * UNITS[t[-1]]) if t and t[-1] in UNITS else int(t)
+    if n < 0:
+        raise ValueError(f"{value!r} is negative")
+    return n
 
 
 def human(n: int) -> str:

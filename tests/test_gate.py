@@ -112,7 +112,9 @@ def test_infinity_is_not_a_size(tmp_path) -> None:
     assert run("profile", SMALL, "-o", str(good)).exit_code == 0
     bad = tmp_path / "bad.json"
     bad.write_text(good.read_text().replace('"padding_bytes": 0', '"padding_bytes": -Infinity'))
-    r = run("check", str(bad), "--budget", "/dev/null")
+    budget = tmp_path / "b.toml"
+    budget.write_text('[limits]\ncompressed_bytes = "40M"\n')
+    r = run("check", str(bad), "--budget", str(budget))
     assert r.exit_code == 3 and "is not valid JSON" in r.output, r.output
 
 
@@ -198,7 +200,15 @@ def test_baseline_relative_limits(tmp_path) -> None:
         ("[limits]\nwarn_percent = inf\n", "limits.warn_percent = inf is not a number"),
         ("[limits.components]\nudev = { a = 1 }\n", "limits.components[...]: Expected"),
         ('[limits.components]\nudev = "-Infinity"\n', "limits.components.udev = '-Infinity'"),
-        ("[budget]\n", ""),
+        ("[budget]\n", "has no checks: add [limits]"),
+        ('[limits]\ncompressed_bytes = "40 MB"\n', "'40 MB' is ambiguous: write 40 MiB or bytes"),
+        ('[limits]\ncompressed_bytes = "-1M"\n', "compressed_bytes = '-1M' is negative"),
+        ("[limits]\ncompressed_bytes = 1\nwarn_percent = 150\n", "warn_percent = 150 is above 100"),
+        ("[baseline]\nwarn_percent = 6\n", "baseline.warn_percent (6) is above error_percent (5)"),
+        (
+            '[limits.components]\nsystemd = "8M"\n',
+            "limits.components.systemd: no component 'systemd' in ",
+        ),
         ("budget = 3\n", "budget: Expected `object`, got `int`"),
         ('[baseline]\nmin_change = "0x10"\n', "baseline.min_change = '0x10' is not a size"),
         ('[baseline]\nmetrics = ["files"]\n', "baseline.metrics[0]: Invalid enum value 'files'"),
@@ -211,9 +221,6 @@ def test_bad_budgets_are_usage_errors(tmp_path, text: str, words: str) -> None:
     budget = tmp_path / "b.toml"
     budget.write_text(text)
     r = run("check", SMALL, "--budget", str(budget))
-    if not words:  # an empty table is a valid budget with nothing in it
-        assert r.exit_code == 0, r.output
-        return
     assert r.exit_code == 2 and words in r.output, r.output
     assert r.output.count("\n") == 1  # one line
 
@@ -362,3 +369,36 @@ def test_a_uki_brings_its_own_kernel_and_compares_as_its_initrd() -> None:
         ("files", 0),
         ("static_estimate_bytes", 0),  # its .linux is the kernel given to the other side
     ]
+
+
+def test_report_mode_says_report(tmp_path) -> None:
+    budget = tmp_path / "b.toml"
+    budget.write_text('[budget]\nmode = "report"\n[limits]\ncompressed_bytes = 1\n')
+    r = run("check", SMALL, "--budget", str(budget))
+    assert r.exit_code == 0
+    assert r.stdout.splitlines()[0] == f"{SMALL}: REPORT (0 pass, 0 warn, 1 fail; mode report)"
+    md = run("check", SMALL, "--budget", str(budget), "--markdown").stdout
+    assert md.startswith(f"### footprint check: 📋 report — `{SMALL}`")
+
+
+def test_an_unwritable_step_summary_does_not_hide_the_verdict(tmp_path) -> None:
+    budget = tmp_path / "b.toml"
+    budget.write_text("[limits]\ncompressed_bytes = 1\n")
+    where = str(tmp_path / "no" / "such" / "summary.md")
+    r = run("check", SMALL, "--budget", str(budget), env={"GITHUB_STEP_SUMMARY": where})
+    assert r.exit_code == 1  # the verdict's
+    assert r.stdout.startswith(f"{SMALL}: FAIL (0 pass, 0 warn, 1 fail")
+    assert r.stderr == f"footprint: warning: cannot append to {where}: No such file or directory\n"
+
+
+@pytest.mark.integration
+def test_the_readme_budget_runs_as_written(tmp_path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    budget = tmp_path / "budget.toml"
+    budget.write_text(readme.split("```toml\n", 1)[1].split("```", 1)[0])
+    image = str(real_image("initramfs-tools-zstd.img"))
+    r = run("check", image, "--budget", str(budget), "--baseline", image)
+    assert r.exit_code == 0, r.output
+    components = json.loads(run("components", "--json", image).stdout)["components"]
+    checks = 4 + 2 + 4 + len(components)  # limits, component limits, baseline totals, components
+    assert r.stdout.startswith(f"{image}: PASS ({checks} pass, 0 warn, 0 fail; mode enforce)")

@@ -101,7 +101,9 @@ def test_check_of_a_saved_profile_is_the_check_of_the_image(tmp_path: Path) -> N
     saved = tmp_path / "p.json"
     run("profile", SMALL, "-o", str(saved))
     budget = tmp_path / "budget.toml"
-    budget.write_text('[limits]\nunpacked_bytes = "1M"\n[baseline]\nerror_percent = 1\n')
+    budget.write_text(
+        '[limits]\nunpacked_bytes = "1M"\n[baseline]\nwarn_percent = 0.5\nerror_percent = 1\n'
+    )
     r_image = CliRunner().invoke(
         cli, ["check", SMALL, "--budget", str(budget), "--baseline", EARLY]
     )

@@ -104,9 +104,12 @@ class Verdict:
 def size_of(value: int | str, where: str) -> int:
     try:
         return units.parse_size(value)
-    except (ValueError, OverflowError):
+    except (ValueError, OverflowError) as e:
+        why = str(e).removeprefix(f"{value!r} is ")
+        if not why.startswith(("ambiguous", "negative")):
+            why = "not a size"
         raise UsageError(
-            f"budget: {where} = {value!r} is not a size (like 40M or 1048576)"
+            f"budget: {where} = {value!r} is {why} (like 40M, 40MiB or 41943040)"
         ) from None
 
 
@@ -137,12 +140,27 @@ def load_budget(path: str) -> Budget:
             raise UsageError(f"budget {path}: limits.{key} = {value} is not a number")
     for name, value in budget.limits.components.items():
         size_of(value, f"limits.components.{name}")
+    if budget.limits.warn_percent > 100:
+        raise UsageError(
+            f"budget {path}: limits.warn_percent = {budget.limits.warn_percent:g} is above 100"
+        )
     base = budget.baseline
     if base is not None:
         size_of(base.min_change, "baseline.min_change")
         for key in ("warn_percent", "error_percent"):
             if not math.isfinite(getattr(base, key)):
                 raise UsageError(f"budget {path}: baseline.{key} is not a number")
+        if base.warn_percent > base.error_percent:
+            raise UsageError(
+                f"budget {path}: baseline.warn_percent ({base.warn_percent:g}) is above "
+                f"error_percent ({base.error_percent:g})"
+            )
+    has_limits = any(getattr(budget.limits, k) is not None for k in METRICS)
+    if not (has_limits or budget.limits.components or base is not None):
+        raise UsageError(
+            f'budget {path} has no checks: add [limits] (e.g. compressed_bytes = "40M") or '
+            "[baseline]"
+        )
     return budget
 
 
@@ -181,6 +199,12 @@ def evaluate(budget: Budget, profile: Profile, baseline: Profile | None = None) 
                 )
             limit = size_of(raw, f"limits.{key}")
             verdicts.append(_limit(f"limit {key}", totals[key], limit, limits.warn_percent))
+    unknown = sorted(set(limits.components) - set(comps))
+    if unknown:
+        raise UsageError(
+            f"budget: limits.components.{unknown[0]}: no component {unknown[0]!r} in "
+            f"{profile.image.path} (its components: {', '.join(sorted(comps))})"
+        )
     for name, raw in limits.components.items():
         limit = size_of(raw, f"limits.components.{name}")
         verdicts.append(

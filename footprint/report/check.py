@@ -11,7 +11,7 @@ from footprint.schemas import SCHEMA_VERSION
 from footprint.units import human
 
 STEP_SUMMARY_LIMIT = 900 * 1024  # GitHub allows 1 MiB per step summary
-ICON = {"pass": "✅", "warn": "⚠️", "fail": "❌"}
+ICON = {"pass": "✅", "warn": "⚠️", "fail": "❌", "report": "📋"}
 
 
 def check_dict(image: str, e: Evaluation, failed: bool, mode: str) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def check_dict(image: str, e: Evaluation, failed: bool, mode: str) -> dict[str, 
         "kind": "check",
         "image": image,
         "mode": mode,
-        "result": "fail" if failed else "pass",
+        "result": "report" if mode == "report" else "fail" if failed else "pass",
         "counts": {s: sum(v.status == s for v in verdicts) for s in ("pass", "warn", "fail")},
         "verdicts": [asdict(v) for v in verdicts],
         "warnings": list(e.warnings),
