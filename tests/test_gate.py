@@ -12,6 +12,7 @@ from conftest import SAMPLES, real_image
 
 from footprint.cli import cli
 from footprint.gate.diff import normalise
+from footprint.image.cpio import newc_entry, newc_trailer
 
 SMALL = str(SAMPLES / "busybox-gzip.img")
 EARLY = str(SAMPLES / "busybox-early-zstd.img")
@@ -402,3 +403,17 @@ def test_the_readme_budget_runs_as_written(tmp_path) -> None:
     components = json.loads(run("components", "--json", image).stdout)["components"]
     checks = 4 + 2 + 4 + len(components)  # limits, component limits, baseline totals, components
     assert r.stdout.startswith(f"{image}: PASS ({checks} pass, 0 warn, 0 fail; mode enforce)")
+
+
+def test_diff_text_never_cuts_a_path(tmp_path) -> None:
+    deep = "usr/lib/" + "/".join(f"directory-{i}" for i in range(8)) + "/a-file-with-a-long-name"
+    image = tmp_path / "deep.img"
+    parts = [newc_entry(".", 0o040755)]
+    for i in range(1, deep.count("/") + 1):
+        parts.append(newc_entry("/".join(deep.split("/")[:i]), 0o040755))
+    parts.append(newc_entry(deep, 0o100644, b"x" * 5000))
+    image.write_bytes(b"".join(parts) + newc_trailer())
+    lines = run("diff", SMALL, str(image)).stdout.splitlines()
+    folded = deep.removeprefix("usr/")  # diff folds the usr-merge
+    row = next(line for line in lines if folded in line)
+    assert row.split() == [folded, "new", "4.88", "KiB", "+4.88", "KiB"]

@@ -61,8 +61,8 @@ def diff_text(doc: dict[str, Any], top: int = 25) -> str:
                 old, new, delta = str(r["old"]), str(r["new"]), f"{r['delta']:+d}"
             else:
                 old, new, delta = _size(r, "old"), _size(r, "new"), _signed(r["delta"])
-            name = r["name"] if len(r["name"]) <= 58 else "…" + r["name"][-57:]
-            lines.append(f"  {name:<58} {old:>10} {new:>10} {delta:>10}")
+            # A long path is never cut (grep must find it): its figures move right instead.
+            lines.append(f"  {r['name']:<58} {old:>10} {new:>10} {delta:>10}")
         if len(rows) > top:
             lines.append(f"  … {len(rows) - top} more (--json lists all)")
         lines.append("")
