@@ -9,11 +9,9 @@ host's kexec with its library closure (footprint's resolver), the kernel and the
 from __future__ import annotations
 
 import os
-import re
 import stat
 from dataclasses import dataclass, field, replace
 
-from footprint import lifetime
 from footprint.arch import DEFAULT, Arch
 from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
@@ -23,11 +21,7 @@ from footprint.measure.qemu import (
     Ending,
     Identity,
     QemuOptions,
-    capture_cmdline,
-    choose_accel,
-    kernel_file,
-    probe_image,
-    qemu_binary,
+    prepared,
     qemu_command,
     read_log,
     watch,
@@ -147,30 +141,23 @@ def kdump_boot(image: str, crashkernel: int, options: QemuOptions) -> RunResult:
     The timeout is at least MIN_TIMEOUT: the first kernel boots before the one under test."""
     o = replace(options, timeout=max(options.timeout, MIN_TIMEOUT))
     arch = o.arch
-    qemu = qemu_binary(arch)
-    marker = re.compile(o.until) if o.until else None
-    with lifetime.temp_dir("kdump") as tmp:
-        kfile = kernel_file(o.kernel, tmp)
-        mode = choose_accel(qemu, kfile, arch) if o.accel == "auto" else o.accel
-        capture = probe_image(image, tmp, o.init, o.interval, arch)
-        capture_line = capture_cmdline(o.cmdline, o.append, arch)
-        s1 = stage1(tmp, kfile, capture, capture_line, arch)
-        os.unlink(capture)
-        console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")
+    with prepared(image, o, "kdump") as p:
+        s1 = stage1(p.tmp, p.kernel, p.initrd, p.cmdline, arch)
+        os.unlink(p.initrd)
         first = f"console={arch.console} crashkernel={crashkernel >> 20}M panic=1 rdinit=/init"
         cmd = qemu_command(
-            qemu, arch, mode, FIRST_KERNEL_MIB, kfile, s1, first, console_log, probe_log
+            p.qemu, arch, p.accel, FIRST_KERNEL_MIB, p.kernel, s1, first, p.console_log, p.probe_log
         )
         result = watch(
             cmd,
-            tmp,
-            Identity("kdump", image, o.kernel, crashkernel, mode),
-            marker,
+            p.tmp,
+            Identity("kdump", image, o.kernel, crashkernel, p.accel),
+            p.marker,
             o,
             section=_capture_console,
             before=_before_capture,
         )
-        if result.succeeded and "vmcore" not in read_log(probe_log):
+        if result.succeeded and "vmcore" not in read_log(p.probe_log):
             return replace(result, detail=result.detail + " (no /proc/vmcore seen by the probe)")
         return result
 

@@ -19,7 +19,7 @@ import shutil
 import stat
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from footprint import lifetime
@@ -328,23 +328,59 @@ def classify(
     return None
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What every QEMU run of an image needs, made in its temporary directory."""
+
+    tmp: str
+    qemu: str  # the binary
+    kernel: str  # a file -kernel takes (a UKI's .linux copied out)
+    accel: str  # kvm or tcg
+    initrd: str  # the image with the probe appended
+    cmdline: str  # the capture kernel's command line
+    console_log: str
+    probe_log: str
+    marker: re.Pattern[str] | None
+
+
+@contextlib.contextmanager
+def prepared(image: str, o: QemuOptions, kind: str) -> Iterator[Prepared]:
+    """The QEMU binary, kernel file, accelerator, probed copy and command line of a run of
+    `image`, in a temporary directory that lives as long as the context."""
+    qemu = qemu_binary(o.arch)
+    marker = re.compile(o.until) if o.until else None
+    with lifetime.temp_dir(kind) as tmp:
+        kfile = kernel_file(o.kernel, tmp)
+        mode = choose_accel(qemu, kfile, o.arch) if o.accel == "auto" else o.accel
+        yield Prepared(
+            tmp,
+            qemu,
+            kfile,
+            mode,
+            probe_image(image, tmp, o.init, o.interval, o.arch),
+            capture_cmdline(o.cmdline, o.append, o.arch),
+            os.path.join(tmp, "console"),
+            os.path.join(tmp, "probe"),
+            marker,
+        )
+
+
 def boot(image: str, memory: int, options: QemuOptions) -> RunResult:
     """Boot `image` with the options' kernel in `memory` bytes of RAM and classify the end."""
     o = options
-    qemu = qemu_binary(o.arch)
-    marker = re.compile(o.until) if o.until else None
-    with lifetime.temp_dir("boot") as tmp:
-        kfile = kernel_file(o.kernel, tmp)
-        mode = choose_accel(qemu, kfile, o.arch) if o.accel == "auto" else o.accel
-        initrd = probe_image(image, tmp, o.init, o.interval, o.arch)
-        console_log, probe_log = os.path.join(tmp, "console"), os.path.join(tmp, "probe")
-        line = capture_cmdline(o.cmdline, o.append, o.arch)
-        memory_mib = max(1, memory >> 20)
+    with prepared(image, o, "boot") as p:
         cmd = qemu_command(
-            qemu, o.arch, mode, memory_mib, kfile, initrd, line, console_log, probe_log
+            p.qemu,
+            o.arch,
+            p.accel,
+            max(1, memory >> 20),
+            p.kernel,
+            p.initrd,
+            p.cmdline,
+            p.console_log,
+            p.probe_log,
         )
-        run = Identity("qemu", image, o.kernel, memory, mode)
-        return watch(cmd, tmp, run, marker, o)
+        return watch(cmd, p.tmp, Identity("qemu", image, o.kernel, memory, p.accel), p.marker, o)
 
 
 Ending = tuple[Outcome, str]
