@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -417,3 +418,48 @@ def test_diff_text_never_cuts_a_path(tmp_path) -> None:
     folded = deep.removeprefix("usr/")  # diff folds the usr-merge
     row = next(line for line in lines if folded in line)
     assert row.split() == [folded, "new", "4.88", "KiB", "+4.88", "KiB"]
+
+
+def _elf_image(path: Path, programs: list[str]) -> None:
+    """An image of real ELF files from this host: each program a copy of /usr/bin/xz, with
+    the C library and liblzma they load (no built-in rule claims liblzma)."""
+    lib = "lib/x86_64-linux-gnu/"
+    parts = [newc_entry(d, 0o040755) for d in (".", "bin", "lib", lib)]
+    parts += [newc_entry(f"bin/{p}", 0o100755, Path(XZ).read_bytes()) for p in programs]
+    parts += [
+        newc_entry(lib + name, 0o100755, Path("/" + lib + name).read_bytes())
+        for name in ("libc.so.6", "ld-linux-x86-64.so.2", "liblzma.so.5")
+    ]
+    path.write_bytes(b"".join(parts) + newc_trailer())
+
+
+XZ, LZMA = "/usr/bin/xz", "/lib/x86_64-linux-gnu/liblzma.so.5"
+
+
+def test_a_library_shared_anew_moves_a_component_s_share_not_its_own(tmp_path) -> None:
+    """alpha loads liblzma alone, then beta loads it too: alpha's proportional bytes shrink,
+    and the diff says that its own files did not change — what moved is the library."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[component]]\nname = "alpha"\npatterns = ["bin/alpha"]\n\n'
+        '[[component]]\nname = "beta"\npatterns = ["bin/beta"]\n'
+    )
+    old, new = tmp_path / "old.img", tmp_path / "new.img"
+    _elf_image(old, ["alpha"])
+    _elf_image(new, ["alpha", "beta"])
+    own, lzma = (-(-os.stat(p).st_size // 4096) * 4096 for p in (XZ, LZMA))
+    r = run("diff", str(old), str(new), "--rules", str(rules), "--json")
+    assert r.exit_code == 0, r.output
+    rows = {c["name"]: c for c in json.loads(r.stdout)["components"]}
+    assert rows["alpha"]["delta"] == -lzma // 2
+    assert rows["alpha"]["parts"] == {
+        "own": {"old": own, "new": own, "delta": 0},
+        "exclusive": {"old": lzma, "new": 0, "delta": -lzma},
+        "shared": {"old": 0, "new": lzma // 2, "delta": lzma // 2},
+    }
+    assert rows["beta"]["change"] == "added"
+    assert rows["beta"]["parts"]["own"] == {"old": 0, "new": own, "delta": own}
+    lines = run("diff", str(old), str(new), "--rules", str(rules)).stdout.splitlines()
+    alpha = next(line for line in lines if line.startswith("  alpha "))
+    kib = lambda n: f"{n / 1024:.3g}".rstrip("0").rstrip(".")  # noqa: E731
+    assert alpha.split()[-6:] == ["0", "B", f"-{kib(lzma)}", "KiB", f"+{kib(lzma // 2)}", "KiB"]

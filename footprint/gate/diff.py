@@ -53,6 +53,34 @@ class Change:
 
 
 @dataclass(frozen=True)
+class ComponentChange(Change):
+    """A component's proportional bytes in three parts: its own files, the libraries only it
+    loads, and its share of the libraries it shares with others. The last two move when
+    another component starts or stops loading a library, though nothing in this one changed."""
+
+    own_old: int = 0
+    own_new: int = 0
+    exclusive_old: int = 0
+    exclusive_new: int = 0
+
+    @property
+    def shared_old(self) -> int:
+        return self.old - self.own_old - self.exclusive_old
+
+    @property
+    def shared_new(self) -> int:
+        return self.new - self.own_new - self.exclusive_new
+
+    def parts(self) -> dict[str, tuple[int, int]]:
+        """own, exclusive and shared: (old, new) each; they add up to (old, new)."""
+        return {
+            "own": (self.own_old, self.own_new),
+            "exclusive": (self.exclusive_old, self.exclusive_new),
+            "shared": (self.shared_old, self.shared_new),
+        }
+
+
+@dataclass(frozen=True)
 class Comparison:
     """How two profiles' bases differ: the totals left out, and what the reader must know."""
 
@@ -97,7 +125,7 @@ class Diff:
     new_label: str
     totals: list[Change]
     segments: list[Change]
-    components: list[Change]
+    components: list[ComponentChange]
     files: list[Change]
     warnings: tuple[str, ...] = ()
 
@@ -142,6 +170,22 @@ def component_bytes(p: Profile) -> dict[str, int]:
     return {c.name: c.proportional_bytes for c in p.components}
 
 
+def _components(old: Profile, new: Profile, min_change: int) -> list[ComponentChange]:
+    def parts(p: Profile) -> dict[str, tuple[int, int]]:
+        """Own files and exclusive libraries, page-rounded, by component."""
+        return {
+            c.name: (c.page_rounded_bytes - c.exclusive_bytes, c.exclusive_bytes)
+            for c in p.components
+        }
+
+    a, b = parts(old), parts(new)
+    out = []
+    for c in _changes(component_bytes(old), component_bytes(new), min_change):
+        (own_old, excl_old), (own_new, excl_new) = a.get(c.key, (0, 0)), b.get(c.key, (0, 0))
+        out.append(ComponentChange(c.key, c.old, c.new, own_old, own_new, excl_old, excl_new))
+    return out
+
+
 def diff(old: Profile, new: Profile, raw: bool = False, min_change: int = 0) -> Diff:
     comparison = compare(old, new)
     t_old, t_new = totals_of(old), totals_of(new)
@@ -154,7 +198,7 @@ def diff(old: Profile, new: Profile, raw: bool = False, min_change: int = 0) -> 
         new.image.path,
         totals,
         _changes(seg_old, seg_new, 0),
-        _changes(component_bytes(old), component_bytes(new), min_change),
+        _components(old, new, min_change),
         _changes(f_old, f_new, min_change),
         comparison.warnings,
     )

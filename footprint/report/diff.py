@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from footprint.gate.diff import Change, Diff
+from footprint.gate.diff import Change, ComponentChange, Diff
 from footprint.schemas import SCHEMA_VERSION
+from footprint.report.text import prose
 from footprint.units import human
 
 
 def _row(c: Change) -> dict[str, Any]:
-    return {"name": c.key, "old": c.old, "new": c.new, "delta": c.delta, "change": c.kind}
+    row = {"name": c.key, "old": c.old, "new": c.new, "delta": c.delta, "change": c.kind}
+    if isinstance(c, ComponentChange):
+        row["parts"] = {
+            part: {"old": old, "new": new, "delta": new - old}
+            for part, (old, new) in c.parts().items()
+        }
+    return row
 
 
 def diff_dict(d: Diff) -> dict[str, Any]:
@@ -30,6 +37,16 @@ def diff_dict(d: Diff) -> dict[str, Any]:
     }
 
 
+SECTIONS = ("totals", "segments", "components", "files")
+PARTS = ("own", "exclusive", "shared")
+PARTS_NOTE = (
+    "own, excl., shared Δ: what changed in the component's own files, in the libraries only "
+    "it loads, and in its share of the libraries others load too (the last two move when "
+    "another component starts or stops loading a library, though nothing in this one changed)."
+)
+PAGED = ("components", "files")  # --top cuts these; totals and segments are always whole
+
+
 def _size(row: dict[str, Any], side: str) -> str:
     """One side of a row: "new" or "gone" where the thing is absent, not "0 B"."""
     absent = {("old", "added"): "new", ("new", "removed"): "gone"}.get((side, row["change"]))
@@ -40,6 +57,21 @@ def _signed(n: int) -> str:
     return ("+" if n > 0 else "-" if n < 0 else "") + human(abs(n))
 
 
+def _cells(row: dict[str, Any]) -> list[str]:
+    """old, new, delta (and the parts' deltas of a component): a count stays a count."""
+    if row["name"] == "files":
+        return [str(row["old"]), str(row["new"]), f"{row['delta']:+d}"]
+    cells = [_size(row, "old"), _size(row, "new"), _signed(row["delta"])]
+    if "parts" in row:
+        cells += [_signed(row["parts"][part]["delta"]) for part in PARTS]
+    return cells
+
+
+def _heads(section: str) -> list[str]:
+    delta_parts = ["own Δ", "excl. Δ", "shared Δ"] if section == "components" else []
+    return ["old", "new", "delta", *delta_parts]
+
+
 def summary_line(doc: dict[str, Any]) -> str:
     s = doc["summary"]
     return (
@@ -48,23 +80,28 @@ def summary_line(doc: dict[str, Any]) -> str:
     )
 
 
+def _shown(doc: dict[str, Any], section: str, top: int) -> tuple[list[dict[str, Any]], int]:
+    """The section's rows to print (`top` 0: all) and how many are left out."""
+    rows = doc[section]
+    shown = rows if top <= 0 or section not in PAGED else rows[:top]
+    return shown, len(rows) - len(shown)
+
+
 def diff_text(doc: dict[str, Any], top: int = 25) -> str:
     lines = [f"{doc['old']} → {doc['new']}", summary_line(doc)]
     lines += [f"warning: {w}" for w in doc["warnings"]] + [""]
-    for section in ("totals", "segments", "components", "files"):
-        rows = doc[section]
+    for section in SECTIONS:
+        rows, more = _shown(doc, section, top)
         if not rows:
             continue
-        lines.append(f"{section:<60} {'old':>10} {'new':>10} {'delta':>10}")
-        for r in rows[:top]:
-            if r["name"] == "files":  # a count, not bytes
-                old, new, delta = str(r["old"]), str(r["new"]), f"{r['delta']:+d}"
-            else:
-                old, new, delta = _size(r, "old"), _size(r, "new"), _signed(r["delta"])
+        lines.append(f"{section:<60}" + "".join(f" {h:>10}" for h in _heads(section)))
+        for r in rows:
             # A long path is never cut (grep must find it): its figures move right instead.
-            lines.append(f"  {r['name']:<58} {old:>10} {new:>10} {delta:>10}")
-        if len(rows) > top:
-            lines.append(f"  … {len(rows) - top} more (--json lists all)")
+            lines.append(f"  {r['name']:<58}" + "".join(f" {c:>10}" for c in _cells(r)))
+        if more:
+            lines.append(f"  … {more} more (--top 0 or --json lists all)")
+        if section == "components":
+            lines += prose(PARTS_NOTE, "  ")
         lines.append("")
     return "\n".join(lines)
 
@@ -72,19 +109,21 @@ def diff_text(doc: dict[str, Any], top: int = 25) -> str:
 def diff_markdown(doc: dict[str, Any], top: int = 25) -> str:
     out = [f"### footprint diff: `{doc['old']}` → `{doc['new']}`", "", f"`{summary_line(doc)}`", ""]
     out += [f"> ⚠️ {w}" for w in doc["warnings"]] + ([""] if doc["warnings"] else [])
-    for section in ("totals", "components", "files"):
-        rows = doc[section][:top]
+    for section in SECTIONS:
+        rows, more = _shown(doc, section, top)
         if not rows:
             continue
+        heads = _heads(section)
         out += [
             f"**{section}**",
             "",
-            "| name | old | new | delta |",
-            "| --- | ---: | ---: | ---: |",
+            "| name | " + " | ".join(heads) + " |",
+            "| --- |" + " ---: |" * len(heads),
         ]
-        out += [
-            f"| `{r['name']}` | {_size(r, 'old')} | {_size(r, 'new')} | {_signed(r['delta'])} |"
-            for r in rows
-        ]
+        out += [f"| `{r['name']}` | " + " | ".join(_cells(r)) + " |" for r in rows]
+        if more:
+            out.append(f"\n… {more} more (`--json` lists all)")
+        if section == "components":
+            out.append(f"\n<sub>{PARTS_NOTE}</sub>")
         out.append("")
     return "\n".join(out) + "\n"
