@@ -6,7 +6,6 @@ renders exactly as the image it was made from.
 
 from __future__ import annotations
 
-import io
 from dataclasses import asdict
 from typing import Any
 
@@ -14,6 +13,7 @@ from footprint.analyze import Analysis
 from footprint.components.groupings import Grouping
 from footprint.elf.resolve import Closure
 from footprint.profile import Profile
+from footprint.report.text import columns, prose, shown
 from footprint.schemas import header
 from footprint.units import human
 
@@ -69,33 +69,44 @@ def closure_dict(a: Analysis, closure: Closure) -> dict[str, Any]:
     }
 
 
-def components_text(doc: dict[str, Any], width: int = 100) -> str:
-    from rich.console import Console
-    from rich.table import Table
+# components --sort: the key of each choice, largest first (name: alphabetical).
+SORTS = {
+    "proportional": "proportional_bytes",
+    "marginal": "marginal_bytes",
+    "own": "page_rounded_bytes",
+    "shared": "shared_bytes",
+    "compressed": "compressed_share_bytes",
+    "files": "files",
+    "name": "name",
+}
+COMPONENT_NOTE = (
+    "own+excl = own files and the "
+    "libraries only it loads; shared = the shared libraries it loads, whole; proport. = "
+    "own+excl plus an equal share of each shared library (these add up to the total); "
+    "marginal = what removing it would save; +compr. = its share of the compressed image held "
+    "during unpack ({method}); tmpfs = the RAM floor with a tmpfs rootfs (2 x proport.)."
+)
 
-    console = Console(width=width, file=io.StringIO(), record=True, no_color=True, highlight=False)
+
+def components_text(doc: dict[str, Any], sort: str = "proportional", top: int = 0) -> str:
+    """Every component (or the `top` first by `sort`), a total row, then the shared
+    libraries; names and paths are never cut, in a terminal or a pipe."""
     t = doc["total"]
-    console.print(
+    lines = [
         f"{doc['image']['path']}: {human(t['page_rounded_bytes'])} page-rounded in "
-        f"{t['files']} files, {human(t['compressed_bytes'])} compressed; generator "
-        f"{doc['generator']}"
+        f"{t['files']} files (each inode once), {human(t['compressed_bytes'])} compressed; "
+        "generator "
+        f"{doc['generator']}",
+        "",
+    ]
+    key = SORTS[sort]
+    comps = sorted(
+        doc["components"],
+        key=lambda c: c["name"] if key == "name" else (-c.get(key, 0), c["name"]),
     )
-    console.print()
-    table = Table(show_edge=False, box=None, pad_edge=False)
-    for col in (
-        "component",
-        "files",
-        "own+excl",
-        "shared",
-        "proport.",
-        "marginal",
-        "+compr.",
-        "tmpfs",
-    ):
-        name = col == "component"
-        table.add_column(col, justify="left" if name else "right", no_wrap=name)
-    for c in doc["components"]:
-        table.add_row(
+    n, more = shown(comps, top)
+    rows = [
+        [
             c["name"],
             str(c["files"]),
             human(c["page_rounded_bytes"]),
@@ -104,31 +115,40 @@ def components_text(doc: dict[str, Any], width: int = 100) -> str:
             human(c["marginal_bytes"]),
             human(c.get("compressed_share_bytes", 0)),
             human(c.get("tmpfs_floor_bytes", 0)),
-        )
-    console.print(table)
-    console.print()
-    console.print(
-        "own+excl = own files and the libraries only it loads; shared = the shared "
-        "libraries it loads, whole; proport. = own+excl plus an equal share of each shared "
-        "library (these add up to the total); marginal = what removing it would save; "
-        "+compr. = its share of the compressed image held during unpack "
-        f"({t['compressed_share_method']}); tmpfs = the RAM floor with a tmpfs rootfs "
-        "(2 x proport.)."
+        ]
+        for c in comps[:n]
+    ]
+    rows.append(
+        [
+            f"total ({len(comps)} components)",
+            str(t["files"]),
+            "",
+            "",
+            human(t["proportional_bytes"]),
+            "",
+            human(t["compressed_bytes"]),
+            human(2 * t["proportional_bytes"]),
+        ]
     )
-    if doc["shared_libraries"]:
-        console.print()
-        shared = Table(show_edge=False, box=None, pad_edge=False)
-        shared.add_column("shared library")
-        shared.add_column("size", justify="right")
-        shared.add_column("users")
-        for s in doc["shared_libraries"][:15]:
-            shared.add_row(s["path"], human(s["page_rounded_bytes"]), ", ".join(s["users"]))
-        console.print(shared)
-    for m in doc["missing_libraries"]:
-        console.print(f"warning: {m['needed_by']} needs {m['name']}, which the image lacks")
-    for w in doc["warnings"]:
-        console.print(f"warning: {w}")
-    return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
+    heads = ("component", "files", "own+excl", "shared", "proport.", "marginal", "+compr.", "tmpfs")
+    table = columns(heads, "<>>>>>>>", rows)
+    lines += table[:-1] + ([more] if more else []) + table[-1:]  # the total row last
+    lines += [""] + prose(COMPONENT_NOTE.format(method=t["compressed_share_method"]))
+    libraries = doc["shared_libraries"]
+    if libraries:
+        n, more = shown(libraries, top)
+        rows = [
+            [human(s["page_rounded_bytes"]), s["path"], ", ".join(s["users"])]
+            for s in libraries[:n]
+        ]
+        lines += [""] + columns(("size", "shared library", "users"), "><<", rows)
+        lines += [more] if more else []
+    lines += [
+        f"warning: {m['needed_by']} needs {m['name']}, which the image lacks"
+        for m in doc["missing_libraries"]
+    ]
+    lines += [f"warning: {w}" for w in doc["warnings"]]
+    return "\n".join(lines) + "\n"
 
 
 def closure_text(doc: dict[str, Any]) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import stat
-from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -11,6 +10,7 @@ from footprint import __version__
 from footprint.image.reader import Inventory
 from footprint.image.rootfs import Node
 from footprint.image.summary import Summary
+from footprint.report.text import columns
 from footprint.schemas import SCHEMA_VERSION
 from footprint.units import human
 
@@ -118,7 +118,7 @@ def as_text(
         for s in inv.segments
     ]
     heads = ("segment", "offset", "codec", "compressed", "unpacked", "entries")
-    lines += _table(heads, ">><>>>", segments, bold)
+    lines += columns(heads, ">><>>>", segments, bold)
     lines.append("")
 
     facts = []
@@ -129,7 +129,8 @@ def as_text(
     facts += [
         (
             "tree",
-            f"{t.files} files, {t.dirs} dirs, {t.symlinks} symlinks, "
+            f"{t.files} files ({t.files - t.hardlinks} inodes), {t.dirs} dirs, "
+            f"{t.symlinks} symlinks, "
             f"{t.devices} devices, {t.hardlinks} hardlinks",
         ),
         (
@@ -156,7 +157,8 @@ def as_text(
         (human(f.bytes), f.path + (f"  ({f.names} names)" if f.names > 1 else ""))
         for f in summary.largest
     ]
-    lines += _table(("largest", "path"), "><", largest, bold)
+    if largest:  # --top 0: none, and no header
+        lines += columns(("largest", "path"), "><", largest, bold)
     warning = f"{YELLOW}warning{PLAIN}" if color else "warning"
     lines += [
         f"{warning}: entry {skip.name!r} (segment {skip.segment}) is not created by the "
@@ -165,24 +167,11 @@ def as_text(
     ]
     if files is not None:
         # Plain lines, like ls -l: fast for thousands of entries and easy to grep.
+        lines += [""] if lines[-1] else []
+        lines += [bold(f"{'mode':<10} {'bytes':>10} path ({len(files)} paths, every name)")]
         lines += [
             f"{r['mode']} {r['size']:>10} {r['path']}"
             + (f" -> {r['target']}" if "target" in r else "")
             for r in files
         ]
     return "\n".join(lines) + "\n"
-
-
-def _table(
-    heads: Sequence[str], align: str, rows: Sequence[Sequence[str]], bold: Callable[[str], str]
-) -> list[str]:
-    """Columns two spaces apart, each as wide as its widest cell, aligned left (<) or right
-    (>); a last column aligned left is not padded, so a long path ends its line whole."""
-    widths = [max(len(cell) for cell in column) for column in zip(heads, *rows, strict=True)]
-    if align[-1] == "<":
-        widths[-1] = 0
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(cells, align, widths, strict=True))
-
-    return [bold(line(heads))] + [line(row) for row in rows]
