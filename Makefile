@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@# compat: a path in a .pth file; the default editable finder costs every start ~15 ms.
 	$(BIN)/pip install -q -e '.[test,report]' $(EDITABLE)
 	@# lzop images need python-lzo, which builds only where liblzo2-dev is installed.
-	$(BIN)/pip install -q -e '.[test,report,lzo]' $(EDITABLE) 2>/dev/null || \
+	@$(BIN)/pip install -q -e '.[test,report,lzo]' $(EDITABLE) 2>/dev/null || \
 	  echo "note: python-lzo not installed (apt-get install liblzo2-dev, then make again):" \
 	       "lzo images will be reported as unsupported"
 	touch $@

@@ -59,6 +59,7 @@ def _output(doc: dict[str, Any], as_json: bool, text: Callable[[dict[str, Any]],
 
 
 FILE = click.Path(dir_okay=False)
+OUTPUT = click.Path(dir_okay=False, allow_dash=True)  # "-": standard output
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
 kernel_option = click.option(
     "--kernel",
@@ -77,6 +78,31 @@ class FootprintGroup(click.Group):
     """Maps every outcome of a command to its documented exit code, also under CliRunner."""
 
     command_class = FootprintCommand
+
+    def main(  # type: ignore[override]
+        self,
+        args: list[str] | None = None,
+        prog_name: str | None = None,
+        standalone_mode: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """Usage errors in the README's one line, `footprint: error: …` (exit 2), not click's
+        three; everything else as click's standalone mode does it."""
+        if not standalone_mode:
+            return super().main(args, prog_name, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(args, prog_name, standalone_mode=False, **kwargs)
+        except click.UsageError as e:
+            where = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
+            click.echo(f"footprint: error: {e.format_message()}{where}", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:  # Ctrl-C while click parses the command line
+            click.echo("footprint: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -230,10 +256,29 @@ def _common_analysis(f: Any) -> Any:
     help="With --by package: also ask this host's package database (for images "
     "built on this host); ELF package notes are always used.",
 )
+@click.option(
+    "--sort",
+    type=click.Choice(["proportional", "marginal", "own", "shared", "compressed", "files", "name"]),
+    default="proportional",
+    help="Order of the components in the text (largest first; name: alphabetical).",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Print only the first N components and shared libraries (0: all; --json lists all).",
+)
 @json_option
 @_common_analysis
 def components(
-    image: str, by: str, owner_db: str | None, as_json: bool, page_size: int, rules_file: str | None
+    image: str,
+    by: str,
+    owner_db: str | None,
+    sort: str,
+    top: int,
+    as_json: bool,
+    page_size: int,
+    rules_file: str | None,
 ) -> None:
     """What each userspace component adds to the reservation, shares adding up to the total.
 
@@ -253,7 +298,7 @@ def components(
         _output(doc, as_json, render.groups_text)
         return
     doc = render.components_dict(p)
-    _output(doc, as_json, render.components_text)
+    _output(doc, as_json, lambda d: render.components_text(d, sort, top))
 
 
 @cli.command()
@@ -276,8 +321,8 @@ def elf(image: str, path: str, as_json: bool) -> None:
 @click.option(
     "-o",
     "--output",
-    type=FILE,
-    help="Write the profile here (default: standard output).",
+    type=OUTPUT,
+    help="Write the profile here ('-' or none: standard output).",
 )
 @_common_analysis
 def profile(
@@ -290,7 +335,7 @@ def profile(
     from footprint.profile import open_profile
 
     p = open_profile(image, rules_file=rules_file, page_size=page_size, kernel=kernel)
-    if output is None:
+    if output in (None, "-"):
         _emit(p.to_json())
         return
     _write(output, p.to_json())
@@ -305,6 +350,10 @@ def profile(
 
 
 def _write(path: str, text: str) -> None:
+    """`text` into `path` whole or not at all; "-" is standard output."""
+    if path == "-":
+        _emit(text)
+        return
     from footprint.report.files import write_atomically
 
     write_atomically(path, text)
@@ -540,6 +589,9 @@ def calibrate(
 @click.option("--min-change", type=SIZE, default="0", help="Hide changes smaller than this (4K).")
 @json_option
 @click.option("--markdown", is_flag=True, help="Print Markdown.")
+@click.option(
+    "--top", type=click.IntRange(min=0), default=25, help="Rows per section (0: all)."
+)
 @kernel_option
 @_common_analysis
 def diff_cmd(
@@ -549,6 +601,7 @@ def diff_cmd(
     min_change: int,
     as_json: bool,
     markdown: bool,
+    top: int,
     kernel: str | None,
     page_size: int,
     rules_file: str | None,
@@ -564,12 +617,18 @@ def diff_cmd(
     if as_json:
         _emit_json(doc)
     else:
-        _emit(render.diff_markdown(doc) if markdown else render.diff_text(doc))
+        _emit(render.diff_markdown(doc, top) if markdown else render.diff_text(doc, top))
 
 
 @cli.command()
 @click.argument("image", type=FILE)
-@click.option("-o", "--output", required=True, type=FILE)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=OUTPUT,
+    help="Write the baseline here ('-': standard output).",
+)
 @kernel_option
 @_common_analysis
 def baseline(
@@ -580,7 +639,8 @@ def baseline(
 
     p = open_profile(image, page_size=page_size, rules_file=rules_file, kernel=kernel)
     _write(output, p.to_json())
-    click.echo(f"wrote baseline {output}", err=True)
+    if output != "-":
+        click.echo(f"wrote baseline {output}", err=True)
 
 
 @cli.command()
@@ -657,8 +717,8 @@ def check(
 @click.option(
     "-o",
     "--output",
-    type=FILE,
-    help="Write the report here (default: standard output).",
+    type=OUTPUT,
+    help="Write the report here ('-' or none: standard output).",
 )
 @click.option("--markdown", is_flag=True, help="Markdown instead of HTML.")
 @click.option(
@@ -699,11 +759,9 @@ def report(
     names = list(labels) or [p.label for p in loaded]
     data = html.report_data(loaded, names, [html.load_timeline(path) for path in timelines])
     text = html.render_markdown(data) if markdown else html.render_html(data)
-    if output:
-        _write(output, text)
+    _write(output or "-", text)
+    if output not in (None, "-"):
         click.echo(f"wrote {output}", err=True)
-    else:
-        _emit(text)
 
 
 @cli.command()
