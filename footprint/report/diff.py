@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from footprint.gate.diff import Change, ComponentChange, Diff
-from footprint.schemas import SCHEMA_VERSION
 from footprint.report.text import prose
+from footprint.schemas import SCHEMA_VERSION
 from footprint.units import human
 
 
