@@ -36,8 +36,10 @@ Exit codes:
 
 
 def _emit(text: str) -> None:
+    from footprint.paths import shown
+
     try:
-        sys.stdout.write(text)
+        sys.stdout.write(shown(text))
         sys.stdout.flush()
     except OSError as e:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -50,7 +52,9 @@ def _emit(text: str) -> None:
 def _emit_json(doc: dict[str, Any]) -> None:
     import json
 
-    _emit(json.dumps(doc, indent=2) + "\n")
+    from footprint.paths import shown
+
+    _emit(shown(json.dumps(doc, indent=2, ensure_ascii=False), in_json=True) + "\n")
 
 
 def _output(doc: dict[str, Any], as_json: bool, text: Callable[[dict[str, Any]], str]) -> None:
@@ -351,12 +355,14 @@ def profile(
 
 def _write(path: str, text: str) -> None:
     """`text` into `path` whole or not at all; "-" is standard output."""
+    from footprint.paths import shown
+
     if path == "-":
         _emit(text)
         return
     from footprint.report.files import write_atomically
 
-    write_atomically(path, text)
+    write_atomically(path, shown(text))
 
 
 class Size(click.ParamType):  # type: ignore[type-arg,unused-ignore]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+_RAW_BYTE = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, under surrogateescape
+
 MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 MODULES_DIR = re.compile(r"(?:usr/)?lib/modules/([^/]+)")  # group 1: the kernel version
 EARLY_MICROCODE = "kernel/x86/microcode/"  # the early cpio the kernel reads microcode from
@@ -18,3 +20,13 @@ def is_module(path: str) -> bool:
 def is_firmware(path: str) -> bool:
     """Firmware the kernel loads, or CPU microcode in the early cpio."""
     return "lib/firmware/" in path or path.lstrip("/").startswith(EARLY_MICROCODE)
+
+
+def shown(text: str, in_json: bool = False) -> str:
+    """`text` with every byte that is not UTF-8 written as \\xNN. Names and symlink targets
+    are bytes to the kernel; footprint decodes them with surrogateescape (extract writes the
+    bytes back) and shows them escaped, in JSON as a string holding the four characters."""
+    if text.isascii():
+        return text
+    escape = "\\\\x%02x" if in_json else "\\x%02x"
+    return _RAW_BYTE.sub(lambda m: escape % (ord(m.group()) - 0xDC00), text)

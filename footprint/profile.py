@@ -213,7 +213,7 @@ def from_analysis(a: Analysis) -> Profile:
         sizes = [inode.size for inode, node in inodes if match(node.path)]
         return KindSummary(len(sizes), sum(sizes))
 
-    return Profile(
+    profile = Profile(
         SCHEMA_VERSION,
         KIND,
         f"footprint {__version__}",
@@ -276,6 +276,11 @@ def from_analysis(a: Analysis) -> Profile:
         _basis(a),
         UkiInfo(inv.uki.linux_bytes, inv.uki.sections) if inv.uki else None,
     )
+    try:
+        msgspec.json.encode(profile)
+    except UnicodeEncodeError:  # names with bytes that are not UTF-8: as a saved profile
+        return parse(profile.to_json().encode(), inv.path)  # has them, escaped
+    return profile
 
 
 def _basis(a: Analysis) -> Basis:

@@ -78,6 +78,14 @@ class CpioEntry:
         return (self.ino, self.dev_major, self.dev_minor, stat.S_IFMT(self.mode))
 
 
+def byte_sum(view: memoryview) -> int:
+    """The sum of the bytes (a crc cpio's checksum before its mask), at memory speed: summed
+    in Python, a 4 GiB file took 50 s."""
+    import numpy  # here: only crc archives need it (~60 ms to import)
+
+    return int(numpy.frombuffer(view, numpy.uint8).sum(dtype=numpy.uint64))
+
+
 class EntryData:
     """The body of a regular file, readable once while its entry is current."""
 
@@ -91,7 +99,7 @@ class EntryData:
         for view in self._src.chunks(self._left, "file data"):
             self._left -= len(view)
             if self._sum is not None:
-                self._sum += sum(view)
+                self._sum += byte_sum(view)
             yield view
 
     def read(self) -> bytes:
@@ -198,7 +206,9 @@ def iter_archive(
                 entry.skipped = f"symlink target of {size} bytes exceeds PATH_MAX"
                 src.skip(size, "a symlink target")
             else:
-                entry.target = os.fsdecode(src.read(size, "a symlink target"))
+                # The kernel takes the target as a C string: it ends at the first NUL.
+                target = src.read(size, "a symlink target").split(b"\0", 1)[0]
+                entry.target = os.fsdecode(target)
             yield entry, None
         else:
             if size:

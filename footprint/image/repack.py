@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bz2
 import lzma
+import os
 import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -71,7 +72,7 @@ class _Writer:
         if data is not None:
             body = data.read()
         elif entry.target is not None:
-            body = entry.target.encode()
+            body = os.fsencode(entry.target)
         key = (entry.segment, entry.archive, entry.ino)
         ino = self.inos.setdefault(key, len(self.inos) + 1)
         self.kept_files += entry.kind == "file"

@@ -7,6 +7,7 @@ type replaces it, hardlinks share one inode until the archive's trailer.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import stat
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ class Node:
     def size(self) -> int:
         if self.inode is not None:
             return self.inode.size
-        return len(self.target.encode()) if self.target is not None else 0
+        return len(os.fsencode(self.target)) if self.target is not None else 0
 
 
 @dataclass(frozen=True)

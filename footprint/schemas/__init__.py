@@ -53,7 +53,22 @@ def plain(record: Any) -> Any:
     """A typed record as plain JSON values (dicts, lists, str, numbers, None)."""
     import msgspec  # here: not on the way of commands that read no document (~7 ms)
 
-    return msgspec.json.decode(msgspec.json.encode(record))
+    try:
+        return msgspec.json.decode(msgspec.json.encode(record))
+    except UnicodeEncodeError:  # a name with bytes that are not UTF-8: shown escaped
+        return _shown(msgspec.to_builtins(record))
+
+
+def _shown(value: Any) -> Any:
+    from footprint.paths import shown
+
+    if isinstance(value, str):
+        return shown(value)
+    if isinstance(value, dict):
+        return {shown(k): _shown(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_shown(v) for v in value]
+    return value
 
 
 def typed(kind: type[T], doc: Any, where: str) -> T:
