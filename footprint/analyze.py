@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from footprint.components.attribute import Attribution, attribute
 from footprint.components.dracut import dracut_module_rules
 from footprint.components.rules import load_rules
-from footprint.elf.facts import ELF_MAGIC, ElfFacts
+from footprint.elf.facts import ELF_MAGIC, OTHER, ElfFacts
 from footprint.elf.resolve import Closure, Resolver
 from footprint.elf.worker import ElfWorker
 from footprint.errors import UsageError
@@ -24,7 +24,7 @@ from footprint.image.rootfs import Node
 from footprint.image.summary import DEFAULT_PAGE_SIZE, Summary, summarize
 from footprint.model.kernel import read_kernel
 from footprint.model.reservation import ComponentTerms, Reservation, component_terms, reservation
-from footprint.paths import is_module
+from footprint.paths import is_firmware, is_module
 
 # Small text files kept for later stages: the loader's configuration, dracut's module list.
 KEEP_TEXT = (
@@ -68,6 +68,11 @@ class Analysis:
         return sorted(seen.values(), key=lambda f: f.path)
 
 
+# The largest ELF file parsed: the largest programs and libraries of real initramfs images are
+# under 10 MiB (libcrypto 4.5 MiB); a file above this is counted by its size, with a warning.
+MAX_ELF_BYTES = 64 << 20
+
+
 class _Collector:
     """The scan visitor: sends ELF bytes to the worker, keeps a few small text files."""
 
@@ -75,6 +80,7 @@ class _Collector:
         self.worker = worker
         self.texts: dict[str, str] = {}
         self.inode_of: dict[str, int] = {}  # submitted path -> id of its inode
+        self.unparsed: dict[str, ElfFacts] = {}  # ELF files too large to parse
 
     def __call__(self, entry: CpioEntry, data: EntryData | None, node: Node | None) -> None:
         if node is None or node.kind != FILE or data is None or not data.size:
@@ -83,11 +89,21 @@ class _Collector:
         if any(fnmatch.fnmatch(path, p) for p in KEEP_TEXT) and data.size < 1 << 20:
             self.texts[path] = data.read().decode("utf-8", "replace")
             return
-        if data.size < 64 or is_module(path) or data.peek(4) != ELF_MAGIC:
-            return
-        self.worker.submit(path, data.read())
+        if data.size < 64 or is_module(path) or is_firmware(path) or data.peek(4) != ELF_MAGIC:
+            return  # modules and firmware are not loaded by ld.so: their size is enough
         if node.inode is not None:
             self.inode_of[path] = id(node.inode)
+        if data.size > MAX_ELF_BYTES:  # the file streams past, unread: memory stays bounded
+            self.unparsed[path] = ElfFacts(
+                path,
+                data.size,
+                OTHER,
+                error=f"not parsed: {data.size >> 20} MiB, above the {MAX_ELF_BYTES >> 20} "
+                "MiB cap (no program or library of an initramfs is that large): it counts by "
+                "its size, and what it loads is not followed",
+            )
+            return
+        self.worker.submit(path, data.read())
 
 
 def analyze(
@@ -107,7 +123,7 @@ def analyze(
         kimage = read_kernel(kernel) if kernel else None
         if kimage is not None and kimage.vmlinux is not None:
             worker.submit(KERNEL_KEY, kimage.vmlinux)
-        parsed = worker.results()
+        parsed = {**worker.results(), **collector.unparsed}
     kernel_facts = parsed.pop(KERNEL_KEY, None)
     # Every name of an inode shares its facts (hardlinked busybox applets, for one).
     by_inode = {collector.inode_of[p]: f for p, f in parsed.items() if p in collector.inode_of}

@@ -21,6 +21,7 @@ from typing import Any
 from footprint.elf.facts import OTHER, ElfFacts
 
 BATCH_BYTES = 2 << 20
+OUTBOX_BATCHES = 2  # batches waiting for the child, beyond the one it parses
 FILE_TIMEOUT = 20.0  # seconds one file may take when parsed alone
 
 
@@ -79,7 +80,9 @@ class ElfWorker:
         self._batch: list[tuple[str, bytes]] = []
         self._batch_size = 0
         self._child: _Child | None = None
-        self._outbox: queue.Queue[list[tuple[str, bytes]] | None] = queue.Queue()
+        # Bounded: when lief is slower than the decompressor, submit() waits instead of
+        # holding every ELF file of the image in memory.
+        self._outbox: queue.Queue[list[tuple[str, bytes]] | None] = queue.Queue(OUTBOX_BATCHES)
         self._in_flight: deque[list[tuple[str, bytes]]] = deque()
         self._facts: dict[str, ElfFacts] = {}
         self._lock = threading.Lock()
