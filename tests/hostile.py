@@ -44,6 +44,19 @@ def large_file(
         out.write(c.flush())
 
 
+def zero_padding(path: Path, size: int) -> int:
+    """A zstd member of an empty archive then `size` zeros; returns the archive's length."""
+    archive = newc_entry(".", 0o040755) + newc_trailer()
+    c = zstd.ZstdCompressor()
+    with open(path, "wb") as out:
+        out.write(c.compress(archive))
+        for _ in range(size // len(CHUNK)):
+            out.write(c.compress(CHUNK))
+        out.write(c.compress(CHUNK[: size % len(CHUNK)]))
+        out.write(c.flush())
+    return len(archive)
+
+
 def strange_names(path: Path) -> None:
     """Names and symlink targets that are not UTF-8, and a target with a NUL inside."""
     parts = [

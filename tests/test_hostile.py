@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hostile import CRC, large_file, strange_names
+from conftest import SAMPLES
+from hostile import CRC, large_file, strange_names, zero_padding
 
 from footprint.cli import cli
 
@@ -119,3 +120,41 @@ def test_a_1_gib_elf_magic_file_is_counted_not_parsed(tmp_path) -> None:
         "/bin/huge: not parsed: 1024 MiB, above the 64 MiB cap (no program or library of an "
         "initramfs is that large): it counts by its size, and what it loads is not followed"
     ]
+
+
+def test_an_image_that_decompresses_past_the_bound_is_refused(monkeypatch) -> None:
+    from footprint.image import segments
+
+    image = str(SAMPLES / "busybox-gzip.img")  # 1.9 MiB unpacked
+    monkeypatch.setattr(segments, "MAX_UNPACKED_BYTES", 1 << 20)
+    r = run("inspect", image)
+    assert (r.exit_code, r.stderr) == (
+        3,
+        "footprint: error: refused: it decompresses to more than 1 MiB, more than any "
+        "initramfs holds — a decompression bomb?\n",
+    )
+    monkeypatch.setattr(segments, "MAX_UNPACKED_BYTES", 2 << 20)
+    assert run("inspect", image).exit_code == 0
+
+
+def test_a_tree_past_the_bound_is_refused(monkeypatch) -> None:
+    from footprint.image import reader
+
+    image = str(SAMPLES / "busybox-gzip.img")  # 27 entries
+    monkeypatch.setattr(reader, "MAX_TREE_BYTES", 10 * reader.ENTRY_COST)
+    r = run("inspect", image)
+    assert r.exit_code == 3
+    assert r.stderr.startswith("footprint: error: refused: its tree passes 0 MiB of names and ")
+    assert "(at entry 10)" in r.stderr
+
+
+@pytest.mark.slow
+def test_zeros_after_the_trailer_are_skipped_whole(tmp_path) -> None:
+    """4 GiB of zeros after the trailer inside a zstd member, which the kernel's
+    flush_buffer() skips: read past at memory speed (bench/hostile.py times it)."""
+    image = tmp_path / "padding.img"
+    archive = zero_padding(image, 4 << 30)
+    r = run("inspect", str(image), "--json")
+    assert r.exit_code == 0, r.output
+    (segment,) = json.loads(r.stdout)["segments"]
+    assert segment["uncompressed_bytes"] == archive + (4 << 30)

@@ -63,6 +63,13 @@ def scan(
         return _scan(path, f, visit, rootfs)
 
 
+# A tree whose bookkeeping would take more memory than this is refused: real initramfs
+# images have a few thousand entries, this allows half a million (the data is bounded by
+# segments.MAX_UNPACKED_BYTES).
+MAX_TREE_BYTES = 256 << 20  # ENTRY_COST per entry, plus its name and symlink target
+ENTRY_COST = 512  # what one entry of the tree costs footprint in memory, about
+
+
 def _scan(path: str, f: BinaryIO, visit: Visitor | None, rootfs: Rootfs | None) -> Inventory:
     st = os.fstat(f.fileno())
     if not stat.S_ISREG(st.st_mode):
@@ -74,10 +81,16 @@ def _scan(path: str, f: BinaryIO, visit: Visitor | None, rootfs: Rootfs | None) 
     f.seek(0)
     reader = ImageReader(f, list(uki.initrd_ranges) if uki else None)
     rootfs = Rootfs() if rootfs is None else rootfs
-    entries = 0
+    entries = tree = 0
     add = rootfs.add
     for entry, data in reader.entries():
         entries += 1
+        tree += ENTRY_COST + len(entry.name) + (entry.size if entry.target is not None else 0)
+        if tree > MAX_TREE_BYTES:
+            raise BadImage(
+                f"refused: its tree passes {MAX_TREE_BYTES >> 20} MiB of names and entries (at "
+                f"entry {entries}), more than any initramfs — a decompression bomb?"
+            )
         node = add(entry, (entry.segment, entry.archive))
         if visit is not None:
             visit(entry, data, node)

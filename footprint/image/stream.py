@@ -6,6 +6,7 @@ so the reader never holds a whole stream or a whole file it does not need.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from collections.abc import Iterator
@@ -19,6 +20,21 @@ AHEAD_DEPTH = 2  # decompressed chunks a decompressing thread may hold for its r
 
 class Truncated(BadImage):
     """The stream ended where more bytes were required."""
+
+
+@functools.lru_cache(maxsize=4)
+def _zeros(n: int) -> bytes:
+    return bytes(n)
+
+
+class TooLarge(BadImage):
+    """Decompressed data past the bound that keeps time and memory finite."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"refused: it decompresses to more than {limit >> 20} MiB, more than any "
+            "initramfs holds — a decompression bomb?"
+        )
 
 
 class Source:
@@ -128,9 +144,13 @@ class Source:
                 if not self._advance():
                     return count
                 continue
-            # bytes.lstrip is C-speed; memoryviews are converted once per chunk at most.
+            # A chunk of zeros compares equal at memcmp speed; lstrip (300 MB/s) only finds
+            # where the run ends. Memoryviews are converted once per chunk at most.
             tail = buf[pos:] if isinstance(buf, bytes) else bytes(buf[pos:])
-            stripped = len(tail) - len(tail.lstrip(b"\0"))
+            if tail == _zeros(len(tail)):
+                stripped = len(tail)
+            else:
+                stripped = len(tail) - len(tail.lstrip(b"\0"))
             count += stripped
             self._pos = pos + stripped
             if self._pos < end:
@@ -197,18 +217,25 @@ class AheadSource(Source):
     stops early (an error, Ctrl-C).
     """
 
-    def __init__(self, member: Source, depth: int = AHEAD_DEPTH) -> None:
+    def __init__(
+        self, member: Source, depth: int = AHEAD_DEPTH, limit: int | None = None
+    ) -> None:
         super().__init__()
         self._member = member
+        self._limit = limit  # the bytes it may produce: past them, BadImage
         self._queue: queue.Queue[bytes | memoryview | BaseException] = queue.Queue(depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="footprint-decompress", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        produced = 0
         try:
             while not self._stop.is_set():
                 chunk = self._member._fill()
+                produced += len(chunk)
+                if self._limit is not None and produced > self._limit:
+                    raise TooLarge(self._limit)
                 self._queue.put(chunk)
                 if not chunk:
                     return
