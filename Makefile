@@ -7,7 +7,7 @@ REAL ?= sample_initrds/real
 STAMP := $(VENV)/.installed
 EDITABLE := --config-settings editable_mode=compat
 
-.PHONY: run test test-fast lint samples samples-real bench clean compile
+.PHONY: run test test-fast lint samples samples-real bench fuzz clean compile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not integration and not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check footprint tests bench
+	$(BIN)/ruff check footprint tests bench fuzz
 	$(BIN)/mypy
 
 # The small committed images; rebuilding needs busybox-static, cpio and the compressors.
@@ -56,5 +56,10 @@ bench: compile
 	$(BIN)/python bench/inspect.py $(BENCH_IMAGES)
 	$(BIN)/python bench/profile.py $(BENCH_IMAGES)
 
+# A fuzzing campaign (atheris) of FUZZ_TIME seconds per target: inputs, coverage, findings.
+FUZZ_TIME ?= 300
+fuzz: compile
+	$(BIN)/python fuzz/campaign.py --time $(FUZZ_TIME)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .fuzz

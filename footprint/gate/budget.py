@@ -122,6 +122,8 @@ def load_budget(path: str) -> Budget:
         raise UsageError(f"cannot read budget {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"budget {path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:  # TOML is UTF-8
+        raise UsageError(f"budget {path} is not UTF-8 text (at byte {e.start})") from None
     unknown = sorted(set(doc) - set(Budget.__struct_fields__))
     if unknown:
         raise UsageError(
