@@ -151,7 +151,7 @@ def test_a_tree_past_the_bound_is_refused(monkeypatch) -> None:
 @pytest.mark.slow
 def test_zeros_after_the_trailer_are_skipped_whole(tmp_path) -> None:
     """4 GiB of zeros after the trailer inside a zstd member, which the kernel's
-    flush_buffer() skips: read past at memory speed (bench/hostile.py times it)."""
+    flush_buffer() skips: read past at memory speed (bench/bounds.py times it)."""
     image = tmp_path / "padding.img"
     archive = zero_padding(image, 4 << 30)
     r = run("inspect", str(image), "--json")

@@ -2,7 +2,7 @@
 """What the hostile inputs of issue 19 cost: time and peak RSS of `footprint inspect` (and
 `components` for the ELF-magic file), each against a reference measured in the same run.
 
-Usage: bench/hostile.py [--runs N] [--gib N]
+Usage: bench/bounds.py [--runs N] [--gib N]
 
 Prints, for each case, the median seconds, the peak RSS and the ratio to its reference:
   crc        one 4 GiB file in the crc format (checksum summed) / the same file in newc
