@@ -123,17 +123,28 @@ def test_a_1_gib_elf_magic_file_is_counted_not_parsed(tmp_path) -> None:
 
 
 def test_an_image_that_decompresses_past_the_bound_is_refused(monkeypatch) -> None:
-    from footprint.image import segments
+    import dataclasses
+
+    from footprint.image import codecs
 
     image = str(SAMPLES / "busybox-gzip.img")  # 1.9 MiB unpacked
-    monkeypatch.setattr(segments, "MAX_UNPACKED_BYTES", 1 << 20)
+    assert {c.name: c.max_unpacked for c in codecs.CODECS} == {
+        "gzip": 2 << 30, "bzip2": 2 << 30, "lzma": 2 << 30, "xz": 2 << 30, "lzo": 2 << 30,
+        "lz4": 8 << 30, "zstd": 8 << 30,
+    }  # fmt: skip
+
+    def bound(n: int) -> None:
+        low = tuple(dataclasses.replace(c, max_unpacked=n) for c in codecs.CODECS)
+        monkeypatch.setattr(codecs, "CODECS", low)
+
+    bound(1 << 20)
     r = run("inspect", image)
     assert (r.exit_code, r.stderr) == (
         3,
         "footprint: error: refused: it decompresses to more than 1 MiB, more than any "
         "initramfs holds — a decompression bomb?\n",
     )
-    monkeypatch.setattr(segments, "MAX_UNPACKED_BYTES", 2 << 20)
+    bound(2 << 20)
     assert run("inspect", image).exit_code == 0
 
 

@@ -21,6 +21,7 @@ from footprint.image.stream import FileSource, Source
 FEED = 1 << 16  # compressed bytes handed to a decompressor at a time: bounds each output
 MAX_OUT = 1 << 20  # decompressed bytes asked for at a time where the library can bound it
 ZSTD_WINDOW_LOG_MAX = 27  # the kernel accepts windows up to 128 MiB (lib/decompress_unzstd.c)
+SLOW_BOUND, FAST_BOUND = 2 << 30, 8 << 30  # gzip, bzip2, lzma, xz, lzo: ~0.2-0.4 GiB/s
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,10 @@ class Codec:
     magic: bytes  # the two bytes the kernel's decompress_method() compares
     open: Callable[[FileSource, int], Source]
     package: str = ""  # the Python package that provides it, for error messages
+    # The most an image's members may decompress to, all together, when this one ends it:
+    # past it, a decompression bomb is refused. No real initramfs comes near either; the
+    # slow decompressors get less so that no image takes more than ~10 s (bench/bounds.py).
+    max_unpacked: int = SLOW_BOUND
 
 
 class StreamSource(Source):
@@ -235,8 +240,8 @@ CODECS: tuple[Codec, ...] = (
     Codec("lzma", b"\x5d\x00", _open_lzma),
     Codec("xz", b"\xfd7", _open_xz),
     Codec("lzo", b"\x89L", LzopSource, "python-lzo"),
-    Codec("lz4", b"\x02!", Lz4LegacySource, "lz4"),
-    Codec("zstd", b"\x28\xb5", _open_zstd, "backports.zstd"),
+    Codec("lz4", b"\x02!", Lz4LegacySource, "lz4", FAST_BOUND),
+    Codec("zstd", b"\x28\xb5", _open_zstd, "backports.zstd", FAST_BOUND),
 )
 
 

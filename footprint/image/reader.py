@@ -65,7 +65,7 @@ def scan(
 
 # A tree whose bookkeeping would take more memory than this is refused: real initramfs
 # images have a few thousand entries, this allows half a million (the data is bounded by
-# segments.MAX_UNPACKED_BYTES).
+# each codec's max_unpacked).
 MAX_TREE_BYTES = 256 << 20  # ENTRY_COST per entry, plus its name and symlink target
 ENTRY_COST = 512  # what one entry of the tree costs footprint in memory, about
 

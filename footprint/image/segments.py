@@ -33,12 +33,6 @@ class Segment:
         return self.end - self.offset
 
 
-# The most an image may decompress to, all members together: more than any crashkernel=
-# reservation or any machine's initramfs holds. It bounds the time a decompression bomb
-# takes (a 2 MB bzip2 member of zeros expands to ~1.5 TiB).
-MAX_UNPACKED_BYTES = 8 << 30
-
-
 class ImageReader:
     """Reads one image front to back; `segments` and `padding_bytes` fill in as it goes."""
 
@@ -75,7 +69,7 @@ class ImageReader:
                     offset,
                 )
             try:
-                left = MAX_UNPACKED_BYTES - sum(s.uncompressed_bytes for s in self.segments)
+                left = codec.max_unpacked - sum(s.uncompressed_bytes for s in self.segments)
                 member = AheadSource(codec.open(src, offset), limit=left)
             except ImportError as e:  # an optional decompressor is not installed
                 raise UnsupportedCodec(f"{codec.name} member found but {e}", offset) from None
