@@ -6,7 +6,7 @@ profiles; then a table of inputs tried, coverage and findings per target.
 
 A finding is an input that raised something other than a FootprintError (crash), took more
 than 10 s (hang), or took the process above 512 MiB (blow-up): libFuzzer writes it to
-.fuzz/findings/TARGET/, minimise it with `python fuzz/campaign.py --minimise FILE TARGET`, and
+.fuzz/findings/TARGET/; minimise it with `python fuzz/campaign.py --minimise FILE TARGET` and
 commit it under fuzz/findings/TARGET/ with the fix: tests/test_fuzz.py replays every one.
 Exit 1 when a target has a finding.
 """
@@ -18,6 +18,8 @@ import re
 import subprocess
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +73,35 @@ def child(target: str, args: list[str]) -> None:
 
     atheris.Setup([sys.argv[0], *args], TARGETS[target])
     atheris.Fuzz()
+
+
+def _failure(target: Callable[[bytes], None], data: bytes) -> str | None:
+    """How `target` fails on `data` (exception type and where), or None if it does not."""
+    try:
+        target(data)
+    except Exception as e:
+        tb = traceback.extract_tb(e.__traceback__)[-1]
+        return f"{type(e).__name__} at {tb.filename}:{tb.lineno}"
+    return None
+
+
+def minimise(target: Callable[[bytes], None], data: bytes) -> bytes:
+    """The shortest input found that fails the same way (delta debugging: drop ever smaller
+    chunks while the failure stays the same)."""
+    failure = _failure(target, data)
+    if failure is None:
+        raise SystemExit("the input does not fail: nothing to minimise")
+    chunk = len(data) // 2
+    while chunk:
+        i = 0
+        while i < len(data):
+            candidate = data[:i] + data[i + chunk :]
+            if _failure(target, candidate) == failure:
+                data = candidate
+            else:
+                i += chunk
+        chunk //= 2
+    return data
 
 
 def campaign(target: str, seconds: int) -> dict[str, object]:
@@ -131,11 +162,10 @@ def main() -> int:
 
     if args.minimise:
         (target,) = args.targets
+        data = minimise(TARGETS[target], Path(args.minimise).read_bytes())
         out = Path(args.minimise).with_suffix(".min")
-        cmd = [sys.executable, __file__, "--child", target, "--", "-minimize_crash=1",
-               "-runs=20000", f"-exact_artifact_path={out}", args.minimise]  # fmt: skip
-        subprocess.run(cmd, cwd=ROOT, check=False)
-        print(out)
+        out.write_bytes(data)
+        print(f"{out}: {len(data)} bytes")
         return 0
     rows = [campaign(t, args.time) for t in (args.targets or list(TARGETS))]
     print(f"{'target':<8} {'inputs':>9} {'cov':>6} {'s':>5} {'crashes':>8} {'hangs':>6} "
