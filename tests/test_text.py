@@ -115,3 +115,22 @@ def test_output_dash_is_standard_output(tmp_path) -> None:
 def test_usage_errors_are_one_line(args: list[str], message: str) -> None:
     r = subprocess.run([sys.executable, "-m", "footprint", *args], capture_output=True, text=True)
     assert (r.returncode, r.stdout, r.stderr) == (2, "", f"footprint: error: {message}\n")
+
+
+def test_boot_and_calibration_text_keep_names_whole() -> None:
+    from footprint.report.boot import boot_text
+
+    long = "systemd-cryptsetup-generator-with-a-long-name"
+    doc = {
+        "image": "x.img", "outcome": "success", "memory_mib": 256, "accel": "tcg",
+        "duration_s": 4.2, "detail": "init finished", "breakdown": None, "killed": [],
+        "processes": [
+            {"name": f"{long}-{i}", "hwm_bytes": 1 << 20, "anon_peak_bytes": 4096,
+             "component": "systemd"}
+            for i in range(14)
+        ],
+    }  # fmt: skip
+    lines = boot_text(doc).splitlines()
+    assert lines[2].split() == ["process", "VmHWM", "anon", "peak", "component"]
+    assert lines[3].split() == [f"{long}-0", "1", "MiB", "4", "KiB", "systemd"]
+    assert len(lines) == 3 + 12 + 1 and lines[-1] == "… 2 more (--json lists all)"

@@ -10,6 +10,7 @@ from footprint import __version__
 from footprint.measure.backend import RunResult
 from footprint.measure.calibrate import Calibration
 from footprint.report.measure import CONSOLE_TAIL, measurement_dict, trial_dict, trial_lines
+from footprint.report.text import columns, shown
 from footprint.schemas import header
 from footprint.units import MIB, human
 
@@ -71,6 +72,9 @@ def boot_dict(r: RunResult, components: Mapping[str, str] | None = None) -> dict
     }
 
 
+PROCESSES = 12  # the largest processes boot's text lists; --json has every one
+
+
 def boot_text(doc: dict[str, Any]) -> str:
     lines = [
         f"{doc['image']}: {doc['outcome']} with -m {doc['memory_mib']}M "
@@ -87,13 +91,14 @@ def boot_text(doc: dict[str, Any]) -> str:
     for k in doc["killed"]:
         lines.append(f"OOM       killed {k['name']} ({k['pid']})")
     if doc["processes"]:
-        lines.append("")
-        lines.append(f"{'process':20} {'VmHWM':>10} {'anon peak':>10}  component")
-        for p in doc["processes"][:12]:
-            lines.append(
-                f"{p['name'][:20]:20} {human(p['hwm_bytes']):>10} "
-                f"{human(p['anon_peak_bytes']):>10}  {p['component'] or ''}"
-            )
+        n, more = shown(doc["processes"], PROCESSES)
+        rows = [
+            (p["name"], human(p["hwm_bytes"]), human(p["anon_peak_bytes"]), p["component"] or "")
+            for p in doc["processes"][:n]
+        ]
+        lines += [""] + columns(("process", "VmHWM", "anon peak", "component"), "<>><", rows)
+        if more:  # boot has no --top: the rest is in --json
+            lines.append(f"… {len(doc['processes']) - n} more (--json lists all)")
     return "\n".join(lines) + "\n"
 
 
@@ -225,18 +230,18 @@ def calibration_text(doc: dict[str, Any]) -> str:
         )
     if doc.get("ablations"):
         lines.append("")
-        lines.append(
-            f"{'without':24} {'static marginal':>16} {'+compressed':>12} "
-            f"{'measured delta':>15} {'difference':>11}"
-        )
-        for r in doc["ablations"]:
-            measured = r["measured_delta_mib"]
-            lines.append(
-                f"{r['component'][:24]:24} {r['static_marginal_mib']:>14} M "
-                f"{r['static_marginal_unpack_mib']:>10} M "
-                f"{'-' if measured is None else measured:>13} M "
-                f"{'-' if r['difference_mib'] is None else r['difference_mib']:>9} M"
+        heads = ("without", "static marginal", "+compressed", "measured delta", "difference")
+        rows = [
+            (
+                r["component"],
+                f"{r['static_marginal_mib']} M",
+                f"{r['static_marginal_unpack_mib']} M",
+                "-" if r["measured_delta_mib"] is None else f"{r['measured_delta_mib']} M",
+                "-" if r["difference_mib"] is None else f"{r['difference_mib']} M",
             )
+            for r in doc["ablations"]
+        ]
+        lines += columns(heads, "<>>>>", rows)
         lines.append(
             "(static marginal = own files + exclusive libraries, page-rounded; "
             "+compressed adds its share of the compressed image held during unpack; "

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from footprint import __version__
 from footprint.measure.backend import RunResult, Sample
 from footprint.measure.bisect import Bisection, Trial
+from footprint.report.text import columns
 from footprint.schemas import header
 from footprint.units import MIB, human
 
@@ -175,16 +176,18 @@ def _run_lines(doc: dict[str, Any]) -> list[str]:
         lines.append(f"OOM       {doc['oom']['kills']} kill(s): {who}")
     if doc["components"]:
         lines.append("")
-        lines.append(
-            f"{'component':22} {'anon peak':>10} {'at peak':>10} {'PSS peak':>10} "
-            f"{'static':>10}  processes"
-        )
-        for c in doc["components"]:
-            static = c["static_proportional_bytes"]
-            lines.append(
-                f"{c['name'][:22]:22} {human(c['anon_peak_bytes']):>10} "
-                f"{human(c['anon_at_peak_bytes']):>10} {human(c['pss_peak_bytes']):>10} "
-                f"{human(static) if static is not None else '-':>10}  "
-                f"{', '.join(c['processes'][:6])}"
+        heads = ("component", "anon peak", "at peak", "PSS peak", "static", "processes")
+        rows = [
+            (
+                c["name"],
+                human(c["anon_peak_bytes"]),
+                human(c["anon_at_peak_bytes"]),
+                human(c["pss_peak_bytes"]),
+                "-" if c["static_proportional_bytes"] is None
+                else human(c["static_proportional_bytes"]),
+                ", ".join(c["processes"]),
             )
+            for c in doc["components"]
+        ]
+        lines += columns(heads, "<>>>><", rows)
     return lines
