@@ -50,11 +50,9 @@ def _emit(text: str) -> None:
 
 
 def _emit_json(doc: dict[str, Any]) -> None:
-    import json
+    from footprint.paths import json_text
 
-    from footprint.paths import shown
-
-    _emit(shown(json.dumps(doc, indent=2, ensure_ascii=False), in_json=True) + "\n")
+    _emit(json_text(doc) + "\n")
 
 
 def _output(doc: dict[str, Any], as_json: bool, text: Callable[[dict[str, Any]], str]) -> None:

@@ -9,7 +9,6 @@ the budget loader with a verdict, and the profile loader with a diff and a check
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -36,7 +35,7 @@ def reader(data: bytes) -> None:
     from footprint.elf.resolve import Resolver
     from footprint.image.reader import scan
     from footprint.image.summary import summarize
-    from footprint.paths import shown
+    from footprint.paths import json_text, shown
     from footprint.report import inspect as render
 
     with _file(data) as f:
@@ -48,7 +47,7 @@ def reader(data: bytes) -> None:
     files = render.file_rows(inv)
     shown(render.as_text(inv, summary, files)).encode()
     doc = render.as_dict(inv, summary, files)
-    shown(json.dumps(doc, ensure_ascii=False), in_json=True).encode()
+    json_text(doc).encode()
     rules = load_rules(None, summary.generator)
     attribute(inv.rootfs, {}, Resolver(inv.rootfs, {}, {}), rules, summary.totals.page_size)
 
