@@ -794,6 +794,8 @@ def report(
     if labels and len(labels) != len(loaded):
         raise UsageError(f"{len(labels)} --label for {len(loaded)} profiles")
     names = list(labels) or [p.label for p in loaded]
+    if not labels and len(set(names)) < len(names):  # releases/1.0/initrd.img, releases/1.1/…
+        names = list(profiles)
     by_label: dict[str, releases.Calibration] = {}
     for value in calibrations:
         label, sep, path = value.partition("=")

@@ -346,6 +346,20 @@ def test_markdown_report(profiles: list[str]) -> None:
         assert f"`{summary_line(_diff_json(a, b))}`" in md
 
 
+def test_releases_are_told_apart(profiles: list[str], tmp_path: Path) -> None:
+    """Images of the same name in two folders are labelled by their paths; two equal
+    --label are refused."""
+    for d in ("1.0", "1.1"):
+        (tmp_path / d).mkdir()
+    a, b = tmp_path / "1.0" / "initrd.img", tmp_path / "1.1" / "initrd.img"
+    a.write_bytes(IMAGES[1].read_bytes())
+    b.write_bytes(IMAGES[2].read_bytes())
+    md = _report("--markdown", str(a), str(b))
+    assert f"2 releases: {a} → {b}" in md
+    r = CliRunner().invoke(cli, ["report", *profiles[:2], "--label", "x", "--label", "x"])
+    assert r.exit_code == 2 and "two releases have the same label" in r.output, r.output
+
+
 def test_one_release_is_one_release(profiles: list[str]) -> None:
     md = _report("--markdown", profiles[-1], "--label", "only")
     assert "\n1 release: only\n" in md and "footprint diff" not in md

@@ -264,8 +264,8 @@ def _files(latest: Profile, previous: Profile | None) -> list[FileRow]:
         growth, is_new = None, False
         if previous is not None:
             key = normalise(f.path)
-            is_new = key not in old
-            before = old[key] if new[key] == f.bytes else round(old[key] * f.bytes / new[key])
+            is_new, was = key not in old, old.get(key, 0)
+            before = was if new[key] == f.bytes else round(was * f.bytes / new[key])
             growth = f.bytes - before
         rows.append(
             FileRow(f.path, f.component, f.bytes, page_round(f.bytes, page), growth, is_new)
@@ -349,6 +349,8 @@ def report_data(
     by label; the distro's `crashkernel` line for a first kernel with `ram` bytes."""
     if len(profiles) != len(labels):
         raise UsageError(f"{len(labels)} --label for {len(profiles)} profiles")
+    if len(set(labels)) != len(labels):
+        raise UsageError(f"two releases have the same label ({', '.join(labels)}): give --label")
     calibrations = calibrations or {}
     for name in calibrations:
         if name not in labels:
