@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLES, need, real_image
+from conftest import SAMPLES, assert_schema, need, real_image
 
 from footprint.cli import cli
 from footprint.model.crashkernel import parse_crashkernel
@@ -188,7 +188,16 @@ CALIBRATION = {
     "backend": "qemu",
     "minimum_mib": 236,
     "resolution_mib": 4,
-    "trials": [],
+    "trials": [
+        {
+            "memory_bytes": 236 * MIB,
+            "memory_mib": 236,
+            "outcome": "success",
+            "success": True,
+            "peak_bytes": 200 * MIB,
+            "duration_s": 9.5,
+        }
+    ],
     "repeats": [],
     "model_mib": 229.0,
     "kdumpctl_formula_mib": 300.0,
@@ -210,6 +219,7 @@ CALIBRATION = {
 
 
 def test_a_calibration_joins_the_release_it_names(profiles: list[str], tmp_path: Path) -> None:
+    assert_schema(CALIBRATION)  # what `calibrate --json` writes
     cal = tmp_path / "cal.json"
     cal.write_text(json.dumps(CALIBRATION))
     for how, column in ((str(cal), 2), (f"r2={cal}", 1)):
