@@ -525,6 +525,11 @@ def test_the_page_of_real_images(tmp_path: Path, browser) -> None:
     assert f'<code class="summary">{summary_line(doc)}</code>' in text
     deltas = [int(r[3][1]["data-v"]) for r in t.tables["diff-totals"] if "data-v" in r[3][1]]
     assert deltas == [r["delta"] for r in doc["totals"]]
+    components = [r for r in t.tables["diff-components"] if "data-v" in r[3][1]]
+    assert [[int(c[1]["data-v"]) for c in r[3:]] for r in components] == [
+        [r["delta"], *(r["parts"][part]["delta"] for part in ("own", "exclusive", "shared"))]
+        for r in doc["components"]
+    ]
     changed = t.tables["diff-files"]
     assert sum(1 for r in changed if "data-v" in r[3][1]) == len(doc["files"])
     p = Page(browser, path)

@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from footprint.errors import EnvironmentUnavailable
-from footprint.report.diff import summary_line
+from footprint.report.diff import PARTS, PARTS_NOTE, summary_line
 from footprint.report.releases import MapNode, Report, side, signed
 from footprint.units import MIB, human
 
@@ -237,6 +237,8 @@ def render_html(r: Report) -> str:
         signed=signed,
         side=side,
         TABLE_ROWS=TABLE_ROWS,
+        PARTS=PARTS,
+        PARTS_NOTE=PARTS_NOTE,
     )
     page = env.get_template("report.html")
     return page.render(
