@@ -738,6 +738,28 @@ def check(
     type=FILE,
     help="A `measure --json` or `boot --json` document whose timeline to plot.",
 )
+@click.option(
+    "--calibration",
+    "calibrations",
+    multiple=True,
+    metavar="[LABEL=]FILE",
+    help="A `calibrate --json` document: its measured terms and minima join the release "
+    "LABEL's reservation (default: the latest release's).",
+)
+@click.option(
+    "--crashkernel",
+    default="512M-:192M",
+    show_default=True,
+    help="The crashkernel= line to draw against the reservation (the default is Debian "
+    "amd64 kdump-tools').",
+)
+@click.option(
+    "--machine-ram",
+    type=SIZE,
+    default="4G",
+    show_default=True,
+    help="The first kernel's RAM, to pick the --crashkernel range that applies.",
+)
 @kernel_option
 def report(
     profiles: tuple[str, ...],
@@ -745,24 +767,57 @@ def report(
     markdown: bool,
     labels: tuple[str, ...],
     timelines: tuple[str, ...],
+    calibrations: tuple[str, ...],
+    crashkernel: str,
+    machine_ram: int,
     kernel: str | None,
 ) -> None:
     """A per-release report over PROFILES (oldest first; images or saved profiles): one
-    self-contained HTML file.
+    self-contained HTML page (plotly.js inline, no network fetches) or Markdown.
 
-    Trend of the total and of each component, the latest breakdown, the top growers and the
-    diff between consecutive releases; charts inline (matplotlib), no network fetches.
+    The totals per release, an interactive size map and a searchable table of every file of
+    the latest release, the diffs between consecutive releases (as `footprint diff`), the
+    reservation's terms against the --crashkernel line, and measured timelines.
     """
     from footprint.errors import UsageError
+    from footprint.model.crashkernel import parse_crashkernel
     from footprint.profile import open_profile
-    from footprint.report import html
+    from footprint.report import releases
 
+    try:
+        line = parse_crashkernel(crashkernel)
+    except ValueError as e:
+        raise UsageError(f"--crashkernel {e}") from None
     loaded = [open_profile(p, kernel=kernel) for p in profiles]
     if labels and len(labels) != len(loaded):
         raise UsageError(f"{len(labels)} --label for {len(loaded)} profiles")
     names = list(labels) or [p.label for p in loaded]
-    data = html.report_data(loaded, names, [html.load_timeline(path) for path in timelines])
-    text = html.render_markdown(data) if markdown else html.render_html(data)
+    if not labels and len(set(names)) < len(names):  # releases/1.0/initrd.img, releases/1.1/…
+        names = list(profiles)
+    by_label: dict[str, releases.Calibration] = {}
+    for value in calibrations:
+        label, sep, path = value.partition("=")
+        if not sep or label not in names:
+            label, path = names[-1], value
+        if label in by_label:
+            raise UsageError(f"two --calibration for the release {label!r}")
+        by_label[label] = releases.load_calibration(path)
+    data = releases.report_data(
+        loaded,
+        names,
+        timelines=[releases.load_timeline(path) for path in timelines],
+        calibrations=by_label,
+        crashkernel=line,
+        ram=machine_ram,
+    )
+    if markdown:
+        from footprint.report.markdown import render_markdown
+
+        text = render_markdown(data)
+    else:
+        from footprint.report.html import render_html
+
+        text = render_html(data)
     _write(output or "-", text)
     if output not in (None, "-"):
         click.echo(f"wrote {output}", err=True)

@@ -1,266 +1,248 @@
-"""`footprint report`: one self-contained HTML page (charts inline, no network) or Markdown
-over several releases' profiles — the trend, the latest breakdown, the top growers, the diff
-between consecutive releases, and any measured timeline.
+"""`footprint report` as one self-contained HTML page: plotly.js (from the installed plotly
+package, `footprint[report]`) and the data inline, so it opens offline and fetches nothing.
 
-Charts are drawn with matplotlib (the optional extra `footprint[report]`) and embedded as
-inline SVG; the page is a jinja2 template.
+The charts are plotly figure specifications made here from the report's data; the page is
+the jinja2 template templates/report.html, with a few lines of JS for the file table.
 """
 
 from __future__ import annotations
 
-import io
 import json
-from dataclasses import asdict
+import math
 from typing import Any
 
-from footprint.errors import EnvironmentUnavailable, UsageError
-from footprint.gate.diff import component_bytes, diff, totals_of
-from footprint.profile import Profile
-from footprint.report.diff import diff_dict
+from footprint.errors import EnvironmentUnavailable
+from footprint.report.diff import PARTS, PARTS_NOTE, summary_line
+from footprint.report.releases import MapNode, Report, side, signed
 from footprint.units import MIB, human
 
-TOP = 8  # components drawn in the trend; the rest are summed as "other components"
+GROW, SHRINK, SAME = "#c0392b", "#1e8449", "#e8e8e8"  # the page's .up, .down, and no change
+_MINIMA = ("#111111", "#1f5fa8", "#b9770e")  # measured minimum, kdump's, recommended
+TABLE_ROWS = 25  # diff rows shown before "N more"
+# Legends above the plot, across: they take height, never the data's room.
+_LAYOUT = {
+    "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+    "margin": {"t": 10},
+}
 
 
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("svg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise EnvironmentUnavailable(
-            "the HTML report draws its charts with matplotlib: pip "
-            "install 'footprint[report]' (or use --markdown)"
-        ) from None
-    return plt
+def _mib(n: int) -> float:
+    return round(n / MIB, 3)
 
 
-def _svg(fig: Any) -> str:
-    buf = io.StringIO()
-    # No RDF metadata block: the page stays small and names nothing outside it.
-    fig.savefig(
-        buf,
-        format="svg",
-        bbox_inches="tight",
-        metadata={"Creator": None, "Date": None, "Format": None, "Type": None},
+def _scaled(growth: int) -> float:
+    """Growth on a signed log scale (0 at 0, ±10 at ±1 MiB), so that a 4 KiB change and
+    a 40 MiB one both show."""
+    return math.copysign(math.log2(1 + abs(growth) / 1024), growth)
+
+
+def _growth_text(n: MapNode) -> str:
+    if n.growth is None:
+        return ""
+    return f"new ({signed(n.growth)})" if n.new else signed(n.growth)
+
+
+def map_figure(r: Report) -> dict[str, Any]:
+    """The size map: image → component → directory → file, area = page-rounded bytes."""
+    nodes = r.size_map
+    hover = (
+        "<b>%{customdata[4]}</b><br>%{customdata[0]} in pages (%{customdata[5]} of data)"
+        "<br>%{customdata[1]} of the image<br>component: %{customdata[2]}"
     )
-    _pyplot().close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg") :]
-
-
-def load_timeline(path: str) -> dict[str, Any]:
-    """A `measure --json` or `boot --json` document, for its timeline."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, ValueError) as e:
-        raise UsageError(f"cannot read timeline {path}: {e}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("timeline"), list):
-        raise UsageError(f"{path} has no timeline (a `measure --json` or `boot --json` document)")
-    return doc
-
-
-def report_data(
-    profiles: list[Profile], labels: list[str], timelines: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    """What the page shows, for `profiles` (oldest first) named by `labels`."""
-    totals = [totals_of(p) for p in profiles]
-    latest = profiles[-1]
-    names = [c.name for c in latest.components]  # largest first
-    shares = [component_bytes(p) for p in profiles]
-    series = {n: [s.get(n, 0) for s in shares] for n in names}
-    diffs = [
-        diff_dict(diff(a, b, min_change=4096)) for a, b in zip(profiles, profiles[1:], strict=False)
-    ]
-    growers: list[dict[str, Any]] = []
-    if diffs:
-        first = diff_dict(diff(profiles[0], latest))
-        growers = [c for c in first["components"] if c["delta"] > 0][:10]
-    return {
-        "labels": labels,
-        "totals": totals,
-        "components": names,
-        "series": series,
-        "latest": [asdict(c) for c in latest.components],
-        "diffs": diffs,
-        "growers": growers,
-        "timelines": timelines or [],
+    if r.previous is not None:
+        hover += f"<br>growth since {r.previous}: %{{customdata[3]}}"
+    trace: dict[str, Any] = {
+        "type": "treemap",
+        "ids": [n.id for n in nodes],
+        "parents": [n.parent for n in nodes],
+        "labels": [n.label for n in nodes],
+        "values": [n.page_bytes for n in nodes],
+        "branchvalues": "total",
+        "customdata": [
+            [
+                human(n.page_bytes),
+                f"{n.share:.1%}",
+                n.component or "(all)",
+                _growth_text(n),
+                n.name,
+                human(n.bytes),
+            ]
+            for n in nodes
+        ],
+        "texttemplate": "%{label}<br>%{customdata[0]}",
+        "hovertemplate": hover + "<extra></extra>",
+        "pathbar": {"visible": True},
+        "tiling": {"pad": 2},
     }
+    if r.previous is not None:
+        top = max([abs(_scaled(n.growth or 0)) for n in nodes[1:]] + [_scaled(64 * 1024)])
+        ticks = [0, 4096, 64 * 1024, MIB, 16 * MIB, 256 * MIB]
+        ticks = [t for t in ticks if _scaled(t) <= top]
+        trace["marker"] = {
+            "colors": [_scaled(n.growth or 0) for n in nodes],
+            "colorscale": [[0, SHRINK], [0.5, SAME], [1, GROW]],
+            "cmin": -top,
+            "cmax": top,
+            "cmid": 0,
+            "showscale": True,
+            "colorbar": {
+                "title": {"text": f"growth since {r.previous}"},
+                "tickvals": [_scaled(s * t) for t in ticks for s in (-1, 1) if t or s > 0],
+                "ticktext": [signed(s * t) for t in ticks for s in (-1, 1) if t or s > 0],
+            },
+        }
+    return {"data": [trace], "layout": {"margin": {"t": 24, "l": 4, "r": 4, "b": 4}}}
 
 
-def charts(data: dict[str, Any]) -> dict[str, str]:
-    plt = _pyplot()
-    out: dict[str, str] = {}
-    labels = data["labels"]
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    for key, name in (
-        ("page_rounded_bytes", "rootfs (page-rounded)"),
-        ("compressed_bytes", "compressed image"),
-        ("static_estimate_bytes", "static estimate"),
-    ):
-        ax.plot(labels, [t[key] / MIB for t in data["totals"]], marker="o", label=name)
-    ax.set_ylabel("MiB")
-    ax.set_title("footprint per release")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    out["trend"] = _svg(fig)
+def reservation_figure(r: Report) -> dict[str, Any]:
+    """Each release's terms stacked, its measured minima, and the distro's line across."""
+    labels = list(r.labels)
+    data: list[dict[str, Any]] = []
+    for name in r.term_names:
+        terms = [row.term(name) for row in r.reservation]
+        measured = any(t.measured for t in terms if t)
+        data.append(
+            {
+                "type": "bar",
+                "name": name,
+                "x": labels,
+                "y": [_mib(t.bytes) if t else None for t in terms],
+                "marker": {"pattern": {"shape": "/" if measured else ""}},
+                "hovertemplate": "%{x}: %{y:.1f} MiB<extra>" + name + "</extra>",
+            }
+        )
+    for i, name in enumerate(r.minimum_names):
+        minima = [row.minimum(name) for row in r.reservation]
+        ys = [_mib(m.bytes) if m else None for m in minima]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": name,
+                "x": labels,
+                "y": ys,
+                "marker": {
+                    "symbol": "line-ew-open",
+                    "size": 48,
+                    "line": {"width": 4},
+                    "color": _MINIMA[i % len(_MINIMA)],
+                },
+                "hovertemplate": "%{x}: %{y:.0f} MiB<extra>" + name + "</extra>",
+            }
+        )
+    line = r.default_line
+    shapes = []
+    if line.reserved:  # across the whole plot, its name in the legend (not over the bars)
+        mib = _mib(line.reserved)
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "paper",
+                "x0": 0,
+                "x1": 1,
+                "y0": mib,
+                "y1": mib,
+                "line": {"color": "#7d3c98", "width": 2, "dash": "dash"},
+                "showlegend": True,
+                "name": f"crashkernel={line.crashkernel} ({human(line.reserved)} with "
+                f"{human(line.ram)})",
+            }
+        )
+    layout = {
+        "barmode": "stack",
+        "yaxis": {"title": {"text": "MiB"}, "rangemode": "tozero"},
+        "shapes": shapes,
+        **_LAYOUT,
+    }
+    return {"data": data, "layout": layout}
 
-    names = data["components"][:TOP]
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    bottom = [0.0] * len(labels)
-    for name in names:
-        values = [v / MIB for v in data["series"][name]]
-        ax.bar(labels, values, bottom=bottom, label=name)
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    rest = [
-        sum(data["series"][n][i] for n in data["components"][TOP:]) / MIB
-        for i in range(len(labels))
+
+def components_figure(r: Report) -> dict[str, Any]:
+    data = [
+        {
+            "type": "bar",
+            "name": name,
+            "x": list(r.labels),
+            "y": [_mib(v) for v in values],
+            "hovertemplate": "%{x}: %{y:.2f} MiB<extra>" + name + "</extra>",
+        }
+        for name, values in r.component_series.items()
     ]
-    ax.bar(labels, rest, bottom=bottom, label="other components", color="#bbbbbb")
-    ax.set_ylabel("MiB (proportional)")
-    ax.set_title("components per release")
-    ax.legend(fontsize=7, ncol=2)
-    out["components"] = _svg(fig)
+    layout = {"barmode": "stack", "yaxis": {"title": {"text": "MiB (proportional)"}}, **_LAYOUT}
+    return {"data": data, "layout": layout}
 
-    latest = sorted(data["latest"], key=lambda c: c["proportional_bytes"])[-15:]
-    fig, ax = plt.subplots(figsize=(8, 0.3 * len(latest) + 1))
-    ax.barh([c["name"] for c in latest], [c["proportional_bytes"] / MIB for c in latest])
-    ax.set_xlabel("MiB (proportional, shares add up to the total)")
-    ax.set_title(f"breakdown of {data['labels'][-1]}")
-    out["breakdown"] = _svg(fig)
 
-    for i, tl in enumerate(data["timelines"]):
-        points = tl.get("timeline") or []
-        if not points:
-            continue
-        fig, ax = plt.subplots(figsize=(8, 3))
-        xs = [p["t"] for p in points]
-        if "bytes" in points[0]:  # measure: the cgroup's charge and its parts
-            ax.plot(xs, [p["bytes"] / MIB for p in points], label="cgroup charge")
-            ax.plot(xs, [p.get("anon", 0) / MIB for p in points], label="anon")
-            ax.plot(xs, [p.get("shmem", 0) / MIB for p in points], label="tmpfs/shmem")
-        else:  # boot: the probe's /proc/meminfo
-            ax.plot(
-                xs,
-                [(p.get("MemTotal", 0) - p.get("MemFree", 0)) / MIB for p in points],
-                label="in use",
-            )
-            ax.plot(xs, [p.get("AnonPages", 0) / MIB for p in points], label="anon")
-        ax.set_xlabel("seconds")
-        ax.set_ylabel("MiB")
-        ax.set_title(f"measured timeline: {tl.get('image', '')}")
-        ax.legend()
-        out[f"timeline{i}"] = _svg(fig)
+def timeline_figures(r: Report) -> list[dict[str, Any]]:
+    return [
+        {
+            "data": [
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": s.name,
+                    "x": list(s.t),
+                    "y": [_mib(b) for b in s.bytes],
+                    "hovertemplate": "%{x:.2f} s: %{y:.1f} MiB<extra>" + s.name + "</extra>",
+                }
+                for s in tl.series
+            ],
+            "layout": {
+                "xaxis": {"title": {"text": "seconds"}},
+                "yaxis": {"title": {"text": "MiB"}, "rangemode": "tozero"},
+                **_LAYOUT,
+            },
+        }
+        for tl in r.timelines
+    ]
+
+
+def figures(r: Report) -> dict[str, dict[str, Any]]:
+    """Every chart of the page by the id of the element it is drawn in."""
+    out = {"size-map": map_figure(r), "reservation-chart": reservation_figure(r)}
+    if len(r.labels) > 1:
+        out["components-chart"] = components_figure(r)
+    out.update({f"timeline-{i}": f for i, f in enumerate(timeline_figures(r))})
     return out
 
 
-TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>footprint report: {{ labels|join(' → ') }}</title>
-<style>
- body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 980px; color: #222 }
- table { border-collapse: collapse; margin: .5em 0 1.5em } td, th { padding: 2px 10px }
- th { text-align: left; border-bottom: 1px solid #888 } td.n { text-align: right }
- .up { color: #b00 } .down { color: #070 } figure { margin: 1em 0 }
-</style></head><body>
-<h1>footprint report</h1>
-<p>{{ labels|length }} releases: {{ labels|join(' → ') }}</p>
-<h2>Trend</h2>
-<figure class="chart">{{ charts.trend|safe }}</figure>
-<figure class="chart">{{ charts.components|safe }}</figure>
-<table><tr><th>release</th><th>compressed</th><th>rootfs</th><th>static estimate</th>
-<th>files</th></tr>
-{% for t in totals %}<tr><td>{{ labels[loop.index0] }}</td>
-<td class="n">{{ human(t.compressed_bytes) }}</td><td class="n">{{ human(t.page_rounded_bytes) }}</td>
-<td class="n">{{ human(t.static_estimate_bytes) }}</td><td class="n">{{ t.files }}</td></tr>
-{% endfor %}</table>
-<h2>Latest: {{ labels[-1] }}</h2>
-<figure class="chart">{{ charts.breakdown|safe }}</figure>
-{% if growers %}<h2>Top growers since {{ labels[0] }}</h2>
-<table><tr><th>component</th><th>old</th><th>new</th><th>delta</th></tr>
-{% for c in growers %}<tr><td>{{ c.name }}</td><td class="n">{{ human(c.old) }}</td>
-<td class="n">{{ human(c.new) }}</td><td class="n up">+{{ human(c.delta) }}</td></tr>
-{% endfor %}</table>{% endif %}
-{% for d in diffs %}<h2>{{ d.old.rsplit('/', 1)[-1] }} → {{ d.new.rsplit('/', 1)[-1] }}</h2>
-<p><code>add/remove: {{ d.summary.added }}/{{ d.summary.removed }} grow/shrink:
-{{ d.summary.grown }}/{{ d.summary.shrunk }} net {{ d.summary.net_bytes }} bytes</code></p>
-<table><tr><th>component</th><th>old</th><th>new</th><th>delta</th></tr>
-{% for c in d.components[:15] %}<tr><td>{{ c.name }}</td><td class="n">{{ human(c.old) }}</td>
-<td class="n">{{ human(c.new) }}</td>
-<td class="n {{ 'up' if c.delta > 0 else 'down' }}">{{ human(c.delta) if c.delta < 0 else '+' ~ human(c.delta) }}</td></tr>
-{% endfor %}</table>
-<table><tr><th>file</th><th>old</th><th>new</th><th>delta</th></tr>
-{% for f in d.files[:15] %}<tr><td><code>{{ f.name }}</code></td><td class="n">{{ human(f.old) }}</td>
-<td class="n">{{ human(f.new) }}</td><td class="n">{{ human(f.delta) }}</td></tr>
-{% endfor %}</table>{% endfor %}
-{% for key, svg in charts.items() if key.startswith('timeline') %}
-<figure class="chart">{{ svg|safe }}</figure>{% endfor %}
-<p><small>Generated by footprint. Proportional shares split each shared library equally between
-its users and add up to the image's page-rounded total.</small></p>
-</body></html>
-"""
+def plotly_js() -> str:
+    try:
+        from plotly.offline import get_plotlyjs
+    except ImportError:
+        raise EnvironmentUnavailable(
+            "the HTML report embeds plotly.js from the plotly package: pip install "
+            "'footprint[report]' (or use --markdown)"
+        ) from None
+    text: str = get_plotlyjs()
+    return text.replace("</script", "<\\/script")
 
 
-def render_html(data: dict[str, Any]) -> str:
+def render_html(r: Report) -> str:
     try:
         import jinja2
     except ImportError:
         raise EnvironmentUnavailable(
             "the HTML report needs jinja2: pip install 'footprint[report]' (or use --markdown)"
         ) from None
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    template = env.from_string(TEMPLATE)
-    return str(template.render(**data, charts=charts(data), human=human))
-
-
-def render_markdown(data: dict[str, Any]) -> str:
-    out = [
-        "# footprint report",
-        "",
-        f"Releases: {' → '.join(data['labels'])}",
-        "",
-        "| release | compressed | rootfs | static estimate | files |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for label, t in zip(data["labels"], data["totals"], strict=True):
-        out.append(
-            f"| {label} | {human(t['compressed_bytes'])} | "
-            f"{human(t['page_rounded_bytes'])} | {human(t['static_estimate_bytes'])} | "
-            f"{t['files']} |"
-        )
-    out += [
-        "",
-        f"## Latest: {data['labels'][-1]}",
-        "",
-        "| component | proportional | marginal |",
-        "| --- | ---: | ---: |",
-    ]
-    for c in sorted(data["latest"], key=lambda c: -c["proportional_bytes"])[:20]:
-        out.append(
-            f"| {c['name']} | {human(c['proportional_bytes'])} | {human(c['marginal_bytes'])} |"
-        )
-    if data["growers"]:
-        out += [
-            "",
-            f"## Top growers since {data['labels'][0]}",
-            "",
-            "| component | old | new | delta |",
-            "| --- | ---: | ---: | ---: |",
-        ]
-        out += [
-            f"| {c['name']} | {human(c['old'])} | {human(c['new'])} | +{human(c['delta'])} |"
-            for c in data["growers"]
-        ]
-    for d in data["diffs"]:
-        s = d["summary"]
-        out += [
-            "",
-            f"## {d['old']} → {d['new']}",
-            "",
-            f"`add/remove: {s['added']}/{s['removed']} grow/shrink: {s['grown']}/"
-            f"{s['shrunk']} net {s['net_bytes']} bytes`",
-            "",
-        ]
-    return "\n".join(out) + "\n"
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("footprint.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(
+        summary_line=summary_line,
+        human=human,
+        signed=signed,
+        side=side,
+        TABLE_ROWS=TABLE_ROWS,
+        PARTS=PARTS,
+        PARTS_NOTE=PARTS_NOTE,
+    )
+    page = env.get_template("report.html")
+    return page.render(
+        r=r,
+        plotly_js=plotly_js(),
+        figures_json=json.dumps(figures(r), separators=(",", ":")).replace("<", "\\u003c"),
+    )
