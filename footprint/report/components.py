@@ -43,6 +43,8 @@ def groups_dict(g: Grouping) -> dict[str, Any]:
             "bytes": sum(x.bytes for x in g.groups),
             "page_rounded_bytes": sum(x.page_rounded_bytes for x in g.groups),
         },
+        "package_sources": [asdict(s) for s in g.sources],
+        "warnings": list(g.warnings),
     }
 
 
@@ -196,9 +198,25 @@ def groups_text(doc: dict[str, Any], top: int = 40) -> str:
         f"{human(doc['total']['page_rounded_bytes'])} page-rounded in "
         f"{doc['total']['files']} files"
     ]
-    for g in doc["groups"][:top]:
-        extra = f"  ({g['component']})" if "component" in g else ""
-        lines.append(f"{human(g['page_rounded_bytes']):>10} {g['files']:>6}  {g['name']}{extra}")
+    for s in doc.get("package_sources", []):
+        if not s["files"] and not s["where"]:
+            continue  # what the image carries, and nothing of it here
+        where = f" {s['where']}" if s["where"] else ""
+        lines.append(
+            f"packages from {s['name']}{where}: {s['files']} files, "
+            f"{human(s['page_rounded_bytes'])} ({s['reason']})"
+        )
+    shown = doc["groups"][:top]
+    width = max((len(g.get("package", "-")) for g in shown if "component" in g), default=0)
+    for g in shown:
+        if "component" in g:  # by file: its package, then the path and its component
+            package = g.get("package", "-")
+            extra = f"{package:<{width}}  {g['name']}  ({g['component']})"
+        else:
+            extra = g["name"]
+        lines.append(f"{human(g['page_rounded_bytes']):>10} {g['files']:>6}  {extra}")
     if len(doc["groups"]) > top:
         lines.append(f"… {len(doc['groups']) - top} more (--json lists them all)")
+    for w in doc.get("warnings", []):
+        lines.append(f"warning: {w}")
     return "\n".join(lines) + "\n"
