@@ -276,7 +276,8 @@ def _common_analysis(f: Any) -> Any:
     "--top",
     type=click.IntRange(min=0),
     default=0,
-    help="Print only the first N components and shared libraries (0: all; --json lists all).",
+    help="Print only the first N components and shared libraries, or --by package/file rows "
+    "(0: all; --json lists all).",
 )
 @json_option
 @_common_analysis
@@ -308,7 +309,7 @@ def components(
     )
     if by in groupings.GROUPINGS:
         doc = render.groups_dict(groupings.group(p, by, dbs))
-        _output(doc, as_json, render.groups_text)
+        _output(doc, as_json, lambda d: render.groups_text(d, top))
         return
     doc = render.components_dict(p)
     _output(doc, as_json, lambda d: render.components_text(d, sort, top))

@@ -133,6 +133,20 @@ def test_by_file_rows_carry_their_package(tmp_path: Path) -> None:
     assert "     4 KiB      1  -     /etc/made-here  (other)" in text.splitlines()
 
 
+def test_by_file_lists_every_file_unless_top_says(tmp_path: Path) -> None:
+    img = _image(tmp_path, {f"etc/f{i:02}": b"x" * (i + 1) for i in range(50)})
+    lines = CliRunner().invoke(cli, ["components", "--by", "file", img]).stdout.splitlines()
+    assert lines[0] == f"{img}: by file, 200 KiB page-rounded in 50 files (each inode once)"
+    assert len([x for x in lines if "/etc/f" in x]) == 50
+    lines = CliRunner().invoke(cli, ["components", "--by", "file", "--top", "3", img]).stdout
+    assert lines.splitlines()[1:5] == [
+        "     4 KiB      1  -  /etc/f00  (other)",
+        "     4 KiB      1  -  /etc/f01  (other)",
+        "     4 KiB      1  -  /etc/f02  (other)",
+        "… 47 more (--top 0 or --json lists all)",
+    ]
+
+
 def test_a_hardlinked_file_is_found_by_the_name_that_says_what_it_is(tmp_path: Path) -> None:
     # busybox's applet names (cat…) are shipped by other packages; the component rules say
     # bin/busybox is the name that counts, whichever name comes first in the image
