@@ -20,6 +20,7 @@ from footprint.errors import (
     EnvironmentUnavailable,
     FootprintError,
     Terminated,
+    UsageError,
 )
 from footprint.schemas import KINDS
 
@@ -254,9 +255,14 @@ def _common_analysis(f: Any) -> Any:
 )
 @click.option(
     "--owner-db",
-    type=click.Choice(["dpkg"]),
-    help="With --by package: also ask this host's package database (for images "
-    "built on this host); ELF package notes are always used.",
+    "owner_db",
+    multiple=True,
+    metavar="dpkg|ROOT|CONTENTS|none",
+    help="With --by package or file: where to look up files' packages, besides ELF package "
+    "notes and the kernel's modules: dpkg (this host's database: used by itself when it ships "
+    "the image's kernel), ROOT (the root the image was built in, with var/lib/dpkg/info), "
+    "CONTENTS (a Debian Contents-<arch> index, plain, .gz, .xz or apt-file's .lz4) or none. "
+    "Repeat it to ask several, in turn.",
 )
 @click.option(
     "--sort",
@@ -268,14 +274,15 @@ def _common_analysis(f: Any) -> Any:
     "--top",
     type=click.IntRange(min=0),
     default=0,
-    help="Print only the first N components and shared libraries (0: all; --json lists all).",
+    help="Print only the first N components and shared libraries, or --by package/file rows "
+    "(0: all; --json lists all).",
 )
 @json_option
 @_common_analysis
 def components(
     image: str,
     by: str,
-    owner_db: str | None,
+    owner_db: tuple[str, ...],
     sort: str,
     top: int,
     as_json: bool,
@@ -292,12 +299,15 @@ def components(
     from footprint.profile import open_profile
     from footprint.report import components as render
 
+    if owner_db and by not in groupings.GROUPINGS:
+        raise UsageError("--owner-db is for --by package or --by file")
+    dbs = groupings.owner_dbs(owner_db) if owner_db else None
     p = open_profile(
         image, rules_file=rules_file, page_size=page_size, dracut_modules=by == "dracut-module"
     )
     if by in groupings.GROUPINGS:
-        doc = render.groups_dict(groupings.group(p, by, owner_db))
-        _output(doc, as_json, render.groups_text)
+        doc = render.groups_dict(groupings.group(p, by, dbs))
+        _output(doc, as_json, lambda d: render.groups_text(d, top))
         return
     doc = render.components_dict(p)
     _output(doc, as_json, lambda d: render.components_text(d, sort, top))

@@ -115,6 +115,9 @@ class FileCost:
     path: str  # the inode's first name
     bytes: Bytes
     component: str
+    # the inode's other names (hardlinks), in path order: a package database knows busybox
+    # as /usr/bin/busybox, not by the applet name that happens to come first in the image
+    links: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,10 @@ def from_analysis(a: Analysis) -> Profile:
             )
         )
     inodes = inv.rootfs.inodes().values()
+    links: dict[int, list[str]] = {}
+    for node in inv.rootfs.nodes.values():
+        if node.inode is not None:
+            links.setdefault(id(node.inode), []).append("/" + node.path)
 
     def kind_summary(match: Any) -> KindSummary:
         sizes = [inode.size for inode, node in inodes if match(node.path)]
@@ -267,7 +274,12 @@ def from_analysis(a: Analysis) -> Profile:
         tuple(
             sorted(
                 (
-                    FileCost("/" + node.path, inode.size, att.owner.get(node.path, "other"))
+                    FileCost(
+                        "/" + node.path,
+                        inode.size,
+                        att.owner.get(node.path, "other"),
+                        tuple(sorted(links[id(inode)][1:])),
+                    )
                     for inode, node in inodes
                 ),
                 key=lambda f: f.path,

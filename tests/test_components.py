@@ -241,3 +241,44 @@ def test_owner_db_dpkg_on_an_image_built_here() -> None:
     kernel_pkg = [n for n in groups if n.startswith("linux-image-")]
     assert kernel_pkg and groups[kernel_pkg[0]]["page_rounded_bytes"] > 50 << 20
     assert "udev" in groups
+
+
+def test_rules_give_the_storage_and_klibc_tools_a_home(tmp_path) -> None:
+    files = {
+        "usr/sbin/pdata_tools": b"p" * 10,  # thin-provisioning-tools (thin_check, cache_check…)
+        "sbin/dmraid": b"d",
+        "sbin/dmraid-activate": b"d",
+        "scripts/local-top/dmraid": b"#!/bin/sh\n",
+        "usr/bin/fstype": b"f",  # klibc-utils' hook copies these into /bin
+        "usr/bin/minips": b"m",
+        "usr/sbin/cryptroot-ask": b"c",  # dracut's crypt module
+        "usr/bin/loginctl": b"l",
+        "usr/bin/rmdir": b"r",
+    }
+    a = analyze(_image(tmp_path, files))
+    assert a.attribution is not None
+    assert {p: a.attribution.owner[p] for p in files} == {
+        "usr/sbin/pdata_tools": "thin-provisioning-tools",
+        "sbin/dmraid": "dmraid",
+        "sbin/dmraid-activate": "dmraid",
+        "scripts/local-top/dmraid": "dmraid",
+        "usr/bin/fstype": "klibc",
+        "usr/bin/minips": "klibc",
+        "usr/sbin/cryptroot-ask": "cryptsetup",
+        "usr/bin/loginctl": "systemd",
+        "usr/bin/rmdir": "coreutils",
+    }
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "name",
+    ["kdump-tools.img", "initramfs-tools-zstd.img", "dracut-systemd.img", "dracut-nosystemd.img"],
+)
+def test_nothing_of_a_real_image_is_left_in_other(name: str) -> None:
+    # before these rules: klibc-utils' fstype and minips (24 KiB) on the kdump-tools image
+    doc = components_dict(from_analysis(analyze(str(real_image(name)))))
+    assert "other" not in {c["name"] for c in doc["components"]}
+    if name.startswith(("kdump", "initramfs")):
+        (klibc,) = [c for c in doc["components"] if c["name"] == "klibc"]
+        assert klibc["files"] == 3  # its library, fstype, minips

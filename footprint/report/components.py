@@ -43,6 +43,8 @@ def groups_dict(g: Grouping) -> dict[str, Any]:
             "bytes": sum(x.bytes for x in g.groups),
             "page_rounded_bytes": sum(x.page_rounded_bytes for x in g.groups),
         },
+        "package_sources": [asdict(s) for s in g.sources],
+        "warnings": list(g.warnings),
     }
 
 
@@ -190,15 +192,32 @@ def closure_text(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def groups_text(doc: dict[str, Any], top: int = 40) -> str:
+def groups_text(doc: dict[str, Any], top: int = 0) -> str:
+    """Every group (or the `top` first), largest first; by file: its package and component."""
     lines = [
         f"{doc['image']['path']}: by {doc['by']}, "
         f"{human(doc['total']['page_rounded_bytes'])} page-rounded in "
-        f"{doc['total']['files']} files"
+        f"{doc['total']['files']} files (each inode once)"
     ]
-    for g in doc["groups"][:top]:
-        extra = f"  ({g['component']})" if "component" in g else ""
-        lines.append(f"{human(g['page_rounded_bytes']):>10} {g['files']:>6}  {g['name']}{extra}")
-    if len(doc["groups"]) > top:
-        lines.append(f"… {len(doc['groups']) - top} more (--json lists them all)")
+    for s in doc.get("package_sources", []):
+        if not s["files"] and not s["where"]:
+            continue  # what the image carries, and nothing of it here
+        where = f" {s['where']}" if s["where"] else ""
+        lines.append(
+            f"packages from {s['name']}{where}: {s['files']} files, "
+            f"{human(s['page_rounded_bytes'])} ({s['reason']})"
+        )
+    n, more = shown(doc["groups"], top)
+    rows = doc["groups"][:n]
+    width = max((len(g.get("package", "-")) for g in rows if "component" in g), default=0)
+    for g in rows:
+        if "component" in g:  # by file: its package, then the path and its component
+            package = g.get("package", "-")
+            extra = f"{package:<{width}}  {g['name']}  ({g['component']})"
+        else:
+            extra = g["name"]
+        lines.append(f"{human(g['page_rounded_bytes']):>10} {g['files']:>6}  {extra}")
+    lines += [more] if more else []
+    for w in doc.get("warnings", []):
+        lines.append(f"warning: {w}")
     return "\n".join(lines) + "\n"
