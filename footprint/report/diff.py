@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from footprint.gate.diff import Change, ComponentChange, Diff
-from footprint.report.text import prose
+from footprint.report.text import prose, shown
 from footprint.schemas import SCHEMA_VERSION
 from footprint.units import human
 
@@ -80,18 +80,12 @@ def summary_line(doc: dict[str, Any]) -> str:
     )
 
 
-def _shown(doc: dict[str, Any], section: str, top: int) -> tuple[list[dict[str, Any]], int]:
-    """The section's rows to print (`top` 0: all) and how many are left out."""
-    rows = doc[section]
-    shown = rows if top <= 0 or section not in PAGED else rows[:top]
-    return shown, len(rows) - len(shown)
-
-
 def diff_text(doc: dict[str, Any], top: int = 25) -> str:
     lines = [f"{doc['old']} → {doc['new']}", summary_line(doc)]
     lines += [f"warning: {w}" for w in doc["warnings"]] + [""]
     for section in SECTIONS:
-        rows, more = _shown(doc, section, top)
+        n, more = shown(doc[section], top if section in PAGED else 0)
+        rows = doc[section][:n]
         if not rows:
             continue
         lines.append(f"{section:<60}" + "".join(f" {h:>10}" for h in _heads(section)))
@@ -99,7 +93,7 @@ def diff_text(doc: dict[str, Any], top: int = 25) -> str:
             # A long path is never cut (grep must find it): its figures move right instead.
             lines.append(f"  {r['name']:<58}" + "".join(f" {c:>10}" for c in _cells(r)))
         if more:
-            lines.append(f"  … {more} more (--top 0 or --json lists all)")
+            lines.append(f"  {more}")
         if section == "components":
             lines += prose(PARTS_NOTE, "  ")
         lines.append("")
@@ -110,7 +104,8 @@ def diff_markdown(doc: dict[str, Any], top: int = 25) -> str:
     out = [f"### footprint diff: `{doc['old']}` → `{doc['new']}`", "", f"`{summary_line(doc)}`", ""]
     out += [f"> ⚠️ {w}" for w in doc["warnings"]] + ([""] if doc["warnings"] else [])
     for section in SECTIONS:
-        rows, more = _shown(doc, section, top)
+        n, more = shown(doc[section], top if section in PAGED else 0)
+        rows = doc[section][:n]
         if not rows:
             continue
         heads = _heads(section)
@@ -122,7 +117,7 @@ def diff_markdown(doc: dict[str, Any], top: int = 25) -> str:
         ]
         out += [f"| `{r['name']}` | " + " | ".join(_cells(r)) + " |" for r in rows]
         if more:
-            out.append(f"\n… {more} more (`--json` lists all)")
+            out.append(f"\n{more}")
         if section == "components":
             out.append(f"\n<sub>{PARTS_NOTE}</sub>")
         out.append("")
