@@ -32,6 +32,14 @@ KEEP_TEXT = (
     "etc/ld.so.conf.d/*",
     "usr/lib/dracut/modules.txt",
     "lib/dracut/modules.txt",
+    # the modules an image loads by name (model.reservation.modules_to_load), and their deps
+    "conf/modules",
+    "etc/modules",
+    "etc/modules-load.d/*.conf",
+    "usr/lib/modules-load.d/*.conf",
+    "lib/modules-load.d/*.conf",
+    "lib/modules/*/modules.dep",
+    "usr/lib/modules/*/modules.dep",
 )
 KERNEL_KEY = "\0kernel"  # the worker key of the --kernel vmlinux
 
@@ -139,7 +147,7 @@ def analyze(
         rules = load_rules(rules_file, summary.generator, extra)
         attribution = attribute(inv.rootfs, facts, resolver, rules, page_size)
         terms = component_terms(inv, attribution)
-    res = reservation(inv, summary, kimage, kernel_facts, page_size)
+    res = reservation(inv, summary, kimage, kernel_facts, page_size, collector.texts)
     return Analysis(
         inv, summary, facts, resolver, attribution, res, terms, rules_id(rules_file, dracut_modules)
     )

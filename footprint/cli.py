@@ -70,6 +70,22 @@ kernel_option = click.option(
     help="The capture kernel (bzImage, UKI or vmlinux) for the kernel term of images analysed.",
 )
 
+kernel_profile_option = click.option(
+    "--kernel-profile",
+    type=FILE,
+    help="A kernel profile (`calibrate-kernel -o kernel.json`): the reservation's prediction "
+    "adds its measured runtime terms (without one it is the static floor).",
+)
+
+
+def _kernel_profile(path: str | None) -> Any:
+    """The KernelProfile at `path`, or None."""
+    if path is None:
+        return None
+    from footprint.model.kernel_profile import load
+
+    return load(path)
+
 
 class FootprintCommand(click.Command):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -141,7 +157,12 @@ class FootprintGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """What an initramfs holds and what it costs a kdump crashkernel= reservation."""
-    if ctx.invoked_subcommand in ("measure", "boot", "calibrate"):  # they make cgroups, temp dirs
+    if ctx.invoked_subcommand in (
+        "measure",
+        "boot",
+        "calibrate",
+        "calibrate-kernel",
+    ):  # they make cgroups, temp dirs
         from footprint import lifetime
 
         notice = lifetime.describe(lifetime.reap_stale())
@@ -278,6 +299,7 @@ def _common_analysis(f: Any) -> Any:
     "(0: all; --json lists all).",
 )
 @json_option
+@kernel_profile_option
 @_common_analysis
 def components(
     image: str,
@@ -286,6 +308,7 @@ def components(
     sort: str,
     top: int,
     as_json: bool,
+    kernel_profile: str | None,
     page_size: int,
     rules_file: str | None,
 ) -> None:
@@ -303,7 +326,11 @@ def components(
         raise UsageError("--owner-db is for --by package or --by file")
     dbs = groupings.owner_dbs(owner_db) if owner_db else None
     p = open_profile(
-        image, rules_file=rules_file, page_size=page_size, dracut_modules=by == "dracut-module"
+        image,
+        rules_file=rules_file,
+        page_size=page_size,
+        dracut_modules=by == "dracut-module",
+        kernel_profile=_kernel_profile(kernel_profile),
     )
     if by in groupings.GROUPINGS:
         doc = render.groups_dict(groupings.group(p, by, dbs))
@@ -336,9 +363,15 @@ def elf(image: str, path: str, as_json: bool) -> None:
     type=OUTPUT,
     help="Write the profile here ('-' or none: standard output).",
 )
+@kernel_profile_option
 @_common_analysis
 def profile(
-    image: str, kernel: str | None, output: str | None, page_size: int, rules_file: str | None
+    image: str,
+    kernel: str | None,
+    output: str | None,
+    kernel_profile: str | None,
+    page_size: int,
+    rules_file: str | None,
 ) -> None:
     """Everything static about IMAGE in one saved JSON profile (schema_version 1).
 
@@ -346,15 +379,27 @@ def profile(
     """
     from footprint.profile import open_profile
 
-    p = open_profile(image, rules_file=rules_file, page_size=page_size, kernel=kernel)
+    p = open_profile(
+        image,
+        rules_file=rules_file,
+        page_size=page_size,
+        kernel=kernel,
+        kernel_profile=_kernel_profile(kernel_profile),
+    )
     if output in (None, "-"):
         _emit(p.to_json())
         return
     _write(output, p.to_json())
     r = p.reservation
+    predicted = ""
+    if r.prediction is not None and r.prediction.basis == "kernel-profile":
+        predicted = (
+            f", predicted crashkernel {(r.predicted_crashkernel_bytes or 0) >> 20} MiB "
+            f"(recommended {r.prediction.recommended_crashkernel})"
+        )
     click.echo(
         f"wrote {output}: static estimate {r.static_estimate_bytes >> 20} MiB, "
-        f"kdumpctl formula {r.kdumpctl_formula_bytes >> 20} MiB",
+        f"kdumpctl formula {r.kdumpctl_formula_bytes >> 20} MiB{predicted}",
         err=True,
     )
     for warning in p.basis.warnings:
@@ -555,6 +600,7 @@ def boot(image: str, memory: int, as_json: bool, **qemu: Any) -> None:
     type=FILE,
     help="Component rules, as for `components`.",
 )
+@kernel_profile_option
 @json_option
 @_qemu_options
 def calibrate(
@@ -565,6 +611,7 @@ def calibrate(
     ablate_all: bool,
     kdump: bool,
     rules_file: str | None,
+    kernel_profile: str | None,
     as_json: bool,
     **qemu: Any,
 ) -> None:
@@ -588,12 +635,84 @@ def calibrate(
         ablate_all=ablate_all,
         kdump=kdump,
         rules_file=rules_file,
+        kernel_profile=_kernel_profile(kernel_profile),
     )
     run = with_progress(lambda report: calibrate_image(request, report))
     doc = render.calibrate_run_dict(run)
     _output(doc, as_json, render.calibration_text)
     if run.direct.bisection.minimum_bytes is None:
         raise click.exceptions.Exit(1)
+
+
+@cli.command(name="calibrate-kernel")
+@click.argument("vmlinuz", type=FILE)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=OUTPUT,
+    help="Write the kernel profile here ('-': standard output).",
+)
+@click.option(
+    "--modules-dir",
+    type=click.Path(file_okay=False),
+    help="The kernel's modules (default: /lib/modules/<its release>).",
+)
+@click.option(
+    "--module",
+    "modules",
+    multiple=True,
+    help="A module to insmod for the per-module term (repeatable; dependencies follow "
+    "modules.dep). Default: crc32c_generic, xfs, btrfs, amdgpu.",
+)
+@click.option("--resolution", type=SIZE, default="4M")
+@click.option("--timeout", type=float, default=120.0, help="Seconds per boot.")
+@click.option(
+    "--accel",
+    type=click.Choice(["auto", "kvm", "tcg"]),
+    default="auto",
+    help="auto: KVM if a trial boot works, else TCG.",
+)
+def calibrate_kernel(
+    vmlinuz: str,
+    output: str,
+    modules_dir: str | None,
+    modules: tuple[str, ...],
+    resolution: int,
+    timeout: float,
+    accel: str,
+) -> None:
+    """Measure VMLINUZ's runtime terms once, for predictions without booting (--kernel-profile).
+
+    Boots the kernel in QEMU with minimal initrds footprint writes itself (static busybox):
+    the smallest -m they boot in, and how it moves per MiB of rootfs, of initrd held, of
+    modules loaded, per CPU, and — under a real kexec -p capture — per MiB of the crashing
+    kernel's RAM. About 25 boots; a few minutes under TCG.
+    """
+    from footprint.measure import kernel_calibrate as kc
+
+    request = kc.Request(
+        vmlinuz,
+        modules_dir=modules_dir,
+        modules=modules or kc.MODULES,
+        resolution=resolution,
+        accel=accel,
+        timeout=timeout,
+    )
+
+    def told(name: str, t: Any) -> None:
+        click.echo(
+            f"  {name:24} {t.limit_bytes >> 20:>6} MiB → {t.outcome} ({t.duration_s:.1f} s)",
+            err=True,
+        )
+
+    k = kc.calibrate_kernel(request, told)
+    _write(output, k.to_json())
+    if output != "-":
+        click.echo(
+            f"wrote {output}: {k.kernel.release}, {k.boots} boots in {k.duration_s:.0f} s",
+            err=True,
+        )
 
 
 @cli.command(name="diff")
@@ -603,9 +722,7 @@ def calibrate(
 @click.option("--min-change", type=SIZE, default="0", help="Hide changes smaller than this (4K).")
 @json_option
 @click.option("--markdown", is_flag=True, help="Print Markdown.")
-@click.option(
-    "--top", type=click.IntRange(min=0), default=25, help="Rows per section (0: all)."
-)
+@click.option("--top", type=click.IntRange(min=0), default=25, help="Rows per section (0: all).")
 @kernel_option
 @_common_analysis
 def diff_cmd(
@@ -679,6 +796,7 @@ def baseline(
     help="Also write JUnit XML here (one testcase per budget line).",
 )
 @kernel_option
+@kernel_profile_option
 @_common_analysis
 def check(
     image: str,
@@ -688,6 +806,7 @@ def check(
     markdown: bool,
     junit: str | None,
     kernel: str | None,
+    kernel_profile: str | None,
     page_size: int,
     rules_file: str | None,
 ) -> None:
@@ -700,9 +819,12 @@ def check(
     from footprint.report import check as render
 
     budget = load_budget(budget_file)
+    kp = _kernel_profile(kernel_profile)
 
     def open_(path: str) -> Profile:
-        return open_profile(path, rules_file=rules_file, page_size=page_size, kernel=kernel)
+        return open_profile(
+            path, rules_file=rules_file, page_size=page_size, kernel=kernel, kernel_profile=kp
+        )
 
     p = open_(image)
     base = open_(baseline) if baseline else None

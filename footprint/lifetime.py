@@ -28,7 +28,7 @@ import psutil
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # v2 alone or hybrid, v1's memory and pids hierarchies: where open_cgroup() makes its own.
 CGROUP_HIERARCHIES = (".", "unified", "memory", "pids")
-TEMP_KINDS = ("measure", "boot", "kdump", "kvm", "ablate")
+TEMP_KINDS = ("measure", "boot", "kdump", "kvm", "ablate", "kernel")
 _TEMP_NAME = re.compile(rf"footprint-(?:{'|'.join(TEMP_KINDS)})-([1-9][0-9]*)-[a-z0-9_]{{8}}")
 _CGROUP_NAME = re.compile(r"footprint-([1-9][0-9]*)-[0-9a-f]{6}")
 # /proc gives a start time in whole seconds of the boot time: a process that started this much

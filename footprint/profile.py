@@ -26,6 +26,7 @@ from footprint.schemas.fields import Bytes, Count
 
 if TYPE_CHECKING:
     from footprint.analyze import Analysis
+    from footprint.model.kernel_profile import KernelProfile
 
 KIND: Final = "profile"
 
@@ -288,11 +289,22 @@ def from_analysis(a: Analysis) -> Profile:
         _basis(a),
         UkiInfo(inv.uki.linux_bytes, inv.uki.sections) if inv.uki else None,
     )
+    profile = predicted(profile, None)
     try:
         msgspec.json.encode(profile)
     except UnicodeEncodeError:  # names with bytes that are not UTF-8: as a saved profile
         return parse(profile.to_json().encode(), inv.path)  # has them, escaped
     return profile
+
+
+def predicted(p: Profile, kernel_profile: KernelProfile | None) -> Profile:
+    """`p` with its reservation's prediction made from `kernel_profile` (None: the static
+    floor, with a warning that says so); a saved profile's earlier prediction is replaced."""
+    from footprint.model.predict import PREFIXES, predict
+
+    res, warnings = predict(p.reservation, kernel_profile)
+    kept = tuple(w for w in p.basis.warnings if not w.startswith(PREFIXES))
+    return replace(p, reservation=res, basis=replace(p.basis, warnings=kept + tuple(warnings)))
 
 
 def _basis(a: Analysis) -> Basis:
@@ -396,17 +408,20 @@ def open_profile(
     page_size: int = 4096,
     kernel: str | None = None,
     dracut_modules: bool = False,
+    kernel_profile: KernelProfile | None = None,
 ) -> Profile:
     """The profile of `path`: read back if it is a saved profile, else of the image, now.
 
     `dracut_modules` attributes a dracut image's files to its modules: it needs the image.
+    With `kernel_profile` the reservation's prediction is made (again) from it.
     """
     if is_document(path):
         if dracut_modules:
             raise UsageError(
                 f"{path} is a saved profile: attributing files to dracut modules needs the image"
             )
-        return load(path)
+        saved = load(path)
+        return predicted(saved, kernel_profile) if kernel_profile is not None else saved
     from footprint.analyze import analyze
 
     a = analyze(
@@ -416,7 +431,8 @@ def open_profile(
         kernel=kernel,
         dracut_modules=dracut_modules,
     )
-    return from_analysis(a)
+    p = from_analysis(a)
+    return predicted(p, kernel_profile) if kernel_profile is not None else p
 
 
 # Documents that are views of the profile: the keys of it each one carries.

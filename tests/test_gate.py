@@ -14,6 +14,7 @@ from conftest import SAMPLES, real_image
 from footprint.cli import cli
 from footprint.gate.diff import normalise
 from footprint.image.cpio import newc_entry, newc_trailer
+from footprint.model.predict import FLOOR_WARNING
 
 SMALL = str(SAMPLES / "busybox-gzip.img")
 EARLY = str(SAMPLES / "busybox-early-zstd.img")
@@ -256,7 +257,8 @@ def test_a_profile_says_what_it_was_made_with(tmp_path) -> None:
     assert r.exit_code == 0
     assert r.stderr.splitlines()[1:] == [
         "footprint: warning: no kernel term: the static estimate leaves out the capture "
-        "kernel's own memory (give --kernel VMLINUZ)"
+        "kernel's own memory (give --kernel VMLINUZ)",
+        f"footprint: warning: {FLOOR_WARNING}",
     ]
     basis = json.loads(out.read_text())["basis"]
     assert basis == {
@@ -265,7 +267,8 @@ def test_a_profile_says_what_it_was_made_with(tmp_path) -> None:
         "rules": "built-in",
         "warnings": [
             "no kernel term: the static estimate leaves out the capture kernel's own memory "
-            "(give --kernel VMLINUZ)"
+            "(give --kernel VMLINUZ)",
+            FLOOR_WARNING,
         ],
     }
     rules = tmp_path / "rules.toml"
@@ -303,7 +306,7 @@ def test_a_kernel_term_on_one_side_only_is_left_out_with_a_warning(tmp_path) -> 
     base = tmp_path / "base.json"
     assert run("baseline", SMALL, "--kernel", kernel, "-o", str(base)).exit_code == 0
     kver = json.loads(base.read_text())["basis"]["kernel"]
-    assert kver and json.loads(base.read_text())["basis"]["warnings"] == []
+    assert kver and json.loads(base.read_text())["basis"]["warnings"] == [FLOOR_WARNING]
     warning = (
         f"static_estimate_bytes left out: the old side has a kernel term ({kver}), the other "
         "has none — give both the same --kernel"
@@ -361,7 +364,7 @@ def test_a_uki_brings_its_own_kernel_and_compares_as_its_initrd() -> None:
     profile = json.loads(run("profile", uki).stdout)
     assert profile["reservation"]["kernel_method"] == "elf"
     assert profile["basis"]["kernel"] == profile["kernel_versions"][0]
-    assert profile["basis"]["warnings"] == []
+    assert profile["basis"]["warnings"] == [FLOOR_WARNING]
     doc = json.loads(run("diff", "--json", uki, initrd, "--kernel", _kernel()).stdout)
     assert doc["warnings"] == []
     assert [(t["name"], t["delta"]) for t in doc["totals"]] == [

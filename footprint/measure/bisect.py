@@ -89,3 +89,56 @@ def bisect(
     result.minimum_bytes, result.at_minimum = high, best
     result.low_bytes, result.high_bytes = low, high
     return result
+
+
+def bisect_around(
+    run: Callable[[int], RunResult],
+    guess: int,
+    resolution: int = 4 * MIB,
+    window: int = 8 * MIB,
+    max_high: int = 64 << 30,
+    progress: Callable[[Trial, int, int], None] | None = None,
+) -> tuple[Bisection, bool]:
+    """The smallest succeeding limit when a prediction says where it is: the first trial is
+    `guess`, the second `window` away on the side the first one points to, and when the
+    boundary lies in between, one more trial closes it to `resolution` (3 boots for an 8 MiB
+    window at 4 MiB). Otherwise an ordinary bisection goes on from there, the trials kept.
+    Returns the bisection and whether the minimum was within `window` of the guess."""
+    trials: list[Trial] = []
+    runs: dict[int, RunResult] = {}
+
+    def trial(limit: int) -> RunResult:
+        if limit not in runs:
+            m = run(limit)
+            runs[limit] = m
+            t = Trial.of(limit, m)
+            trials.append(t)
+            if progress is not None:
+                progress(t, guess - window, guess + window)
+        return runs[limit]
+
+    guess = max(resolution, round_up(guess, resolution))
+    window = max(resolution, round_up(window, resolution))
+    if trial(guess).succeeded:
+        high, low = guess, max(resolution, guess - window)
+        if low < high and not trial(low).succeeded:
+            result = bisect(trial, low, high, resolution, max_high)
+            return _merged(result, trials, runs), True
+        # the boundary is further down (or the guess is the smallest size there is)
+        result = bisect(trial, max(resolution, low - 4 * window), low, resolution, max_high)
+        return _merged(result, trials, runs), False
+    low, high = guess, guess + window
+    if trial(high).succeeded:
+        result = bisect(trial, low, high, resolution, max_high)
+        return _merged(result, trials, runs), True
+    result = bisect(trial, high, high + 4 * window, resolution, max_high)
+    return _merged(result, trials, runs), False
+
+
+def _merged(result: Bisection, trials: list[Trial], runs: dict[int, RunResult]) -> Bisection:
+    """The bisection with every trial made, in order (its own repeats of known limits are not
+    boots: bisect() asked the memo)."""
+    result.trials = list(trials)
+    if result.minimum_bytes is not None:
+        result.at_minimum = runs.get(result.minimum_bytes, result.at_minimum)
+    return result

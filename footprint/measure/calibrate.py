@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from footprint.measure.backend import Backend, RunResult
-from footprint.measure.bisect import Bisection, Trial, bisect
+from footprint.measure.bisect import Bisection, Trial, bisect, bisect_around
 from footprint.model.reservation import Reservation
 from footprint.units import MIB, round_up
 
@@ -83,6 +83,8 @@ class Calibration:
     recommended_bytes: int | None
     terms: Terms | None
     repeats: list[Trial] = field(default_factory=list)
+    predicted_bytes: int | None = None  # a kernel profile's prediction: the first trial
+    predicted_within: bool | None = None  # whether the minimum was within 2 resolutions of it
 
 
 def terms_at(result: RunResult, plan: Plan, minimum: int) -> Terms | None:
@@ -117,15 +119,21 @@ def calibrate(
     repeat: int = 1,
     bounds: tuple[int, int] | None = None,
     progress: Callable[[Trial, int, int], None] | None = None,
+    start: int | None = None,
 ) -> Calibration:
     """Bisect `backend`'s memory for `image` between `bounds` (default: BOUNDS' policy for
-    the backend), then repeat the trials at the minimum and one step below."""
+    the backend) — or, given a prediction `start`, from it outwards (bisect_around) — then
+    repeat the trials at the minimum and one step below."""
     low, high = bounds or BOUNDS[backend.name](plan, resolution)
 
     def run(memory: int) -> RunResult:
         return backend.run(image, memory)
 
-    b = bisect(run, low, high, resolution, progress=progress)
+    within = None
+    if start is not None:
+        b, within = bisect_around(run, start, resolution, 2 * resolution, progress=progress)
+    else:
+        b = bisect(run, low, high, resolution, progress=progress)
     recommended, terms = None, None
     if b.minimum_bytes is not None and b.at_minimum is not None:
         terms = terms_at(b.at_minimum, plan, b.minimum_bytes)
@@ -139,4 +147,4 @@ def calibrate(
                 repeats.append(t)
                 if progress is not None:
                     progress(t, low, high)
-    return Calibration(backend.name, b, plan, recommended, terms, repeats)
+    return Calibration(backend.name, b, plan, recommended, terms, repeats, start, within)

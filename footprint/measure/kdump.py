@@ -57,6 +57,20 @@ def _find(candidates: tuple[str, ...], package: str) -> str:
     raise EnvironmentUnavailable(f"{candidates[0]} is missing — apt-get install {package}")
 
 
+def static_busybox() -> str:
+    """The host's statically linked busybox, for the initrds footprint writes itself."""
+    from footprint.elf.facts import ElfFacts
+    from footprint.elf.host import HostFacts
+
+    busybox = _find(BUSYBOX_CANDIDATES, "busybox-static")
+    facts: ElfFacts | None = HostFacts().get(os.path.realpath(busybox).lstrip("/"))
+    if facts is None or facts.dynamic:
+        raise EnvironmentUnavailable(
+            f"{busybox} is not statically linked — apt-get install busybox-static"
+        )
+    return busybox
+
+
 def stage1(
     directory: str,
     kernel: str,
@@ -65,15 +79,9 @@ def stage1(
     arch: Arch = DEFAULT,
 ) -> str:
     """Write the stage-1 initrd (uncompressed newc) and return its path."""
-    from footprint.elf.facts import ElfFacts
-    from footprint.elf.host import HostFacts, host_closure
+    from footprint.elf.host import host_closure
 
-    busybox = _find(BUSYBOX_CANDIDATES, "busybox-static")
-    facts: ElfFacts | None = HostFacts().get(os.path.realpath(busybox).lstrip("/"))
-    if facts is None or facts.dynamic:
-        raise EnvironmentUnavailable(
-            f"{busybox} is not statically linked — apt-get install busybox-static"
-        )
+    busybox = static_busybox()
     kexec = _find(KEXEC_CANDIDATES, "kexec-tools")
     objects, missing = host_closure(kexec)
     if missing:
@@ -129,14 +137,18 @@ class KdumpBackend:
     """A real crash: `memory` is the first kernel's crashkernel= reservation."""
 
     options: QemuOptions
+    first_kernel_mib: int = FIRST_KERNEL_MIB  # the crashing kernel's RAM (-m)
     name: str = field(default="kdump", init=False)
 
     def run(self, image: str, memory: int) -> RunResult:
-        return kdump_boot(image, memory, self.options)
+        return kdump_boot(image, memory, self.options, self.first_kernel_mib)
 
 
-def kdump_boot(image: str, crashkernel: int, options: QemuOptions) -> RunResult:
-    """Crash a first kernel booted with crashkernel=`crashkernel` into the image under test.
+def kdump_boot(
+    image: str, crashkernel: int, options: QemuOptions, first_kernel_mib: int = FIRST_KERNEL_MIB
+) -> RunResult:
+    """Crash a first kernel of `first_kernel_mib` MiB booted with crashkernel=`crashkernel`
+    into the image under test (the capture kernel's elfcorehdr describes that RAM).
 
     The timeout is at least MIN_TIMEOUT: the first kernel boots before the one under test."""
     o = replace(options, timeout=max(options.timeout, MIN_TIMEOUT))
@@ -146,7 +158,16 @@ def kdump_boot(image: str, crashkernel: int, options: QemuOptions) -> RunResult:
         os.unlink(p.initrd)
         first = f"console={arch.console} crashkernel={crashkernel >> 20}M panic=1 rdinit=/init"
         cmd = qemu_command(
-            p.qemu, arch, p.accel, FIRST_KERNEL_MIB, p.kernel, s1, first, p.console_log, p.probe_log
+            p.qemu,
+            arch,
+            p.accel,
+            first_kernel_mib,
+            p.kernel,
+            s1,
+            first,
+            p.console_log,
+            p.probe_log,
+            o.cpus,
         )
         result = watch(
             cmd,

@@ -84,6 +84,7 @@ class QemuOptions:
     interval: float = 0.25  # seconds between probe samples
     accel: str = "auto"  # kvm, tcg, or auto: KVM if a trial boot works
     arch: Arch = DEFAULT
+    cpus: int = 1  # QEMU's -smp (the kdump command line still says nr_cpus=1)
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ def qemu_command(
     append: str,
     console: str,
     probe: str | None,
+    cpus: int = 1,
 ) -> list[str]:
     cmd = [
         qemu,
@@ -214,7 +216,7 @@ def qemu_command(
         "-m",
         str(memory_mib),
         "-smp",
-        "1",
+        str(cpus),
         "-nodefaults",
         "-display",
         "none",
@@ -379,6 +381,7 @@ def boot(image: str, memory: int, options: QemuOptions) -> RunResult:
             p.cmdline,
             p.console_log,
             p.probe_log,
+            o.cpus,
         )
         return watch(cmd, p.tmp, Identity("qemu", image, o.kernel, memory, p.accel), p.marker, o)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from footprint import lifetime
 from footprint.analyze import Analysis, analyze
@@ -21,6 +22,9 @@ from footprint.measure.kdump import KdumpBackend
 from footprint.measure.qemu import PROBE_PATH, QemuBackend, QemuOptions
 from footprint.measure.runner import CgroupBackend, CgroupOptions
 from footprint.units import MIB
+
+if TYPE_CHECKING:
+    from footprint.model.kernel_profile import KernelProfile
 
 Progress = Callable[[Trial, int, int], None]
 
@@ -111,6 +115,7 @@ class CalibrateRequest:
     ablate_all: bool = False  # ablate each removable component in turn
     kdump: bool = False  # bisect crashkernel= with a real crash too
     rules_file: str | None = None
+    kernel_profile: KernelProfile | None = None  # start at its prediction
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,13 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
     r = request
     a = analyze(r.image, kernel=r.qemu.kernel, rules_file=r.rules_file)
     plan = Plan.of(a.reservation)
+    direct_start = kdump_start = None
+    if r.kernel_profile is not None:
+        from footprint.model.predict import predict
+
+        predicted, _ = predict(a.reservation, r.kernel_profile)
+        direct_start = predicted.predicted_minimum_bytes
+        kdump_start = predicted.predicted_crashkernel_bytes
     init = r.qemu.init
     plans = []  # refused components are refused before any boot
     if r.without:
@@ -160,14 +172,22 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
             if n not in measured
         ]
 
-    def run(backend: Backend, image: str, model: int) -> Calibration:
+    def run(backend: Backend, image: str, model: int, start: int | None = None) -> Calibration:
         return calibrate(
-            backend, image, replace(plan, model=model), r.resolution, r.repeat, progress=progress
+            backend,
+            image,
+            replace(plan, model=model),
+            r.resolution,
+            r.repeat,
+            progress=progress,
+            start=start,
         )
 
-    direct = run(QemuBackend(r.qemu), r.image, plan.model)
+    direct = run(QemuBackend(r.qemu), r.image, plan.model, direct_start)
     minimum = direct.bisection.minimum_bytes
-    kdump = run(KdumpBackend(r.qemu), r.image, minimum or plan.model) if r.kdump else None
+    kdump = (
+        run(KdumpBackend(r.qemu), r.image, minimum or plan.model, kdump_start) if r.kdump else None
+    )
     ablations = []
     if plans and minimum is not None:
         codec = main_codec(a.inventory)  # the copies are written with the image's own codec

@@ -77,3 +77,20 @@ def read_kernel(path: str) -> KernelImage:
         if linux is not None:
             return _bzimage(f, linux[0], linux[1], path)
         return _bzimage(f, 0, size, path)
+
+
+def build_id(kernel: KernelImage) -> tuple[str, str]:
+    """The GNU build-id note of the vmlinux inside the image (lief), hex, and where it was
+    read; ("", why not) when the image has none."""
+    if kernel.vmlinux is None:
+        return "", "no vmlinux: the image's payload is not one the image codecs decompress"
+    import lief
+
+    lief.logging.disable()
+    binary = lief.ELF.parse(kernel.vmlinux)
+    if binary is None:
+        return "", "lief cannot parse the vmlinux inside the image"
+    for note in binary.notes:
+        if note.type == lief.ELF.Note.TYPE.GNU_BUILD_ID:
+            return bytes(note.description).hex(), "ELF note GNU build-id of the vmlinux (lief)"
+    return "", "the vmlinux has no GNU build-id note"

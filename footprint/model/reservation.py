@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from footprint.arch import DEFAULT as DEFAULT_ARCH
 from footprint.image.reader import Inventory
 from footprint.image.summary import Summary
+from footprint.model.predict import Prediction
 from footprint.paths import is_module
 from footprint.schemas.fields import Bytes
 from footprint.units import MIB, page_round
@@ -56,6 +57,12 @@ class Reservation:
     kdumpctl_formula_bytes: Bytes  # kernel + modules + 3 x compressed initrd + 16 MiB
     static_estimate_tmpfs_bytes: Bytes = 0  # the same with a tmpfs rootfs (no root=): 50 % cap
     compressed_share_method: str = "proportional"
+    modules_to_load_bytes: Bytes = 0  # module files the image loads by name, with their deps
+    # model/predict.py: with a kernel profile, the kernel's measured runtime terms added; else
+    # the static floor (prediction.basis says which). None in profiles saved before them.
+    predicted_minimum_bytes: Bytes | None = None  # direct boot, -m
+    predicted_crashkernel_bytes: Bytes | None = None  # a kexec -p capture, crashkernel=
+    prediction: Prediction | None = None
 
 
 def reservation(
@@ -64,6 +71,7 @@ def reservation(
     kernel: KernelImage | None,
     kernel_facts: ElfFacts | None,
     page_size: int,
+    texts: dict[str, str] | None = None,
 ) -> Reservation:
     kernel_bytes, method, version = 0, "", ""
     if kernel is not None:
@@ -100,7 +108,52 @@ def reservation(
         total,
         kdumpctl,
         int(tmpfs_before * page_size / (page_size - STRUCT_PAGE)),
+        modules_to_load_bytes=modules_to_load(inv, texts or {}),
     )
+
+
+LOAD_LISTS = (
+    "conf/modules",
+    "etc/modules",
+    "etc/modules-load.d/",
+    "usr/lib/modules-load.d/",
+    "lib/modules-load.d/",
+)
+
+
+def modules_to_load(inv: Inventory, texts: dict[str, str]) -> int:
+    """Bytes of the module files the image loads by name — initramfs-tools' conf/modules,
+    /etc/modules, modules-load.d — with their dependencies from the image's modules.dep.
+    What udev loads for a machine's devices depends on the machine: not counted."""
+    names = set()
+    for path, text in texts.items():
+        if path.startswith(LOAD_LISTS):
+            for line in text.splitlines():
+                word = line.split("#", 1)[0].split(";", 1)[0].split()
+                if word:
+                    names.add(word[0].replace("-", "_"))
+    if not names:
+        return 0
+    deps: dict[str, tuple[str, list[str]]] = {}  # name -> (path in the image, dep paths)
+    for path, text in texts.items():
+        if path.endswith("/modules.dep"):
+            root = path.rsplit("/", 1)[0]
+            for line in text.splitlines():
+                mod, _, rest = line.partition(":")
+                name = mod.rsplit("/", 1)[-1].split(".ko", 1)[0].replace("-", "_")
+                deps[name] = (f"{root}/{mod}", [f"{root}/{d}" for d in rest.split()])
+    wanted = set()
+    for name in names:
+        if name in deps:
+            path, more = deps[name]
+            wanted.add(path)
+            wanted.update(more)
+    total = 0
+    for path in wanted:
+        node = inv.rootfs.lookup(path)
+        if node is not None and node.inode is not None:
+            total += node.inode.size
+    return total
 
 
 def component_terms(inv: Inventory, attribution: Attribution) -> list[ComponentTerms]:

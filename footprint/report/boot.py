@@ -114,6 +114,7 @@ def calibration_dict(c: Calibration) -> dict[str, Any]:
         "repeats": [trial_dict(t) for t in c.repeats],
         "model_mib": round(plan.model / MIB, 1),
         "kdumpctl_formula_mib": round(plan.kdumpctl_formula / MIB, 1),
+        **prediction_fields(c),
         "model_gap_mib": (
             round((plan.model - b.minimum_bytes) / MIB, 1) if b.minimum_bytes else None
         ),
@@ -128,6 +129,34 @@ def calibration_dict(c: Calibration) -> dict[str, Any]:
         else None,
         "at_minimum": run_dict(b.at_minimum) if b.at_minimum is not None else None,
     }
+
+
+def prediction_fields(c: Calibration) -> dict[str, Any]:
+    """The kernel profile's prediction beside the measured minimum (only with one)."""
+    p, m = c.predicted_bytes, c.bisection.minimum_bytes
+    if p is None:
+        return {}
+    error = p - m if m else None
+    return {
+        "predicted_mib": round(p / MIB, 1),
+        "prediction_error_mib": round(error / MIB, 1) if error is not None else None,
+        "prediction_error_percent": round(100 * error / m, 1) if error is not None and m else None,
+        "prediction_within_window": c.predicted_within,
+    }
+
+
+def _prediction_line(doc: dict[str, Any]) -> list[str]:
+    if doc.get("predicted_mib") is None:
+        return []
+    line = f"prediction         {doc['predicted_mib']} MiB (kernel profile)"
+    if doc["prediction_error_mib"] is not None:
+        line += (
+            f": error {doc['prediction_error_mib']:+} MiB "
+            f"({doc['prediction_error_percent']:+}%) against the measured minimum"
+        )
+    if doc["prediction_within_window"] is False:
+        line += "; not within 8 MiB of it, so the bisection needed more than 3 boots"
+    return [line]
 
 
 def run_dict(r: RunResult) -> dict[str, Any]:
@@ -191,6 +220,7 @@ def calibration_text(doc: dict[str, Any]) -> str:
         f"measured minimum   {doc['minimum_mib']} MiB (resolution "
         f"{doc['resolution_mib']:g} MiB, direct boot -m)"
     )
+    lines += _prediction_line(doc)
     lines.append(f"static model       {doc['model_mib']} MiB (gap {doc['model_gap_mib']:+} MiB)")
     lines.append(f"kdumpctl formula   {doc['kdumpctl_formula_mib']} MiB")
     t = doc["terms"]
@@ -216,6 +246,7 @@ def calibration_text(doc: dict[str, Any]) -> str:
                 f"kexec minimum      crashkernel={k['minimum_mib']}M "
                 f"({doc.get('kexec_minus_direct_mib', 0):+} MiB against direct boot)"
             )
+            lines += _prediction_line(k)
             lines.append(f"recommended        {k['recommended_crashkernel']}")
         else:
             lines.append("kexec minimum      none found in the range")

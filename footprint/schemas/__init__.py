@@ -27,8 +27,10 @@ KINDS = (
     "measurement",
     "boot",
     "calibration",
+    "kernel-profile",
 )
 TYPED = {kind: "footprint.profile" for kind in ("profile", "inspect", "components")}
+TYPED["kernel-profile"] = "footprint.model.kernel_profile"
 
 
 def header(kind: str) -> dict[str, Any]:

@@ -1,0 +1,158 @@
+"""A kernel profile: one kernel's runtime terms, measured once by `calibrate-kernel` from
+footprint's own minimal initrds, as the typed `kernel-profile` document (to_dict / load).
+
+Each term is a base (the smallest memory a minimal initrd boots in) or a slope (how that
+minimum moves per byte of rootfs, of held initrd, of loaded module, per CPU, per byte of
+first-kernel RAM), and names the measured minima — each with its trials — it came from.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import msgspec
+
+from footprint.errors import BadDocument, UsageError
+from footprint.schemas import SCHEMA_VERSION, plain, typed
+from footprint.schemas.fields import Bytes, Count
+
+KIND: Final = "kernel-profile"
+
+# The terms every kernel profile has, by name (RuntimeTerm.name).
+DIRECT_BASE: Final = "direct_base"  # bytes: -m of the minimal initrd
+KDUMP_BASE: Final = "kdump_base"  # bytes: crashkernel= of the minimal initrd
+ROOTFS: Final = "rootfs"  # bytes per byte of page-rounded rootfs
+INITRD_HELD: Final = "initrd_held"  # bytes per byte of initrd held (compressed) during unpack
+MODULES: Final = "modules"  # bytes per byte of module file loaded (insmod)
+CPU: Final = "cpu"  # bytes per CPU booted
+FIRST_KERNEL_RAM: Final = "first_kernel_ram"  # bytes per byte of first-kernel RAM (elfcorehdr)
+
+
+@dataclass(frozen=True)
+class KernelTrial:
+    memory_bytes: Bytes  # -m, or crashkernel=
+    outcome: str
+    success: bool
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Minimum:
+    """One bisection: the smallest memory a minimal initrd boots in, on one machine shape."""
+
+    name: str
+    backend: Literal["qemu", "kdump"]
+    minimum_bytes: Bytes
+    resolution_bytes: Bytes
+    initrd_bytes: Bytes  # the initrd file (what the kernel holds until it is unpacked)
+    rootfs_bytes: Bytes  # its page-rounded unpacked files
+    modules_bytes: Bytes  # module files loaded with insmod
+    modules: tuple[str, ...]  # their names
+    cpus: Count
+    first_kernel_bytes: Bytes  # kdump: the crashing kernel's RAM; 0 for direct boot
+    trials: tuple[KernelTrial, ...]
+
+
+@dataclass(frozen=True)
+class RuntimeTerm:
+    name: str
+    value: float  # bytes for a base; bytes per unit for a slope
+    unit: str  # "bytes", "bytes per byte of page-rounded rootfs", "bytes per CPU", …
+    uncertainty: float  # the same unit: two resolutions over the delta (the minima's rounding)
+    measured_from: tuple[str, ...]  # the Minimum names it was derived from
+    how: str
+
+
+@dataclass(frozen=True)
+class KernelRef:
+    path: str
+    release: str  # `uname -r`: the version string's first word
+    version: str  # the whole version string of the boot header
+    build_id: str  # GNU build-id of the vmlinux inside the image, hex; "" when unknown
+    build_id_note: str  # where it was read, or why not
+    file_bytes: Bytes
+
+
+@dataclass(frozen=True)
+class KernelProfile:
+    schema_version: Literal[1]
+    kind: Literal["kernel-profile"]
+    tool: str
+    kernel: KernelRef
+    accel: str  # kvm or tcg
+    resolution_bytes: Bytes
+    terms: tuple[RuntimeTerm, ...]
+    minima: tuple[Minimum, ...]
+    boots: Count
+    duration_s: float
+    created: str  # UTC, ISO 8601
+
+    def term(self, name: str) -> RuntimeTerm:
+        for t in self.terms:
+            if t.name == name:
+                return t
+        raise BadDocument(f"the kernel profile of {self.kernel.release} has no {name!r} term")
+
+    def minimum(self, name: str) -> Minimum:
+        for m in self.minima:
+            if m.name == name:
+                return m
+        raise BadDocument(f"the kernel profile of {self.kernel.release} has no {name!r} minimum")
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = plain(self)
+        return doc
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
+
+REQUIRED_TERMS = (DIRECT_BASE, KDUMP_BASE, ROOTFS, INITRD_HELD, MODULES, CPU, FIRST_KERNEL_RAM)
+
+
+def load(path: str) -> KernelProfile:
+    """A saved kernel profile; BadDocument (one line) if it is not a valid one."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    return parse(data, path)
+
+
+def parse(data: bytes, where: str) -> KernelProfile:
+    try:
+        doc = msgspec.json.decode(data)
+    except msgspec.DecodeError as e:
+        raise BadDocument(f"{where} is not valid JSON: {e}") from None
+    if not isinstance(doc, dict) or doc.get("kind") != KIND:
+        raise BadDocument(
+            f"{where} is not a footprint kernel profile (make one with `footprint "
+            "calibrate-kernel VMLINUZ -o kernel.json`)"
+        )
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise BadDocument(
+            f"{where} has schema_version {doc.get('schema_version')!r}; this footprint reads "
+            f"version {SCHEMA_VERSION}"
+        )
+    kp = typed(KernelProfile, doc, f"{where} is not a valid kernel profile")
+    names = {t.name for t in kp.terms}
+    missing = [n for n in REQUIRED_TERMS if n not in names]
+    if missing:
+        raise BadDocument(f"{where} is not a valid kernel profile: no {', '.join(missing)} term")
+    return kp
+
+
+def json_schema(kind: str = KIND) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the kernel profile, from its types."""
+    made: dict[str, Any] = msgspec.json.schema(KernelProfile)
+    defs = made["$defs"]
+    root = defs.pop("KernelProfile")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **root,
+        "title": f"footprint {kind}",
+        "$defs": defs,
+    }

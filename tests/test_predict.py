@@ -1,0 +1,224 @@
+"""The kernel profile and the prediction: the arithmetic, exactly, on a kernel profile made
+by a real `calibrate-kernel` of Debian's 6.1 kernel (tests/data); the CLI's options and
+errors; the bisection that starts at a prediction; and, in QEMU, the minimal initrd on both
+sides of the profile's base minimum."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import SAMPLES, assert_schema, need, need_tool
+
+from footprint.cli import cli
+from footprint.measure.backend import Outcome, RunResult
+from footprint.measure.bisect import bisect_around
+from footprint.model import kernel_profile as kp
+from footprint.model.predict import FLOOR_WARNING, predict
+from footprint.model.reservation import Reservation
+from footprint.units import MIB
+
+DATA = Path(__file__).resolve().parent / "data"
+KP = str(DATA / "kernel-profile-6.1.0-57-amd64.json")
+SMALL = str(SAMPLES / "busybox-gzip.img")
+KERNEL = "/boot/vmlinuz-6.1.0-57-amd64"
+
+
+def run(*args: str):  # noqa: ANN201
+    return CliRunner().invoke(cli, list(args))
+
+
+def _profile() -> kp.KernelProfile:
+    return kp.load(KP)
+
+
+def test_the_saved_kernel_profile_reads_back_and_validates() -> None:
+    p = _profile()
+    assert_schema(json.loads(Path(KP).read_text()))
+    assert p.to_dict() == json.loads(Path(KP).read_text())
+    assert p.kernel.release == "6.1.0-57-amd64" and len(p.kernel.build_id) == 40
+    assert {t.name for t in p.terms} == set(kp.REQUIRED_TERMS)
+    names = {m.name for m in p.minima}
+    for t in p.terms:  # every term names the minima it came from, each with its trials
+        assert t.measured_from and set(t.measured_from) <= names
+    assert all(m.trials and any(not t.success for t in m.trials) for m in p.minima)
+
+
+def test_prediction_arithmetic_exactly() -> None:
+    p = _profile()
+    base = p.minimum("direct_base")
+    res = Reservation(
+        4096, 0, "", "", 0, base.initrd_bytes + 16 * MIB, base.rootfs_bytes + 64 * MIB,
+        0, 0, 0, 0, 0, modules_to_load_bytes=8 * MIB,
+    )  # fmt: skip
+    out, warnings = predict(res, p)
+    assert warnings == []
+    # base 88 MiB + 1.0625 x 64 MiB rootfs + 0.9375 x (16 MiB + the cpio headers' difference)
+    # + 0.4272 x 8 MiB of modules
+    assert out.predicted_minimum_bytes == 182890488
+    assert out.predicted_crashkernel_bytes == 182890488  # this kernel's capture base is the same
+    pred = out.prediction
+    assert pred is not None and pred.basis == "kernel-profile"
+    assert [t.bytes for t in pred.crashkernel_terms] == [92274688, 71303168, 15728611, 3584021]
+    assert [t.source for t in pred.crashkernel_terms] == ["kernel-profile"] + ["image"] * 3
+    assert pred.margin_bytes == 20 * MIB  # 10 % of the prediction, rounded up to 4 MiB
+    assert pred.recommended_crashkernel == "crashkernel=208M"  # + 5 MiB makedumpfile, to 16 MiB
+    assert pred.kernel_profile.startswith("6.1.0-57-amd64 ")
+
+
+def test_without_a_kernel_profile_the_prediction_is_the_floor_and_says_so() -> None:
+    doc = json.loads(run("profile", SMALL).stdout)
+    res = doc["reservation"]
+    assert res["predicted_crashkernel_bytes"] == res["static_estimate_bytes"]
+    assert res["prediction"]["basis"] == "floor" and res["prediction"]["recommended_bytes"] is None
+    assert FLOOR_WARNING in doc["basis"]["warnings"]
+    assert_schema(doc)
+
+
+def test_profile_with_a_kernel_profile(tmp_path: Path) -> None:
+    out = tmp_path / "p.json"
+    r = run("profile", SMALL, "--kernel-profile", KP, "-o", str(out))
+    assert r.exit_code == 0, r.output
+    doc = json.loads(out.read_text())
+    assert_schema(doc)
+    res = doc["reservation"]
+    assert res["prediction"]["basis"] == "kernel-profile"
+    assert FLOOR_WARNING not in doc["basis"]["warnings"]
+    assert res["predicted_crashkernel_bytes"] == sum(
+        t["bytes"] for t in res["prediction"]["crashkernel_terms"]
+    )
+    assert "predicted crashkernel" in r.stderr
+    # a saved profile takes a kernel profile too, and one saved before these fields reads back
+    old = json.loads(out.read_text())
+    for key in ("modules_to_load_bytes", "predicted_minimum_bytes"):
+        del old["reservation"][key]
+    del old["reservation"]["predicted_crashkernel_bytes"], old["reservation"]["prediction"]
+    saved = tmp_path / "old.json"
+    saved.write_text(json.dumps(old))
+    again = json.loads(run("profile", str(saved), "--kernel-profile", KP).stdout)
+    assert again["reservation"]["prediction"] == res["prediction"]
+    for cmd in ("components", "check"):
+        extra = ["--budget", str(_budget(tmp_path))] if cmd == "check" else []
+        r = run(cmd, str(saved), "--kernel-profile", KP, *extra)
+        assert r.exit_code == 0, r.output
+
+
+def _budget(tmp_path: Path) -> Path:
+    b = tmp_path / "b.toml"
+    b.write_text('[limits]\ncompressed_bytes = "40M"\n')
+    return b
+
+
+def test_a_kernel_profile_of_another_kernel_is_a_warning(tmp_path: Path) -> None:
+    p = _profile()
+    res = Reservation(4096, 1, "elf", "6.12.0-1-amd64", 0, 0, 0, 0, 0, 0, 0, 0)
+    _, warnings = predict(res, p)
+    assert warnings == [
+        "the kernel profile is for 6.1.0-57-amd64 but the profile's kernel is 6.12.0-1-amd64: "
+        "its runtime terms are another kernel's (calibrate that one)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("not json", "is not valid JSON"),
+        ('{"kind": "profile", "schema_version": 1}', "is not a footprint kernel profile"),
+        ('{"kind": "kernel-profile", "schema_version": 9}', "has schema_version 9"),
+        ('{"kind": "kernel-profile", "schema_version": 1}', "is not a valid kernel profile"),
+    ],
+)
+def test_a_bad_kernel_profile_is_one_line(tmp_path: Path, text: str, says: str) -> None:
+    bad = tmp_path / "k.json"
+    bad.write_text(text)
+    r = run("profile", SMALL, "--kernel-profile", str(bad))
+    assert r.exit_code == 3, r.output
+    assert says in r.output and r.output.count("\n") == 1
+
+
+def test_a_kernel_profile_without_a_term_is_refused(tmp_path: Path) -> None:
+    doc = json.loads(Path(KP).read_text())
+    doc["terms"] = [t for t in doc["terms"] if t["name"] != "modules"]
+    bad = tmp_path / "k.json"
+    bad.write_text(json.dumps(doc))
+    r = run("profile", SMALL, "--kernel-profile", str(bad))
+    assert r.exit_code == 3 and "no modules term" in r.output
+
+
+def test_calibrate_kernel_refuses_what_is_not_a_kernel(tmp_path: Path) -> None:
+    r = run("calibrate-kernel", SMALL, "-o", str(tmp_path / "k.json"))
+    assert r.exit_code == 3, r.output
+    assert "not an x86_64 bzImage" in r.output and r.output.count("\n") == 1
+    r = run("calibrate-kernel", str(tmp_path / "missing"), "-o", str(tmp_path / "k.json"))
+    assert r.exit_code == 2 and r.output.count("\n") == 1
+
+
+def test_the_schema_command_prints_the_kernel_profile_schema() -> None:
+    r = run("schema", "kernel-profile")
+    assert r.exit_code == 0 and json.loads(r.stdout)["properties"]["kind"] == {
+        "enum": ["kernel-profile"]
+    }
+
+
+def _fake(true_mib: int):  # noqa: ANN202
+    limits: list[int] = []
+
+    def boot(memory: int) -> RunResult:
+        limits.append(memory // MIB)
+        ok = memory >= true_mib * MIB
+        return RunResult("fake", "i", memory, Outcome.SUCCESS if ok else Outcome.OOM, "", 1, 0)
+
+    return boot, limits
+
+
+@pytest.mark.parametrize(("truth", "guess"), [(100, 100), (100, 104), (100, 96), (101, 100)])
+def test_a_good_prediction_closes_in_three_boots(truth: int, guess: int) -> None:
+    boot, limits = _fake(truth)
+    b, within = bisect_around(boot, guess * MIB)
+    assert within and len(limits) == 3 and limits[0] == guess
+    assert b.minimum_bytes == -(-truth // 4) * 4 * MIB and len(b.trials) == 3
+
+
+def test_a_bad_prediction_says_so_and_still_finds_the_minimum() -> None:
+    boot, limits = _fake(100)
+    b, within = bisect_around(boot, 140 * MIB)
+    assert not within and b.minimum_bytes == 100 * MIB and len(b.trials) == len(limits) > 3
+
+
+# -- in QEMU -----------------------------------------------------------------------------------
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_minimal_initrd_on_both_sides_of_the_base_minimum(tmp_path: Path) -> None:
+    """The saved profile's direct base, re-measured with one boot above and one below it."""
+    from footprint.measure import kernel_calibrate as kc
+    from footprint.measure.qemu import QemuOptions, boot
+
+    need_tool("qemu-system-x86_64", "qemu-system-x86")
+    need(Path(KERNEL).exists(), f"{KERNEL} is missing (apt-get install linux-image-6.1.0-57-amd64)")
+    p = _profile()
+    minimum = p.minimum("direct_base").minimum_bytes
+    initrd = kc.minimal_initrd(str(tmp_path), "base", kc.static_busybox())
+    o = QemuOptions(KERNEL, until=kc.READY, timeout=120, interval=1.0)
+    above = boot(initrd.path, minimum, o)
+    assert above.succeeded, above.console[-2000:]
+    below = boot(initrd.path, minimum - 2 * p.resolution_bytes, o)
+    assert below.outcome in (Outcome.OOM, Outcome.UNPACK_FAILED, Outcome.PANIC), below.detail
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_calibrate_starts_at_the_prediction() -> None:
+    need_tool("qemu-system-x86_64", "qemu-system-x86")
+    need(Path(KERNEL).exists(), f"{KERNEL} is missing")
+    marker = "footprint-sample: init reached"
+    r = run("calibrate", SMALL, "--kernel", KERNEL, "--until", marker, "--kernel-profile", KP,
+            "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output[-3000:]
+    doc = json.loads(r.stdout)
+    assert_schema(doc)
+    assert doc["trials"][0]["memory_mib"] == -(-doc["predicted_mib"] // 4) * 4
+    assert doc["prediction_error_mib"] == pytest.approx(doc["predicted_mib"] - doc["minimum_mib"])
+    if doc["prediction_within_window"]:
+        assert len(doc["trials"]) <= 3
