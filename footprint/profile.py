@@ -16,12 +16,12 @@ import msgspec
 
 from footprint import __version__
 from footprint.elf.facts import ElfFacts
-from footprint.errors import BadDocument, UsageError
+from footprint.errors import UsageError
 from footprint.image.rootfs import Skipped
 from footprint.image.summary import BootMemory, LargeFile, Totals
 from footprint.model.reservation import Reservation
 from footprint.paths import is_firmware, is_module
-from footprint.schemas import SCHEMA_VERSION, plain, typed
+from footprint.schemas import SCHEMA_VERSION, decode_json, document, plain, read_json, typed
 from footprint.schemas.fields import Bytes, Count
 
 if TYPE_CHECKING:
@@ -356,29 +356,16 @@ def _warnings(a: Analysis) -> list[str]:
 # -- reading one back --------------------------------------------------------------------------
 def load(path: str) -> Profile:
     """A saved profile; BadDocument (one line, naming the key) if it is not a valid one."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}") from None
-    return parse(data, path)
+    return _checked(read_json(path), path)
 
 
 def parse(data: bytes, where: str) -> Profile:
-    try:
-        doc = msgspec.json.decode(data)
-    except msgspec.DecodeError as e:
-        raise BadDocument(f"{where} is not valid JSON: {e}") from None
-    if not isinstance(doc, dict) or doc.get("kind") != KIND:
-        raise BadDocument(
-            f"{where} is not a footprint profile (make one with `footprint profile IMAGE "
-            "-o profile.json`)"
-        )
-    version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise BadDocument(
-            f"{where} has schema_version {version!r}; this footprint reads version {SCHEMA_VERSION}"
-        )
+    return _checked(decode_json(data, where), where)
+
+
+def _checked(doc: Any, where: str) -> Profile:
+    make = "footprint profile IMAGE -o profile.json"
+    doc = document(doc, where, KIND, "profile", make)
     return typed(Profile, _migrated(doc), f"{where} is not a valid profile")
 
 

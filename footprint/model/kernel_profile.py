@@ -14,8 +14,8 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from footprint.errors import BadDocument, UsageError
-from footprint.schemas import SCHEMA_VERSION, plain, typed
+from footprint.errors import BadDocument
+from footprint.schemas import decode_json, document, plain, read_json, typed
 from footprint.schemas.fields import Bytes, Count
 
 KIND: Final = "kernel-profile"
@@ -114,29 +114,16 @@ REQUIRED_TERMS = (DIRECT_BASE, KDUMP_BASE, ROOTFS, INITRD_HELD, MODULES, CPU, FI
 
 def load(path: str) -> KernelProfile:
     """A saved kernel profile; BadDocument (one line) if it is not a valid one."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}") from None
-    return parse(data, path)
+    return _checked(read_json(path), path)
 
 
 def parse(data: bytes, where: str) -> KernelProfile:
-    try:
-        doc = msgspec.json.decode(data)
-    except msgspec.DecodeError as e:
-        raise BadDocument(f"{where} is not valid JSON: {e}") from None
-    if not isinstance(doc, dict) or doc.get("kind") != KIND:
-        raise BadDocument(
-            f"{where} is not a footprint kernel profile (make one with `footprint "
-            "calibrate-kernel VMLINUZ -o kernel.json`)"
-        )
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        raise BadDocument(
-            f"{where} has schema_version {doc.get('schema_version')!r}; this footprint reads "
-            f"version {SCHEMA_VERSION}"
-        )
+    return _checked(decode_json(data, where), where)
+
+
+def _checked(doc: Any, where: str) -> KernelProfile:
+    make = "footprint calibrate-kernel VMLINUZ -o kernel.json"
+    doc = document(doc, where, KIND, "kernel profile", make)
     kp = typed(KernelProfile, doc, f"{where} is not a valid kernel profile")
     names = {t.name for t in kp.terms}
     missing = [n for n in REQUIRED_TERMS if n not in names]

@@ -7,7 +7,6 @@ The renderers (report/html.py, report/markdown.py) only format this.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,7 +16,7 @@ from footprint.gate.diff import component_bytes, diff, normalise, totals_of
 from footprint.model.crashkernel import Crashkernel
 from footprint.profile import ComponentCost, Profile
 from footprint.report.diff import diff_dict
-from footprint.schemas import typed
+from footprint.schemas import read_json, typed
 from footprint.units import MIB, human, page_round
 
 TOP = 8  # components drawn per release; the rest are summed as "other components"
@@ -71,21 +70,9 @@ class BootPoint:  # `boot --json`: the probe's /proc/meminfo, in bytes
     Slab: int = 0
 
 
-def _read_json(path: str, what: str) -> Any:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise UsageError(f"cannot read {what} {path}: {e.strerror}") from None
-    try:
-        return json.loads(data)
-    except ValueError as e:
-        raise BadDocument(f"{path} is not valid JSON: {e}") from None
-
-
 def load_calibration(path: str) -> Calibration:
     """A `calibrate --json` document: UsageError if unreadable, BadDocument if it is not one."""
-    doc = _read_json(path, "calibration")
+    doc = read_json(path, "calibration")
     if not isinstance(doc, dict) or doc.get("kind") != "calibration":
         raise BadDocument(
             f"{path} is not a calibration (make one with `footprint calibrate IMAGE --json`)"
@@ -109,7 +96,7 @@ class Timeline:
 def load_timeline(path: str) -> Timeline:
     """The timeline of a `measure --json` or `boot --json` document: UsageError if unreadable,
     BadDocument (naming the key) if it holds no valid timeline."""
-    doc = _read_json(path, "timeline")
+    doc = read_json(path, "timeline")
     points = doc.get("timeline") if isinstance(doc, dict) else None
     if not isinstance(points, list):
         raise BadDocument(f"{path} has no timeline (a `measure --json` or `boot --json` document)")

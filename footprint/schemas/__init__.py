@@ -9,7 +9,7 @@ from functools import cache
 from importlib import import_module
 from typing import Any, Final, TypeVar
 
-from footprint.errors import BadDocument
+from footprint.errors import BadDocument, UsageError
 
 T = TypeVar("T")
 
@@ -71,6 +71,38 @@ def _shown(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_shown(v) for v in value]
     return value
+
+
+def read_json(path: str, what: str = "") -> Any:
+    """The JSON at `path`: UsageError if it cannot be read, BadDocument if it is not JSON."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise UsageError(f"cannot read {what + ' ' if what else ''}{path}: {e.strerror}") from None
+    return decode_json(data, path)
+
+
+def decode_json(data: bytes, where: str) -> Any:
+    import msgspec
+
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError as e:
+        raise BadDocument(f"{where} is not valid JSON: {e}") from None
+
+
+def document(doc: Any, where: str, kind: str, name: str, make: str) -> dict[str, Any]:
+    """`doc` if it is a footprint document of `kind` at this SCHEMA_VERSION; else BadDocument
+    saying it is not a `name` (make one with `make`), or which version it has."""
+    if not isinstance(doc, dict) or doc.get("kind") != kind:
+        raise BadDocument(f"{where} is not a footprint {name} (make one with `{make}`)")
+    version = doc.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BadDocument(
+            f"{where} has schema_version {version!r}; this footprint reads version {SCHEMA_VERSION}"
+        )
+    return doc
 
 
 def typed(kind: type[T], doc: Any, where: str) -> T:
