@@ -47,13 +47,17 @@ PARTS_NOTE = (
 PAGED = ("components", "files")  # --top cuts these; totals and segments are always whole
 
 
-def _size(row: dict[str, Any], side: str) -> str:
-    """One side of a row: "new" or "gone" where the thing is absent, not "0 B"."""
-    absent = {("old", "added"): "new", ("new", "removed"): "gone"}.get((side, row["change"]))
-    return absent or human(row[side])
+def side(row: dict[str, Any], which: str, count: bool = False) -> str:
+    """One side of a row: a `count` as it is, "new" or "gone" where the thing is absent (not
+    "0 B"), else a size."""
+    if count:
+        return str(row[which])
+    absent = {("old", "added"): "new", ("new", "removed"): "gone"}.get((which, row["change"]))
+    return absent or human(row[which])
 
 
-def _signed(n: int) -> str:
+def signed(n: int) -> str:
+    """A change in bytes with its sign: +1.5 MiB, -12 KiB, 0 B."""
     return ("+" if n > 0 else "-" if n < 0 else "") + human(abs(n))
 
 
@@ -61,9 +65,9 @@ def _cells(row: dict[str, Any]) -> list[str]:
     """old, new, delta (and the parts' deltas of a component): a count stays a count."""
     if row["name"] == "files":
         return [str(row["old"]), str(row["new"]), f"{row['delta']:+d}"]
-    cells = [_size(row, "old"), _size(row, "new"), _signed(row["delta"])]
+    cells = [side(row, "old"), side(row, "new"), signed(row["delta"])]
     if "parts" in row:
-        cells += [_signed(row["parts"][part]["delta"]) for part in PARTS]
+        cells += [signed(row["parts"][part]["delta"]) for part in PARTS]
     return cells
 
 

@@ -12,8 +12,8 @@ import math
 from typing import Any
 
 from footprint.errors import EnvironmentUnavailable
-from footprint.report.diff import PARTS, PARTS_NOTE, summary_line
-from footprint.report.releases import MapNode, Report, side, signed
+from footprint.report.diff import PARTS, PARTS_NOTE, side, signed, summary_line
+from footprint.report.releases import MapNode, Report
 from footprint.units import MIB, human
 
 GROW, SHRINK, SAME = "#c0392b", "#1e8449", "#e8e8e8"  # the page's .up, .down, and no change

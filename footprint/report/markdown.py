@@ -3,8 +3,8 @@ CI summary (the size map and the charts are the HTML page's)."""
 
 from __future__ import annotations
 
-from footprint.report.diff import diff_markdown
-from footprint.report.releases import Report, side, signed
+from footprint.report.diff import diff_markdown, side, signed
+from footprint.report.releases import Report
 from footprint.units import human
 
 TOP = 20  # components listed for the latest release

@@ -17,7 +17,7 @@ from footprint.model.crashkernel import Crashkernel
 from footprint.profile import ComponentCost, Profile
 from footprint.report.diff import diff_dict
 from footprint.schemas import read_json, typed
-from footprint.units import MIB, human, page_round
+from footprint.units import MIB, page_round
 
 TOP = 8  # components drawn per release; the rest are summed as "other components"
 GROWERS = 10
@@ -387,18 +387,3 @@ def report_data(
         default_line=DefaultLine(crashkernel.text, ram, crashkernel.reservation_for(ram)),
         timelines=tuple(timelines or ()),
     )
-
-
-# -- how both renderers write a figure -----------------------------------------------------------
-def signed(n: int) -> str:
-    """A change in bytes with its sign: +1.5 MiB, -12 KiB, 0 B."""
-    return ("+" if n > 0 else "-" if n < 0 else "") + human(abs(n))
-
-
-def side(row: dict[str, Any], which: str, count: bool = False) -> str:
-    """One side of a diff row: a `count` as it is, "new" or "gone" where the thing is absent
-    (as `footprint diff` writes it), else a size."""
-    if count:
-        return str(row[which])
-    absent = {("old", "added"): "new", ("new", "removed"): "gone"}.get((which, row["change"]))
-    return absent or human(row[which])
