@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
@@ -420,6 +421,36 @@ def open_profile(
     )
     p = from_analysis(a)
     return predicted(p, kernel_profile) if kernel_profile is not None else p
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """How an image becomes a profile: what every command that reads one is told."""
+
+    kernel: str | None = None  # the capture kernel, for the reservation's kernel term
+    kernel_profile: str | None = None  # a `calibrate-kernel` document: the prediction's terms
+    page_size: int = 4096
+    rules_file: str | None = None
+
+    @cached_property
+    def runtime(self) -> KernelProfile | None:
+        """The kernel profile, read once (a malformed one is BadDocument)."""
+        if self.kernel_profile is None:
+            return None
+        from footprint.model.kernel_profile import load as load_kernel_profile
+
+        return load_kernel_profile(self.kernel_profile)
+
+    def open(self, path: str, *, dracut_modules: bool = False) -> Profile:
+        """The profile of `path`, an image or a saved profile (see open_profile)."""
+        return open_profile(
+            path,
+            rules_file=self.rules_file,
+            page_size=self.page_size,
+            kernel=self.kernel,
+            dracut_modules=dracut_modules,
+            kernel_profile=self.runtime,
+        )
 
 
 # Documents that are views of the profile: the keys of it each one carries.

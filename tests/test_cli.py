@@ -80,8 +80,12 @@ def test_files_listing_and_sort() -> None:
 def test_page_size_option() -> None:
     small = json.loads(invoke("inspect", "--json", IMG).output)["totals"]
     big = json.loads(invoke("inspect", "--json", "--page-size", "65536", IMG).output)["totals"]
-    assert big["page_rounded_bytes"] > small["page_rounded_bytes"]
-    assert invoke("inspect", "--page-size", "5000", IMG).exit_code == 2
+    assert (small["page_rounded_bytes"], big["page_rounded_bytes"]) == (1994752, 2228224)
+    for command in ("inspect", "components", "profile", "diff"):
+        extra = [IMG] if command == "diff" else []
+        r = invoke(command, "--page-size", "5000", IMG, *extra)
+        assert r.exit_code == 2
+        assert "5000 is not a power of two" in r.output
 
 
 def test_extract_cli(tmp_path) -> None:

@@ -65,6 +65,19 @@ def check_markdown(doc: dict[str, Any]) -> str:
     return text
 
 
+def append_step_summary(doc: dict[str, Any], path: str | None) -> str | None:
+    """Append the Markdown table to GitHub's step summary at `path`; a warning if it cannot
+    be (the verdict still stands)."""
+    if not path:
+        return None
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(check_markdown(doc))
+    except OSError as e:
+        return f"cannot append to {path}: {e.strerror}"
+    return None
+
+
 def check_junit(doc: dict[str, Any]) -> str:
     """One testcase per budget line; fail -> <failure>, warn -> <system-out>."""
     suite = ET.Element(

@@ -221,3 +221,18 @@ def groups_text(doc: dict[str, Any], top: int = 0) -> str:
     for w in doc.get("warnings", []):
         lines.append(f"warning: {w}")
     return "\n".join(lines) + "\n"
+
+
+def reservation_line(p: Profile) -> str:
+    """The reservation's figures in one line, for `profile -o`'s note."""
+    r = p.reservation
+    line = (
+        f"static estimate {r.static_estimate_bytes >> 20} MiB, "
+        f"kdumpctl formula {r.kdumpctl_formula_bytes >> 20} MiB"
+    )
+    if r.prediction is not None and r.prediction.basis == "kernel-profile":
+        line += (
+            f", predicted crashkernel {(r.predicted_crashkernel_bytes or 0) >> 20} MiB "
+            f"(recommended {r.prediction.recommended_crashkernel})"
+        )
+    return line

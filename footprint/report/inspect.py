@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import stat
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from footprint import __version__
 from footprint.image.reader import Inventory
 from footprint.image.rootfs import Node
 from footprint.image.summary import Summary
 from footprint.report.text import columns
-from footprint.schemas import SCHEMA_VERSION
+from footprint.schemas import SCHEMA_VERSION, header
 from footprint.units import human
+
+if TYPE_CHECKING:
+    from footprint.image.extract import ExtractResult
 
 SORT_KEYS = ("image", "name", "size")
 
@@ -175,3 +178,22 @@ def as_text(
             for r in files
         ]
     return "\n".join(lines) + "\n"
+
+
+def extract_dict(result: ExtractResult) -> dict[str, Any]:
+    return {**header("extract"), **result.as_dict()}
+
+
+def extract_text(doc: dict[str, Any], directory: str) -> str:
+    return (
+        f"extracted {doc['files']} files, {doc['dirs']} dirs, {doc['symlinks']} symlinks, "
+        f"{doc['hardlinks']} hardlinks, {doc['devices']} devices ({doc['bytes']} bytes) "
+        f"into {directory}\n"
+    )
+
+
+def extract_notes(doc: dict[str, Any]) -> list[str]:
+    """What was refused (unsafe) or not created, one line each, for standard error."""
+    return [f"refused {r['name']!r}: {r['reason']}" for r in doc["refused"]] + [
+        f"not created {r['name']!r}: {r['reason']}" for r in doc["skipped"]
+    ]

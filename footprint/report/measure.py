@@ -123,6 +123,11 @@ def trial_lines(trials: list[dict[str, Any]], note: str = "") -> list[str]:
     ]
 
 
+def kernel_trial_line(name: str, t: Trial) -> str:
+    """One boot of `calibrate-kernel`, as it happens."""
+    return f"  {name:24} {t.limit_bytes >> 20:>6} MiB → {t.outcome} ({t.duration_s:.1f} s)"
+
+
 def bisection_dict(b: Bisection) -> dict[str, Any]:
     return {
         "minimum_bytes": b.minimum_bytes,

@@ -80,6 +80,30 @@ def load_calibration(path: str) -> Calibration:
     return typed(Calibration, doc, f"{path} is not a valid calibration")
 
 
+def labels(loaded: list[Profile], given: tuple[str, ...], paths: tuple[str, ...]) -> list[str]:
+    """One label per release: those given, else the images' file names, else (when two
+    releases share a file name: releases/1.0/initrd.img, releases/1.1/…) the paths."""
+    if given and len(given) != len(loaded):
+        raise UsageError(f"{len(given)} --label for {len(loaded)} profiles")
+    names = list(given) or [p.label for p in loaded]
+    if not given and len(set(names)) < len(names):
+        names = list(paths)
+    return names
+
+
+def calibrations_by_label(values: tuple[str, ...], names: list[str]) -> dict[str, Calibration]:
+    """`--calibration [LABEL=]FILE` values by release; no known LABEL= means the latest."""
+    by_label: dict[str, Calibration] = {}
+    for value in values:
+        label, sep, path = value.partition("=")
+        if not sep or label not in names:
+            label, path = names[-1], value
+        if label in by_label:
+            raise UsageError(f"two --calibration for the release {label!r}")
+        by_label[label] = load_calibration(path)
+    return by_label
+
+
 @dataclass(frozen=True)
 class Series:
     name: str
