@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+from footprint.components import firmware
 from footprint.components.attribute import Attribution, attribute
 from footprint.components.dracut import dracut_module_rules
+from footprint.components.firmware import FirmwareRequests
 from footprint.components.rules import load_rules
 from footprint.elf.facts import ELF_MAGIC, OTHER, ElfFacts
+from footprint.elf.modules import (
+    FIRMWARE_KEY,
+    MAX_MODULE_BYTES,
+    ModuleFacts,
+    module_name,
+    unpacked,
+)
 from footprint.elf.resolve import Closure, Resolver
-from footprint.elf.worker import ElfWorker
+from footprint.elf.worker import MODULE, ElfWorker
 from footprint.errors import UsageError
 from footprint.image.cpio import FILE, CpioEntry, EntryData
 from footprint.image.reader import Inventory, scan
@@ -54,6 +64,9 @@ class Analysis:
     reservation: Reservation
     component_terms: list[ComponentTerms]  # empty without attribution
     rules: str  # which rules attributed the files: "built-in", "+sha256:…" of the user's
+    modules: dict[str, ModuleFacts] = field(default_factory=dict)  # every module, by path
+    firmware: FirmwareRequests | None = None  # what the modules ask for (with components)
+    unpacked: dict[str, int] = field(default_factory=dict)  # compressed firmware, expanded
 
     def closure_of(self, path: str) -> Closure:
         """The library closure of the ELF at `path` in the image; UsageError if it is none."""
@@ -89,6 +102,8 @@ class _Collector:
         self.texts: dict[str, str] = {}
         self.inode_of: dict[str, int] = {}  # submitted path -> id of its inode
         self.unparsed: dict[str, ElfFacts] = {}  # ELF files too large to parse
+        self.modules: dict[str, ModuleFacts] = {}  # every module, its modinfo to come
+        self.unpacked: dict[str, int] = {}  # compressed firmware -> what the kernel expands
 
     def __call__(self, entry: CpioEntry, data: EntryData | None, node: Node | None) -> None:
         if node is None or node.kind != FILE or data is None or not data.size:
@@ -97,8 +112,15 @@ class _Collector:
         if any(fnmatch.fnmatch(path, p) for p in KEEP_TEXT) and data.size < 1 << 20:
             self.texts[path] = data.read().decode("utf-8", "replace")
             return
-        if data.size < 64 or is_module(path) or is_firmware(path) or data.peek(4) != ELF_MAGIC:
-            return  # modules and firmware are not loaded by ld.so: their size is enough
+        if is_module(path):
+            self._module(path, data)
+            return
+        if is_firmware(path):
+            if path.endswith(COMPRESSED_FIRMWARE) and data.size <= MAX_MODULE_BYTES:
+                self.unpacked[path] = _unpacked_size(data.read())
+            return  # firmware is not loaded by ld.so: its size is enough
+        if data.size < 64 or data.peek(4) != ELF_MAGIC:
+            return
         if node.inode is not None:
             self.inode_of[path] = id(node.inode)
         if data.size > MAX_ELF_BYTES:  # the file streams past, unread: memory stays bounded
@@ -112,6 +134,47 @@ class _Collector:
             )
             return
         self.worker.submit(path, data.read())
+
+    def _module(self, path: str, data: EntryData) -> None:
+        """Its unpacked size now; its modinfo from the worker, if it requests firmware."""
+        if data.size > MAX_MODULE_BYTES:  # streams past unread: memory stays bounded
+            error = f"not read: {data.size >> 20} MiB, above the {MAX_MODULE_BYTES >> 20} MiB cap"
+            name = module_name(path)
+            self.modules[path] = ModuleFacts(path, name, data.size, data.size, error=error)
+            return
+        stored = data.read()
+        elf, error = unpacked(path, stored)
+        size = len(elf) if elf is not None else len(stored)
+        self.modules[path] = ModuleFacts(path, module_name(path), len(stored), size, error=error)
+        if elf is not None and FIRMWARE_KEY in elf:
+            self.worker.submit(path, elf, MODULE)
+
+    def modules_read(self, modinfo: dict[str, dict[str, Any]]) -> dict[str, ModuleFacts]:
+        """The modules with the worker's answers: their names and firmware= entries."""
+        out = dict(self.modules)
+        for path, info in modinfo.items():
+            m = out[path]
+            out[path] = replace(
+                m,
+                name=info.get("name") or m.name,
+                firmware=tuple(info.get("firmware", ())),
+                error=info.get("error", ""),
+            )
+        return out
+
+
+COMPRESSED_FIRMWARE = (".xz", ".zst")  # what CONFIG_FW_LOADER_COMPRESS decompresses
+
+
+def _unpacked_size(data: bytes) -> int:
+    """What a compressed firmware file expands to (its stored size if it does not unpack)."""
+    from footprint.errors import BadImage
+    from footprint.image.codecs import unpack
+
+    try:
+        return sum(len(chunk) for chunk in unpack(data, MAX_MODULE_BYTES))
+    except BadImage:
+        return len(data)
 
 
 def analyze(
@@ -132,6 +195,7 @@ def analyze(
         if kimage is not None and kimage.vmlinux is not None:
             worker.submit(KERNEL_KEY, kimage.vmlinux)
         parsed = {**worker.results(), **collector.unparsed}
+        modules = collector.modules_read(worker.modinfo())
     kernel_facts = parsed.pop(KERNEL_KEY, None)
     # Every name of an inode shares its facts (hardlinked busybox applets, for one).
     by_inode = {collector.inode_of[p]: f for p, f in parsed.items() if p in collector.inode_of}
@@ -141,15 +205,17 @@ def analyze(
             facts[path] = by_inode[id(node.inode)]
     summary = summarize(inv, page_size)
     resolver = Resolver(inv.rootfs, facts, collector.texts)
-    attribution, terms = None, []
+    attribution, terms, fw = None, [], None
     if components:
         extra = dracut_module_rules(collector.texts) if dracut_modules else None
         rules = load_rules(rules_file, summary.generator, extra)
-        attribution = attribute(inv.rootfs, facts, resolver, rules, page_size)
+        fw = firmware.requests(inv.rootfs, modules)
+        attribution = attribute(inv.rootfs, facts, resolver, rules, page_size, fw)
         terms = component_terms(inv, attribution)
-    res = reservation(inv, summary, kimage, kernel_facts, page_size, collector.texts)
+    res = reservation(inv, summary, kimage, kernel_facts, page_size, collector.texts, modules)
+    rid = rules_id(rules_file, dracut_modules)
     return Analysis(
-        inv, summary, facts, resolver, attribution, res, terms, rules_id(rules_file, dracut_modules)
+        inv, summary, facts, resolver, attribution, res, terms, rid, modules, fw, collector.unpacked
     )
 
 

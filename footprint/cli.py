@@ -120,7 +120,7 @@ def extract(image: str, directory: str, force: bool, devices: bool, as_json: boo
 @click.argument("image", type=FILE)
 @click.option(
     "--by",
-    type=click.Choice(["component", "dracut-module", "package", "file"]),
+    type=click.Choice(["component", "dracut-module", "package", "file", "firmware"]),
     default="component",
     help="What to group the image's files by.",
 )
@@ -166,7 +166,7 @@ def components(
     from footprint.components import groupings
     from footprint.report import components as render
 
-    if owner_db and by not in groupings.GROUPINGS:
+    if owner_db and by not in groupings.NEEDS_PACKAGES:
         raise UsageError("--owner-db is for --by package or --by file")
     dbs = groupings.owner_dbs(owner_db) if owner_db else None
     p = reading.open(image, dracut_modules=by == "dracut-module")

@@ -109,7 +109,22 @@ class MissingLibrary:
 @dataclass(frozen=True)
 class KindSummary:
     files: Count
-    bytes: Bytes
+    bytes: Bytes  # as stored in the rootfs
+    # what they expand to when the kernel loads them (.ko.xz, .ko.zst, firmware .xz/.zst);
+    # None in profiles saved before it was recorded
+    unpacked_bytes: Bytes | None = None
+
+
+@dataclass(frozen=True)
+class FirmwareRequest:
+    """One module's firmware= entries (`modinfo -F firmware`) and what the image holds of
+    them, found as the kernel's loader finds them (components/firmware.py)."""
+
+    module: str  # its name
+    path: str  # the module file
+    requested: tuple[str, ...]
+    files: tuple[str, ...]  # the firmware files they resolve to
+    missing: tuple[str, ...] = ()  # requests the image holds nothing for
 
 
 @dataclass(frozen=True)
@@ -166,6 +181,7 @@ class Profile:
     files: tuple[FileCost, ...]  # every inode once, by path
     basis: Basis
     uki: UkiInfo | None = None
+    firmware_requests: tuple[FirmwareRequest, ...] = ()  # modules that request any, by path
 
     @property
     def label(self) -> str:
@@ -218,9 +234,12 @@ def from_analysis(a: Analysis) -> Profile:
         if node.inode is not None:
             links.setdefault(id(node.inode), []).append("/" + node.path)
 
+    unpacked = {**a.unpacked, **{p: m.unpacked_bytes for p, m in a.modules.items()}}
+
     def kind_summary(match: Any) -> KindSummary:
-        sizes = [inode.size for inode, node in inodes if match(node.path)]
-        return KindSummary(len(sizes), sum(sizes))
+        sizes = [(inode.size, node.path) for inode, node in inodes if match(node.path)]
+        stored = sum(size for size, _ in sizes)
+        return KindSummary(len(sizes), stored, sum(unpacked.get(p, n) for n, p in sizes))
 
     profile = Profile(
         SCHEMA_VERSION,
@@ -289,6 +308,7 @@ def from_analysis(a: Analysis) -> Profile:
         ),
         _basis(a),
         UkiInfo(inv.uki.linux_bytes, inv.uki.sections) if inv.uki else None,
+        tuple(_firmware_requests(a)),
     )
     profile = predicted(profile, None)
     try:
@@ -323,6 +343,23 @@ def _basis(a: Analysis) -> Basis:
             f"{', '.join(a.summary.kernel_versions)}: is it the capture kernel?"
         )
     return Basis(res.page_size, kernel, a.rules, tuple(warnings))
+
+
+def _firmware_requests(a: Analysis) -> list[FirmwareRequest]:
+    fw = a.firmware
+    if fw is None:
+        return []
+    return [
+        FirmwareRequest(
+            m.name,
+            "/" + path,
+            m.firmware,
+            tuple("/" + f for f in fw.found.get(path, ())),
+            fw.missing.get(path, ()),
+        )
+        for path, m in sorted(a.modules.items())
+        if m.firmware
+    ]
 
 
 def _elf_records(a: Analysis) -> list[ElfFacts]:

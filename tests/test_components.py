@@ -92,7 +92,7 @@ def test_hostile_elf_is_a_warning_not_a_crash(tmp_path) -> None:
         "/bin/absurd: malformed: no loadable segment could be read",
         "/bin/trunc: truncated: its segments need 1587793 bytes, the file has 200",
     ]
-    assert {"busybox", "firmware"} <= {c["name"] for c in doc["components"]}
+    assert {"busybox", "firmware-unrequested"} <= {c["name"] for c in doc["components"]}
     _adds_up(doc)
 
 

@@ -3,8 +3,10 @@
 Every file inode has exactly one owner: the first rule that matches one of its names. A
 shared library no rule claims goes to the components whose programs load it (their closures):
 to the one component if only one does (exclusive), else it is shared and its cost split
-equally between its users — the Shapley value for an additive cost. Costs are page-rounded
-bytes, what a file takes in the capture kernel's tmpfs.
+equally between its users — the Shapley value for an additive cost. Firmware the `firmware`
+rule claims goes the same way to the modules whose modinfo requests it (firmware-<module>;
+firmware-unrequested when none does). Costs are page-rounded bytes, what a file takes in the
+capture kernel's tmpfs.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from footprint.components.firmware import FirmwareRequests
 from footprint.components.rules import Rules
 from footprint.elf.facts import SHARED, ElfFacts
 from footprint.elf.resolve import Resolver
@@ -20,6 +23,7 @@ from footprint.units import page_round
 
 OTHER = "other"  # files no rule claims and that are not libraries
 UNREFERENCED = "unreferenced-libraries"  # libraries nothing in the image is seen to load
+FIRMWARE = "firmware"  # the rule whose files go to the modules requesting them
 
 
 @dataclass
@@ -58,7 +62,12 @@ class Attribution:
 
 
 def attribute(
-    rootfs: Rootfs, facts: dict[str, ElfFacts], resolver: Resolver, rules: Rules, page_size: int
+    rootfs: Rootfs,
+    facts: dict[str, ElfFacts],
+    resolver: Resolver,
+    rules: Rules,
+    page_size: int,
+    firmware: FirmwareRequests | None = None,
 ) -> Attribution:
     inodes = _inodes_with_names(rootfs)
     comps: dict[str, Component] = {}
@@ -71,9 +80,17 @@ def attribute(
     # 1. Rules: the earliest rule matching any name of the inode.
     ruled: dict[str, str] = {}  # first path -> component
     libraries: list[str] = []
-    for _, first, names in inodes.values():
+    users: dict[str, set[str]] = defaultdict(set)
+    for inode, first, names in inodes.values():
         best = min((i for i in (rules.index(n) for n in names) if i is not None), default=None)
-        if best is not None:
+        if best is not None and firmware is not None and rules.rules[best].name == FIRMWARE:
+            requesters = firmware.component(inode)
+            if len(requesters) == 1:
+                ruled[first] = requesters[0]
+            else:  # a blob several drivers request: shared between them, like a library
+                libraries.append(first)
+                users[first].update(requesters)
+        elif best is not None:
             ruled[first] = rules.rules[best].name
         elif (f := facts.get(first)) is not None and f.kind == SHARED:
             libraries.append(first)
@@ -81,7 +98,6 @@ def attribute(
             ruled[first] = OTHER
 
     # 2. Who loads each unclaimed library: every ELF a rule gave a component starts a closure.
-    users: dict[str, set[str]] = defaultdict(set)
     unclaimed = set(libraries)
     for path, name in ruled.items():
         f = facts.get(path)

@@ -25,6 +25,7 @@ from functools import cache
 
 from footprint.components.rules import Rules, builtin_rules
 from footprint.errors import EnvironmentUnavailable, UsageError
+from footprint.paths import is_firmware
 from footprint.profile import FileCost, ImageRef, Profile
 from footprint.units import human, page_round
 
@@ -509,7 +510,8 @@ def _unknown_warning(
 
 
 # -- groupings ---------------------------------------------------------------------------------
-KeyOf = Callable[[FileCost], str]
+KeyOf = Callable[[FileCost], str | None]  # None: the file is not in this grouping
+REQUESTED_BY_NONE = "(requested by no module)"
 
 
 def _by_package(p: Profile, pk: Packages) -> KeyOf:
@@ -520,22 +522,48 @@ def _by_file(p: Profile, pk: Packages) -> KeyOf:
     return lambda f: f.path
 
 
+def _by_firmware(p: Profile, pk: Packages) -> KeyOf:
+    """Firmware files by the modules whose modinfo requests them (a blob two drivers ask for
+    is their group together: removing one of them does not free it); other files left out."""
+    wanted: dict[str, set[str]] = {}
+    for r in p.firmware_requests:
+        for path in r.files:
+            wanted.setdefault(path, set()).add(r.module)
+    names: dict[str, str] = {}
+    for f in p.files:
+        for name in (f.path, *f.links):
+            if name in wanted:
+                names[f.path] = "+".join(sorted(wanted[name]))
+    return lambda f: (
+        names.get(f.path, REQUESTED_BY_NONE) if is_firmware(f.path) and not _microcode(f) else None
+    )
+
+
+def _microcode(f: FileCost) -> bool:
+    """CPU microcode: the kernel loads it early, no module asks for it."""
+    return f.component == "microcode"
+
+
 GROUPINGS: dict[str, Callable[[Profile, Packages], KeyOf]] = {
     "package": _by_package,
     "file": _by_file,
+    "firmware": _by_firmware,
 }
+NEEDS_PACKAGES = ("package", "file")
 
 
 def group(p: Profile, by: str, dbs: list[OwnerDb] | None = None, host: str = "/") -> Grouping:
     """The profile's files grouped by GROUPINGS[by], largest page-rounded group first.
     `dbs`: the owner databases to ask (None: found as packages() says)."""
-    pk = packages(p, dbs, host)
+    pk = packages(p, dbs, host) if by in NEEDS_PACKAGES else Packages({}, (), ())
     key_of = GROUPINGS[by](p, pk)
     page = p.totals.page_size
     rows: dict[str, list[int]] = {}
     first: dict[str, FileCost] = {}
     for f in p.files:
         key = key_of(f)
+        if key is None:
+            continue
         row = rows.setdefault(key, [0, 0, 0])
         row[0] += 1
         row[1] += f.bytes

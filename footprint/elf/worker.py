@@ -1,10 +1,12 @@
 """lief in a worker process: its import and its parsing overlap the main process's
 decompression, and a crash or hang in lief costs one file a warning, never the run.
 
-The parent streams batches of (path, bytes) through a pipe from a sender thread (so the
+The parent streams batches of (path, bytes, what) through a pipe from a sender thread (so the
 decompressor never waits on the child) and collects facts on a receiver thread. If the child
 dies or stops answering, the batches it had not answered are parsed again one file at a time
-in fresh children, and the file that kills one of those is reported, not parsed.
+in fresh children, and the file that kills one of those is reported, not parsed. `what` is
+ELF (an ELF file's facts: facts.read_facts) or MODULE (a kernel module's .modinfo:
+modules.read_modinfo).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from typing import Any
 
 from footprint.elf.facts import OTHER, ElfFacts
 
+ELF, MODULE = "elf", "module"
+Item = tuple[str, bytes, str]  # path, bytes, what to read of them
+
 BATCH_BYTES = 2 << 20
 OUTBOX_BATCHES = 2  # batches waiting for the child, beyond the one it parses
 FILE_TIMEOUT = 20.0  # seconds one file may take when parsed alone
@@ -29,10 +34,13 @@ def _child(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     import lief
 
-    from footprint.elf.facts import parser_config, read_facts
+    from footprint.elf import facts, modules
 
     lief.logging.disable()
-    cfg = parser_config(lief)
+    readers = {
+        ELF: (facts.read_facts, facts.parser_config(lief)),
+        MODULE: (modules.read_modinfo, modules.parser_config(lief)),
+    }
     while True:
         try:
             batch = pickle.loads(conn.recv_bytes())
@@ -41,12 +49,17 @@ def _child(conn: Connection) -> None:
         if batch is None:
             return
         out = []
-        for path, data in batch:
+        for path, data, what in batch:
+            read, cfg = readers[what]
             try:
-                out.append(read_facts(lief, cfg, path, data))
+                out.append((what, read(lief, cfg, path, data)))
             except Exception as e:  # lief raising on hostile input
-                out.append({"path": path, "size": len(data), "kind": OTHER, "error": f"{e}"})
+                out.append((what, _failed(path, data, f"{e}")))
         conn.send_bytes(pickle.dumps(out))
+
+
+def _failed(path: str, data: bytes, error: str) -> dict[str, Any]:
+    return {"path": path, "size": len(data), "kind": OTHER, "error": error}
 
 
 class _Child:
@@ -77,14 +90,15 @@ class ElfWorker:
 
     def __init__(self, batch_bytes: int = BATCH_BYTES) -> None:
         self._batch_bytes = batch_bytes
-        self._batch: list[tuple[str, bytes]] = []
+        self._batch: list[Item] = []
         self._batch_size = 0
         self._child: _Child | None = None
         # Bounded: when lief is slower than the decompressor, submit() waits instead of
         # holding every ELF file of the image in memory.
-        self._outbox: queue.Queue[list[tuple[str, bytes]] | None] = queue.Queue(OUTBOX_BATCHES)
-        self._in_flight: deque[list[tuple[str, bytes]]] = deque()
+        self._outbox: queue.Queue[list[Item] | None] = queue.Queue(OUTBOX_BATCHES)
+        self._in_flight: deque[list[Item]] = deque()
         self._facts: dict[str, ElfFacts] = {}
+        self._modinfo: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
@@ -108,8 +122,8 @@ class ElfWorker:
         return self._child.proc.pid if self._child else None
 
     # -- main thread ------------------------------------------------------------------------
-    def submit(self, path: str, data: bytes) -> None:
-        self._batch.append((path, data))
+    def submit(self, path: str, data: bytes, what: str = ELF) -> None:
+        self._batch.append((path, data, what))
         self._batch_size += len(data)
         if self._batch_size >= self._batch_bytes:
             self._flush()
@@ -140,24 +154,32 @@ class ElfWorker:
             self._parse_alone(leftover)
         return self._facts
 
-    def _parse_alone(self, items: list[tuple[str, bytes]]) -> None:
+    def modinfo(self) -> dict[str, dict[str, Any]]:
+        """Every submitted module's modinfo (name, firmware or error), after results()."""
+        return self._modinfo
+
+    def _keep(self, what: str, answer: dict[str, Any]) -> None:
+        if what == MODULE:
+            self._modinfo[answer["path"]] = answer
+        else:
+            self._facts[answer["path"]] = ElfFacts.from_dict(answer)
+
+    def _parse_alone(self, items: list[Item]) -> None:
         """One file per request, in fresh children as needed: find what kills lief."""
         child: _Child | None = None
         try:
-            for path, data in items:
+            for path, data, what in items:
                 if child is None:
                     child = _Child()
                 try:
-                    child.conn.send_bytes(pickle.dumps([(path, data)]))
+                    child.conn.send_bytes(pickle.dumps([(path, data, what)]))
                     if not child.conn.poll(FILE_TIMEOUT + 1.0):
                         raise TimeoutError
-                    (facts,) = pickle.loads(child.conn.recv_bytes())
-                    self._facts[path] = ElfFacts.from_dict(facts)
+                    ((_, answer),) = pickle.loads(child.conn.recv_bytes())
+                    self._keep(what, answer)
                 except (EOFError, OSError, TimeoutError):
                     child.stop()
-                    self._facts[path] = ElfFacts(
-                        path, len(data), OTHER, error=child.describe_death()
-                    )
+                    self._keep(what, _failed(path, data, child.describe_death()))
                     child = None
         finally:
             if child is not None:
@@ -184,10 +206,10 @@ class ElfWorker:
         conn = self._child.conn
         while True:
             try:
-                answer: list[dict[str, Any]] = pickle.loads(conn.recv_bytes())
+                answers: list[tuple[str, dict[str, Any]]] = pickle.loads(conn.recv_bytes())
             except (EOFError, OSError):  # the child exited, normally or not
                 return
             with self._lock:
                 self._in_flight.popleft()
-                for facts in answer:
-                    self._facts[facts["path"]] = ElfFacts.from_dict(facts)
+                for what, answer in answers:
+                    self._keep(what, answer)

@@ -8,15 +8,16 @@ on a thread: stream.AheadSource).
 from __future__ import annotations
 
 import bz2
+import io
 import lzma
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from footprint.errors import BadImage, UnsupportedCodec
-from footprint.image.stream import FileSource, Source
+from footprint.image.stream import FileSource, Source, TooLarge
 
 FEED = 1 << 16  # compressed bytes handed to a decompressor at a time: bounds each output
 MAX_OUT = 1 << 20  # decompressed bytes asked for at a time where the library can bound it
@@ -251,3 +252,22 @@ def detect(head: bytes) -> Codec | None:
         if head.startswith(codec.magic):
             return codec
     return None
+
+
+def unpack(data: bytes, limit: int) -> Iterator[bytes]:
+    """The decompressed chunks of `data`, one compressed member held in memory (a .ko.xz
+    module, a .zst firmware file); BadImage if it is corrupt, not compressed, or unpacks
+    to more than `limit` bytes."""
+    codec = detect(data[:8])
+    if codec is None:
+        raise BadImage("not compressed by any codec the kernel knows", 0)
+    member = codec.open(FileSource(io.BytesIO(data), 0, len(data)), 0)
+    produced = 0
+    try:
+        while chunk := member._fill():
+            produced += len(chunk)
+            if produced > limit:
+                raise TooLarge(limit)
+            yield bytes(chunk)
+    finally:
+        member.close()

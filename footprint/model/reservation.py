@@ -24,6 +24,7 @@ from footprint.units import MIB, page_round
 if TYPE_CHECKING:
     from footprint.components.attribute import Attribution
     from footprint.elf.facts import ElfFacts
+    from footprint.elf.modules import ModuleFacts
     from footprint.model.kernel import KernelImage
 
 STRUCT_PAGE = DEFAULT_ARCH.struct_page_bytes  # bytes of struct page per page (x86-64: 64)
@@ -47,7 +48,7 @@ class Reservation:
     kernel_bytes: Bytes  # 0 when no kernel was given
     kernel_method: str  # "elf" (PT_LOAD memsz, lief), "init_size", "file", "" (none given)
     kernel_version: str
-    modules_bytes: Bytes  # unpacked kernel modules in the image
+    modules_bytes: Bytes  # the kernel modules' files in the image (compressed ones as stored)
     initrd_compressed_bytes: Bytes
     rootfs_bytes: Bytes
     unpack_peak_bytes: Bytes
@@ -57,7 +58,10 @@ class Reservation:
     kdumpctl_formula_bytes: Bytes  # kernel + modules + 3 x compressed initrd + 16 MiB
     static_estimate_tmpfs_bytes: Bytes = 0  # the same with a tmpfs rootfs (no root=): 50 % cap
     compressed_share_method: str = "proportional"
-    modules_to_load_bytes: Bytes = 0  # module files the image loads by name, with their deps
+    # what the modules the image loads by name (with their deps) take once loaded: a compressed
+    # module is decompressed into memory, so it counts unpacked
+    modules_to_load_bytes: Bytes = 0
+    modules_unpacked_bytes: Bytes | None = None  # every module unpacked (None: not recorded)
     # model/predict.py: with a kernel profile, the kernel's measured runtime terms added; else
     # the static floor (prediction.basis says which). None in profiles saved before them.
     predicted_minimum_bytes: Bytes | None = None  # direct boot, -m
@@ -72,6 +76,7 @@ def reservation(
     kernel_facts: ElfFacts | None,
     page_size: int,
     texts: dict[str, str] | None = None,
+    modules: dict[str, ModuleFacts] | None = None,
 ) -> Reservation:
     kernel_bytes, method, version = 0, "", ""
     if kernel is not None:
@@ -83,9 +88,10 @@ def reservation(
         else:
             kernel_bytes, method = kernel.file_bytes, "file"
         kernel_bytes = page_round(kernel_bytes, page_size)
-    modules = sum(
-        inode.size for inode, node in inv.rootfs.inodes().values() if is_module(node.path)
-    )
+    module_nodes = [(i, n) for i, n in inv.rootfs.inodes().values() if is_module(n.path)]
+    module_bytes = sum(inode.size for inode, _ in module_nodes)
+    unpacked = {p: m.unpacked_bytes for p, m in (modules or {}).items()}
+    modules_unpacked = sum(unpacked.get(n.path, i.size) for i, n in module_nodes)
     boot = summary.boot
     # A kdump command line carries root=, so the capture kernel's rootfs is ramfs (no cap);
     # without root= it is tmpfs, capped at half the RAM.
@@ -93,13 +99,13 @@ def reservation(
     tmpfs_before = kernel_bytes + max(boot.peak_bytes, boot.ram_floor_tmpfs_bytes)
     # struct page covers all of the capture kernel's RAM, itself included.
     total = int(before_memmap * page_size / (page_size - STRUCT_PAGE))
-    kdumpctl = kernel_bytes + modules + 3 * inv.image_bytes + KDUMPCTL_OVERHEAD
+    kdumpctl = kernel_bytes + module_bytes + 3 * inv.image_bytes + KDUMPCTL_OVERHEAD
     return Reservation(
         page_size,
         kernel_bytes,
         method,
         version,
-        modules,
+        module_bytes,
         inv.image_bytes,
         boot.rootfs_bytes,
         boot.peak_bytes,
@@ -108,7 +114,8 @@ def reservation(
         total,
         kdumpctl,
         int(tmpfs_before * page_size / (page_size - STRUCT_PAGE)),
-        modules_to_load_bytes=modules_to_load(inv, texts or {}),
+        modules_to_load_bytes=modules_to_load(inv, texts or {}, unpacked),
+        modules_unpacked_bytes=modules_unpacked,
     )
 
 
@@ -121,7 +128,9 @@ LOAD_LISTS = (
 )
 
 
-def modules_to_load(inv: Inventory, texts: dict[str, str]) -> int:
+def modules_to_load(
+    inv: Inventory, texts: dict[str, str], unpacked: dict[str, int] | None = None
+) -> int:
     """Bytes of the module files the image loads by name — initramfs-tools' conf/modules,
     /etc/modules, modules-load.d — with their dependencies from the image's modules.dep.
     What udev loads for a machine's devices depends on the machine: not counted."""
@@ -152,7 +161,7 @@ def modules_to_load(inv: Inventory, texts: dict[str, str]) -> int:
     for path in wanted:
         node = inv.rootfs.lookup(path)
         if node is not None and node.inode is not None:
-            total += node.inode.size
+            total += (unpacked or {}).get(node.path, node.inode.size)
     return total
 
 

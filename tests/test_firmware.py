@@ -1,0 +1,189 @@
+"""Firmware by the module that requests it: modinfo read in-process (plain and compressed
+modules) and checked against kmod's `modinfo -F firmware`; the loader's search; attribution."""
+
+from __future__ import annotations
+
+import glob
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import need, need_tool
+
+from footprint.analyze import analyze
+from footprint.cli import cli
+from footprint.components.firmware import requests
+from footprint.components.groupings import REQUESTED_BY_NONE, group
+from footprint.elf.modules import ModuleFacts, module_name
+from footprint.image.cpio import newc_entry, newc_trailer
+from footprint.image.reader import scan
+from footprint.profile import from_analysis
+
+
+def _kernel_dir() -> Path:
+    found = sorted(glob.glob("/lib/modules/*-amd64/kernel"))
+    need(found, "no Debian kernel modules in /lib/modules (apt-get install linux-image-amd64)")
+    return Path(found[-1]).parent
+
+
+def _module(name: str) -> Path:
+    hits = list(_kernel_dir().joinpath("kernel").rglob(f"{name}.ko"))
+    need(hits, f"{name}.ko is not in {_kernel_dir()}")
+    return hits[0]
+
+
+def _image(tmp_path: Path, files: dict[str, bytes], links: dict[str, str] | None = None) -> str:
+    parts = [newc_entry(".", stat.S_IFDIR | 0o755)]
+    names = [*files, *(links or {})]
+    dirs = sorted({str(Path(p).parent) for p in names if "/" in p})
+    made: set[str] = set()
+    for d in dirs:
+        for i in range(len(Path(d).parts)):
+            sub = "/".join(Path(d).parts[: i + 1])
+            if sub not in made:
+                made.add(sub)
+                parts.append(newc_entry(sub, stat.S_IFDIR | 0o755))
+    for path, data in files.items():
+        parts.append(newc_entry(path, stat.S_IFREG | 0o644, data))
+    for path, target in (links or {}).items():
+        parts.append(newc_entry(path, stat.S_IFLNK | 0o777, target.encode()))
+    img = tmp_path / "fw.img"
+    img.write_bytes(b"".join(parts) + newc_trailer())
+    return str(img)
+
+
+def _in_image(ko: Path) -> str:
+    return str(ko.relative_to("/"))
+
+
+def _modinfo_firmware(ko: Path) -> list[str]:
+    modinfo = need_tool("modinfo", "kmod")
+    out = subprocess.run([modinfo, "-F", "firmware", str(ko)], capture_output=True, text=True)
+    return out.stdout.split()
+
+
+MODULES = ("cfg80211", "r8169", "netxen_nic", "qlcnic", "e1000e")
+
+
+def test_modinfo_matches_kmod_for_plain_and_compressed_modules(tmp_path) -> None:
+    """Every module's firmware= entries are exactly what kmod's modinfo prints; a .ko.xz and
+    a .ko.zst made by the real compressors read the same, and report what they unpack to."""
+    xz, zstd = need_tool("xz", "xz-utils"), need_tool("zstd", "zstd")
+    files: dict[str, bytes] = {}
+    expected: dict[str, list[str]] = {}
+    sizes: dict[str, tuple[int, int]] = {}
+    for name in MODULES:
+        ko = _module(name)
+        data = ko.read_bytes()
+        path = _in_image(ko)
+        if name == "cfg80211":  # as trixie ships them: xz with a CRC32 check, as kmod wants
+            packed = subprocess.run([xz, "--check=crc32", "-c", str(ko)], capture_output=True)
+            path, data = path + ".xz", packed.stdout
+        elif name == "r8169":
+            packed = subprocess.run([zstd, "-q", "-c", str(ko)], capture_output=True)
+            path, data = path + ".zst", packed.stdout
+        files[path] = data
+        expected[name] = _modinfo_firmware(ko)
+        sizes[path] = (len(data), ko.stat().st_size)
+    p = from_analysis(analyze(_image(tmp_path, files)))
+    got = {r.module: list(r.requested) for r in p.firmware_requests}
+    assert got == {n: fw for n, fw in expected.items() if fw}
+    assert expected["e1000e"] == [] and "e1000e" not in got  # requests none: not listed
+    assert expected["cfg80211"] == ["regulatory.db", "regulatory.db.p7s"]
+    assert p.kernel_modules.files == len(MODULES)
+    assert p.kernel_modules.bytes == sum(stored for stored, _ in sizes.values())
+    assert p.kernel_modules.unpacked_bytes == sum(plain for _, plain in sizes.values())
+    assert p.kernel_modules.unpacked_bytes > p.kernel_modules.bytes
+
+
+def test_firmware_goes_to_the_module_that_requests_it(tmp_path) -> None:
+    """One requester: firmware-<module>; two (netxen_nic and qlcnic both ask for phanfw.bin):
+    shared between them; none: firmware-unrequested. Symlinked firmware and the usr-merged
+    layout resolve as the kernel's loader resolves them."""
+    mods = {
+        _in_image(_module(n)).replace("lib/", "usr/lib/", 1): _module(n).read_bytes()
+        for n in ("r8169", "netxen_nic", "qlcnic", "cfg80211")
+    }
+    fw = "usr/lib/firmware"
+    files = {
+        **mods,
+        f"{fw}/rtl_nic/rtl8168h-2.fw": b"\x01" * 5000,
+        f"{fw}/rtl_nic/rtl8168g-3.fw": b"\x02" * 3000,
+        f"{fw}/phanfw.bin": b"\x03" * 9000,
+        f"{fw}/regulatory.db.zst": b"\x04" * 100,  # the loader tries name.zst after name
+        f"{fw}/not-asked.bin": b"\x05" * 7000,
+    }
+    links = {"lib": "usr/lib", f"{fw}/rtl_nic/rtl8168g-2.fw": "rtl8168g-3.fw"}
+    img = _image(tmp_path, files, links)
+    p = from_analysis(analyze(img))
+    owner = {f.path: f.component for f in p.files}
+    assert owner[f"/{fw}/rtl_nic/rtl8168h-2.fw"] == "firmware-r8169"
+    assert owner[f"/{fw}/rtl_nic/rtl8168g-3.fw"] == "firmware-r8169"
+    assert owner[f"/{fw}/regulatory.db.zst"] == "firmware-cfg80211"
+    assert owner[f"/{fw}/not-asked.bin"] == "firmware-unrequested"
+    assert owner[f"/{fw}/phanfw.bin"] == "shared"
+    (shared,) = [s for s in p.shared_libraries if s.path == f"/{fw}/phanfw.bin"]
+    assert shared.users == ("firmware-netxen_nic", "firmware-qlcnic")
+    comps = {c.name: c for c in p.components}
+    assert comps["firmware-r8169"].page_rounded_bytes == 8192 + 4096
+    assert comps["firmware-netxen_nic"].proportional_bytes == 12288 // 2
+    (r8169,) = [r for r in p.firmware_requests if r.module == "r8169"]
+    # rtl8168g-2.fw is a symlink to rtl8168g-3.fw: the same file, found once
+    assert r8169.files == (f"/{fw}/rtl_nic/rtl8168h-2.fw", f"/{fw}/rtl_nic/rtl8168g-3.fw")
+    assert len(r8169.missing) == len(r8169.requested) - 3
+    assert "rtl_nic/rtl8168h-2.fw" not in r8169.missing
+    assert p.firmware.files == 5
+    assert p.firmware.bytes == 5000 + 3000 + 9000 + 100 + 7000
+
+    g = group(p, "firmware")
+    rows = {x.name: (x.files, x.bytes) for x in g.groups}
+    assert rows == {
+        "r8169": (2, 8000),
+        "netxen_nic+qlcnic": (1, 9000),
+        "cfg80211": (1, 100),
+        REQUESTED_BY_NONE: (1, 7000),
+    }
+    assert sum(b for _, b in rows.values()) == p.firmware.bytes
+
+    r = CliRunner().invoke(cli, ["components", img, "--by", "firmware"])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[1:] == [  # largest first, then by name
+        "    12 KiB      1  netxen_nic+qlcnic",
+        "    12 KiB      2  r8169",
+        "     8 KiB      1  (requested by no module)",
+        "     4 KiB      1  cfg80211",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("request_", "found"),
+    [
+        ("amdgpu/*", ["amdgpu/a.bin", "amdgpu/b.bin.xz"]),  # a glob, compressed files too
+        ("amdgpu/a*.bin", ["amdgpu/a.bin"]),
+        ("amdgpu", ["amdgpu/a.bin", "amdgpu/b.bin.xz"]),  # a directory: all it holds
+        ("b.bin", ["updates/b.bin"]),  # updates/ before the rest
+        ("amdgpu/b.bin", ["amdgpu/b.bin.xz"]),  # name.xz when name is not there
+        ("nothing.bin", []),
+    ],
+)
+def test_the_loader_search(tmp_path, request_: str, found: list[str]) -> None:
+    fw = "lib/firmware"
+    files = {
+        f"{fw}/amdgpu/a.bin": b"a",
+        f"{fw}/amdgpu/b.bin.xz": b"b",
+        f"{fw}/updates/b.bin": b"c",
+        f"{fw}/b.bin": b"d",
+    }
+    rootfs = scan(_image(tmp_path, files)).rootfs
+    m = ModuleFacts("lib/modules/6.1.0-57-amd64/kernel/x.ko", "x", 1, 1, (request_,))
+    r = requests(rootfs, {m.path: m})
+    assert r.found[m.path] == tuple(f"{fw}/{f}" for f in found)
+    assert r.missing[m.path] == (() if found else (request_,))
+
+
+def test_module_names_as_modprobe_spells_them() -> None:
+    assert module_name("lib/modules/6.1/kernel/drivers/net/ethernet/realtek/r8169.ko") == "r8169"
+    assert module_name("x/snd-hda-intel.ko.zst") == "snd_hda_intel"
+    assert module_name("x/ext4.ko.xz") == "ext4"
