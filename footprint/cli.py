@@ -146,6 +146,11 @@ def extract(image: str, directory: str, force: bool, devices: bool, as_json: boo
     help="Print only the first N components and shared libraries, or --by package/file "
     "rows (0: all; --json lists all).",
 )
+@click.option(
+    "--suggest",
+    is_flag=True,
+    help="Also list what a capture kernel dumping to a local disk does without.",
+)
 @opt("json")
 @reading_options("kernel-profile", "page-size", "rules")
 def components(
@@ -154,6 +159,7 @@ def components(
     owner_db: tuple[str, ...],
     sort: str,
     top: int,
+    suggest: bool,
     as_json: bool,
     reading: ProfileOptions,
 ) -> None:
@@ -174,7 +180,8 @@ def components(
         doc = render.groups_dict(groupings.group(p, by, dbs))
         output(doc, as_json, lambda d: render.groups_text(d, top))
     else:
-        output(render.components_dict(p), as_json, lambda d: render.components_text(d, sort, top))
+        doc = render.components_dict(p, suggest)
+        output(doc, as_json, lambda d: render.components_text(d, sort, top))
 
 
 @cli.command()

@@ -517,6 +517,15 @@ VIEWS: dict[str, tuple[str, ...]] = {
         "warnings",
     ),
 }
+SUGGESTION = {  # components --suggest: components.suggest.Suggestion
+    "type": "object",
+    "properties": {
+        "components": {"type": "array", "items": {"type": "string"}},
+        "marginal_bytes": {"type": "integer", "minimum": 0},
+        "reason": {"type": "string"},
+    },
+    "required": ["components", "marginal_bytes", "reason"],
+}
 FILE_ROW = {  # inspect --files: one row per path of the tree
     "type": "object",
     "properties": {
@@ -550,6 +559,8 @@ def json_schema(kind: str = KIND) -> dict[str, Any]:
         props = {k: whole["properties"][k] for k in keys}
         if kind == "inspect":
             props["files"] = {"type": "array", "items": FILE_ROW}
+        if kind == "components":
+            props["suggestions"] = {"type": "array", "items": SUGGESTION}
         root = {
             "type": "object",
             "properties": {

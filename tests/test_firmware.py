@@ -16,6 +16,7 @@ from footprint.analyze import analyze
 from footprint.cli import cli
 from footprint.components.firmware import requests
 from footprint.components.groupings import REQUESTED_BY_NONE, group
+from footprint.components.suggest import Suggestion, suggestions
 from footprint.elf.modules import ModuleFacts, module_name
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.image.reader import scan
@@ -146,6 +147,24 @@ def test_firmware_goes_to_the_module_that_requests_it(tmp_path) -> None:
         REQUESTED_BY_NONE: (1, 7000),
     }
     assert sum(b for _, b in rows.values()) == p.firmware.bytes
+
+    # for a dump to a local disk: the network drivers with the firmware only they request
+    modules_net = sum(-(-len(d) // 4096) * 4096 for d in mods.values())
+    assert comps["modules-net"].page_rounded_bytes == modules_net
+    assert suggestions(p) == [
+        Suggestion(
+            (
+                "modules-net",
+                "firmware-cfg80211",
+                "firmware-netxen_nic",
+                "firmware-qlcnic",
+                "firmware-r8169",
+            ),
+            modules_net + 4096 + 12288 + 12288,  # phanfw.bin: only these two drivers ask
+            "unless the dump goes over the network (ssh, nfs)",
+        ),
+        Suggestion(("firmware-unrequested",), 8192, "no module in the image requests these files"),
+    ]
 
     r = CliRunner().invoke(cli, ["components", img, "--by", "firmware"])
     assert r.exit_code == 0, r.output

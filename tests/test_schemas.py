@@ -41,7 +41,7 @@ def _documents(image: str, tmp_path: Path) -> dict[str, dict]:
     budget.write_text('[limits]\ncompressed_bytes = "40M"\n[limits.components]\nbusybox = "8M"\n')
     docs = {
         "inspect": run("inspect", "--json", "--files", image),
-        "components": run("components", "--json", image),
+        "components": run("components", "--json", "--suggest", image),
         "groups": run("components", "--json", "--by", "package", image),
         "elf": run("elf", "--json", image, "/bin/busybox"),
         "profile": run("profile", image),

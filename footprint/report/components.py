@@ -18,7 +18,13 @@ from footprint.schemas import header
 from footprint.units import human
 
 
-def components_dict(p: Profile) -> dict[str, Any]:
+def components_dict(p: Profile, suggest: bool = False) -> dict[str, Any]:
+    """The components document; with `suggest`, what a capture kernel does without."""
+    extra: dict[str, Any] = {}
+    if suggest:
+        from footprint.components.suggest import suggestions
+
+        extra["suggestions"] = [asdict(s) for s in suggestions(p)]
     return {
         **header("components"),
         "image": asdict(p.image),
@@ -28,6 +34,7 @@ def components_dict(p: Profile) -> dict[str, Any]:
         "total": asdict(p.total),
         "missing_libraries": [asdict(m) for m in p.missing_libraries],
         "warnings": list(p.warnings),
+        **extra,
     }
 
 
@@ -149,8 +156,23 @@ def components_text(doc: dict[str, Any], sort: str = "proportional", top: int = 
         f"warning: {m['needed_by']} needs {m['name']}, which the image lacks"
         for m in doc["missing_libraries"]
     ]
+    if "suggestions" in doc:
+        lines += ["", "what a capture kernel dumping to a local disk does without:"]
+        rows = [
+            [human(s["marginal_bytes"]), " + ".join(s["components"]), s["reason"]]
+            for s in doc["suggestions"]
+        ]
+        lines += columns(("saves", "drop", "why"), "><<", rows) if rows else ["  nothing"]
+        if rows:
+            lines += prose(SUGGEST_NOTE)
     lines += [f"warning: {w}" for w in doc["warnings"]]
     return "\n".join(lines) + "\n"
+
+
+SUGGEST_NOTE = (
+    "Marginal bytes of the model; `footprint calibrate IMAGE --without NAME` (repeatable) "
+    "measures what removing them really saves."
+)
 
 
 def closure_text(doc: dict[str, Any]) -> str:
