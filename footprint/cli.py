@@ -17,9 +17,7 @@ from footprint import __version__
 from footprint.command import (
     EXIT_CODES_HELP,
     FILE,
-    SIZE,
     FootprintGroup,
-    SizeRange,
     cgroup_options,
     emit,
     emit_json,
@@ -60,13 +58,8 @@ def cli(ctx: click.Context) -> None:
 @cli.command()
 @click.argument("image", type=FILE)
 @opt("json", help="Print the JSON document (schema_version 1).")
-@click.option("--files", is_flag=True, help="List every path of the unpacked tree.")
-@click.option(
-    "--sort",
-    type=click.Choice(["image", "name", "size"]),
-    default="image",
-    help="Order of the --files listing.",
-)
+@opt("files")
+@opt("sort-inspect")
 @opt("page-size", help="Page size of the capture kernel, for page-rounded costs.")
 @opt("top", default=10, help="How many of the largest files to show.")
 def inspect(image: str, as_json: bool, files: bool, sort: str, page_size: int, top: int) -> None:
@@ -92,12 +85,8 @@ def inspect(image: str, as_json: bool, files: bool, sort: str, page_size: int, t
 @cli.command()
 @click.argument("image", type=FILE)
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--force", is_flag=True, help="Extract into a directory that is not empty.")
-@click.option(
-    "--devices",
-    is_flag=True,
-    help="Create device nodes (needs root); without it they are skipped and listed.",
-)
+@opt("force")
+@opt("devices")
 @opt("json", help="Print what was done as JSON.")
 def extract(image: str, directory: str, force: bool, devices: bool, as_json: bool) -> None:
     """Unpack IMAGE into DIRECTORY, safely: nothing is ever written outside DIRECTORY.
@@ -118,39 +107,15 @@ def extract(image: str, directory: str, force: bool, devices: bool, as_json: boo
 
 @cli.command()
 @click.argument("image", type=FILE)
-@click.option(
-    "--by",
-    type=click.Choice(["component", "dracut-module", "package", "file", "firmware"]),
-    default="component",
-    help="What to group the image's files by.",
-)
-@click.option(
-    "--owner-db",
-    "owner_db",
-    multiple=True,
-    metavar="dpkg|ROOT|CONTENTS|none",
-    help="With --by package or file: where to look up files' packages, besides ELF package "
-    "notes and the kernel's modules: dpkg (this host's database: used by itself when it ships "
-    "the image's kernel), ROOT (the root the image was built in, with var/lib/dpkg/info), "
-    "CONTENTS (a Debian Contents-<arch> index, plain, .gz, .xz or apt-file's .lz4) or none. "
-    "Repeat it to ask several, in turn.",
-)
-@click.option(
-    "--sort",
-    type=click.Choice(["proportional", "marginal", "own", "shared", "compressed", "files", "name"]),
-    default="proportional",
-    help="Order of the components in the text (largest first; name: alphabetical).",
-)
+@opt("by")
+@opt("owner-db")
+@opt("sort-components")
 @opt(
     "top",
     help="Print only the first N components and shared libraries, or --by package/file "
     "rows (0: all; --json lists all).",
 )
-@click.option(
-    "--suggest",
-    is_flag=True,
-    help="Also list what a capture kernel dumping to a local disk does without.",
-)
+@opt("suggest")
 @opt("json")
 @reading_options("kernel-profile", "page-size", "rules")
 def components(
@@ -218,16 +183,9 @@ def profile(image: str, output: str | None, reading: ProfileOptions) -> None:
 
 @cli.command()
 @click.argument("image", type=FILE)
-@click.option("--memory", type=SIZE, default="512M", help="The cgroup limit (userspace's RAM).")
+@opt("memory-measure")
 @cgroup_options
-@click.option(
-    "--bisect",
-    "bisect_range",
-    type=SizeRange(),
-    is_flag=False,
-    flag_value="auto",
-    help="Find the smallest limit that still succeeds: --bisect or --bisect LOW:HIGH.",
-)
+@opt("bisect")
 @opt("resolution", default="1M", help="Bisection resolution.")
 @opt("json")
 def measure(
@@ -268,7 +226,7 @@ def measure(
 
 @cli.command()
 @click.argument("image", type=FILE)
-@click.option("--memory", type=SIZE, default="512M", help="The VM's RAM (-m).")
+@opt("memory-boot")
 @opt("json")
 @qemu_options
 def boot(image: str, memory: int, as_json: bool, qemu: QemuOptions) -> None:
@@ -288,29 +246,10 @@ def boot(image: str, memory: int, as_json: bool, qemu: QemuOptions) -> None:
 @cli.command()
 @click.argument("image", type=FILE)
 @opt("resolution")
-@click.option(
-    "--repeat",
-    type=click.IntRange(min=1),
-    default=1,
-    help="Repeat the boundary trials this many times and report the spread.",
-)
-@click.option(
-    "--without",
-    multiple=True,
-    help="Also calibrate a copy without this component "
-    "(and its exclusive libraries); repeatable: removed together.",
-)
-@click.option(
-    "--ablate-all",
-    is_flag=True,
-    help="Calibrate without each removable component in turn and tabulate.",
-)
-@click.option(
-    "--kdump",
-    is_flag=True,
-    help="Also bisect crashkernel= with a real crash: a first kernel loads the image with "
-    "kexec -p and panics; the capture kernel boots in the reservation.",
-)
+@opt("repeat")
+@opt("without")
+@opt("ablate-all")
+@opt("kdump")
 @opt("json")
 @reading_options("kernel-profile", "rules")
 @qemu_options
@@ -355,18 +294,8 @@ def calibrate(
 @cli.command(name="calibrate-kernel")
 @click.argument("vmlinuz", type=FILE)
 @opt("output", required=True, help="Write the kernel profile here ('-': standard output).")
-@click.option(
-    "--modules-dir",
-    type=click.Path(file_okay=False),
-    help="The kernel's modules (default: /lib/modules/<its release>).",
-)
-@click.option(
-    "--module",
-    "modules",
-    multiple=True,
-    help="A module to insmod for the per-module term (repeatable; dependencies follow "
-    "modules.dep). Default: crc32c_generic, xfs, btrfs, amdgpu.",
-)
+@opt("modules-dir")
+@opt("module")
 @options("resolution", "timeout", "accel")
 def calibrate_kernel(
     vmlinuz: str,
@@ -404,8 +333,8 @@ def calibrate_kernel(
 @cli.command(name="diff")
 @click.argument("old", type=FILE)
 @click.argument("new", type=FILE)
-@click.option("--raw", is_flag=True, help="Match paths as they are (no version folding).")
-@click.option("--min-change", type=SIZE, default="0", help="Hide changes smaller than this (4K).")
+@opt("raw")
+@opt("min-change")
 @options("json", "markdown")
 @opt("top", default=25, help="Rows per section (0: all).")
 @reading_options("kernel", "page-size", "rules")
@@ -442,14 +371,10 @@ def baseline(image: str, output: str, reading: ProfileOptions) -> None:
 
 @cli.command()
 @click.argument("image", type=FILE)
-@click.option(
-    "--budget", "budget_file", required=True, type=FILE, help="The budget (TOML; see the README)."
-)
-@click.option(
-    "--baseline", type=FILE, help="A profile (or image) to compare against, for [baseline] limits."
-)
+@opt("budget")
+@opt("baseline")
 @options("json", "markdown")
-@click.option("--junit", type=FILE, help="Also write JUnit XML here (one testcase per line).")
+@opt("junit")
 @reading_options("kernel", "kernel-profile", "page-size", "rules")
 def check(
     image: str,
@@ -485,40 +410,12 @@ def check(
 @cli.command()
 @click.argument("profiles", nargs=-1, required=True, type=FILE)
 @opt("output", help="Write the report here ('-' or none: standard output).")
-@click.option("--markdown", is_flag=True, help="Markdown instead of HTML.")
-@click.option(
-    "--label",
-    "labels",
-    multiple=True,
-    help="A label per profile, in order (default: the image's file name).",
-)
-@click.option(
-    "--timeline",
-    "timelines",
-    multiple=True,
-    type=FILE,
-    help="A `measure --json` or `boot --json` document whose timeline to plot.",
-)
-@click.option(
-    "--calibration",
-    "calibrations",
-    multiple=True,
-    metavar="[LABEL=]FILE",
-    help="A `calibrate --json` document: its measured terms and minima join the release "
-    "LABEL's reservation (default: the latest release's).",
-)
-@click.option(
-    "--crashkernel",
-    default="512M-:192M",
-    help="The crashkernel= line to draw "
-    "against the reservation (the default is Debian amd64 kdump-tools').",
-)
-@click.option(
-    "--machine-ram",
-    type=SIZE,
-    default="4G",
-    help="The first kernel's RAM, to pick the --crashkernel range that applies.",
-)
+@opt("markdown-report")
+@opt("label")
+@opt("timeline")
+@opt("calibration")
+@opt("crashkernel")
+@opt("machine-ram")
 @reading_options("kernel")
 def report(
     profiles: tuple[str, ...],

@@ -136,6 +136,12 @@ TOP = click.IntRange(min=0)
 
 # --- every option, declared once (mkosi's way): decls and defaults; a command may override -----
 
+
+def option(*decls: str, **attrs: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """One entry of OPTIONS: click.option's arguments, applied by opt()."""
+    return decls, attrs
+
+
 OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "json": (("--json", "as_json"), {"is_flag": True, "help": "Print the JSON document."}),
     "markdown": (("--markdown",), {"is_flag": True, "help": "Print Markdown instead of text."}),
@@ -166,6 +172,150 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "accel": (("--accel",), {"type": ACCEL, "default": "auto", "help": "auto: KVM if it boots."}),
     "until": (("--until",), {"help": "Success when this regular expression is on the console."}),
     "cmdline": (("--cmdline",), {"help": "The kernel command line, replaced entirely."}),
+    # one command's own
+    "files": option("--files", is_flag=True, help="List every path of the unpacked tree."),
+    "sort-inspect": option(
+        "--sort",
+        type=click.Choice(["image", "name", "size"]),
+        default="image",
+        help="Order of the --files listing.",
+    ),
+    "force": option("--force", is_flag=True, help="Extract into a directory that is not empty."),
+    "devices": option(
+        "--devices",
+        is_flag=True,
+        help="Create device nodes (needs root); without it they are skipped and listed.",
+    ),
+    "by": option(
+        "--by",
+        type=click.Choice(["component", "dracut-module", "package", "file", "firmware"]),
+        default="component",
+        help="What to group the image's files by.",
+    ),
+    "owner-db": option(
+        "--owner-db",
+        "owner_db",
+        multiple=True,
+        metavar="dpkg|ROOT|CONTENTS|none",
+        help="With --by package or file: where to look up files' packages, besides ELF package "
+        "notes and the kernel's modules: dpkg (this host's database: used by itself when it ships "
+        "the image's kernel), ROOT (the root the image was built in, with var/lib/dpkg/info), "
+        "CONTENTS (a Debian Contents-<arch> index, plain, .gz, .xz or apt-file's .lz4) or none. "
+        "Repeat it to ask several, in turn.",
+    ),
+    "sort-components": option(
+        "--sort",
+        type=click.Choice(
+            ["proportional", "marginal", "own", "shared", "compressed", "files", "name"]
+        ),
+        default="proportional",
+        help="Order of the components in the text (largest first; name: alphabetical).",
+    ),
+    "suggest": option(
+        "--suggest",
+        is_flag=True,
+        help="Also list what a capture kernel dumping to a local disk does without.",
+    ),
+    "memory-measure": option(
+        "--memory", type=SIZE, default="512M", help="The cgroup limit (userspace's RAM)."
+    ),
+    "bisect": option(
+        "--bisect",
+        "bisect_range",
+        type=SizeRange(),
+        is_flag=False,
+        flag_value="auto",
+        help="Find the smallest limit that still succeeds: --bisect or --bisect LOW:HIGH.",
+    ),
+    "memory-boot": option("--memory", type=SIZE, default="512M", help="The VM's RAM (-m)."),
+    "repeat": option(
+        "--repeat",
+        type=click.IntRange(min=1),
+        default=1,
+        help="Repeat the boundary trials this many times and report the spread.",
+    ),
+    "without": option(
+        "--without",
+        multiple=True,
+        help="Also calibrate a copy without this component "
+        "(and its exclusive libraries); repeatable: removed together.",
+    ),
+    "ablate-all": option(
+        "--ablate-all",
+        is_flag=True,
+        help="Calibrate without each removable component in turn and tabulate.",
+    ),
+    "kdump": option(
+        "--kdump",
+        is_flag=True,
+        help="Also bisect crashkernel= with a real crash: a first kernel loads the image with "
+        "kexec -p and panics; the capture kernel boots in the reservation.",
+    ),
+    "modules-dir": option(
+        "--modules-dir",
+        type=click.Path(file_okay=False),
+        help="The kernel's modules (default: /lib/modules/<its release>).",
+    ),
+    "module": option(
+        "--module",
+        "modules",
+        multiple=True,
+        help="A module to insmod for the per-module term (repeatable; dependencies follow "
+        "modules.dep). Default: crc32c_generic, xfs, btrfs, amdgpu.",
+    ),
+    "raw": option("--raw", is_flag=True, help="Match paths as they are (no version folding)."),
+    "min-change": option(
+        "--min-change", type=SIZE, default="0", help="Hide changes smaller than this (4K)."
+    ),
+    "budget": option(
+        "--budget",
+        "budget_file",
+        required=True,
+        type=FILE,
+        help="The budget (TOML; see the README).",
+    ),
+    "baseline": option(
+        "--baseline",
+        type=FILE,
+        help="A profile (or image) to compare against, for [baseline] limits.",
+    ),
+    "junit": option(
+        "--junit", type=FILE, help="Also write JUnit XML here (one testcase per line)."
+    ),
+    "markdown-report": option("--markdown", is_flag=True, help="Markdown instead of HTML."),
+    "label": option(
+        "--label",
+        "labels",
+        multiple=True,
+        help="A label per profile, in order (default: the image's file name).",
+    ),
+    "timeline": option(
+        "--timeline",
+        "timelines",
+        multiple=True,
+        type=FILE,
+        help="A `measure --json` or `boot --json` document whose timeline to plot.",
+    ),
+    "calibration": option(
+        "--calibration",
+        "calibrations",
+        multiple=True,
+        metavar="[LABEL=]FILE",
+        help="A `calibrate --json` document: its measured terms and minima join the release "
+        "LABEL's reservation (default: the latest release's).",
+    ),
+    "crashkernel": option(
+        "--crashkernel",
+        default="512M-:192M",
+        help="The crashkernel= line to draw "
+        "against the reservation (the default is Debian amd64 kdump-tools').",
+    ),
+    "machine-ram": option(
+        "--machine-ram",
+        type=SIZE,
+        default="4G",
+        help="The first kernel's RAM, to pick the --crashkernel range that applies.",
+    ),
 }
 
 
