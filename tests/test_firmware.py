@@ -4,13 +4,14 @@ modules) and checked against kmod's `modinfo -F firmware`; the loader's search; 
 from __future__ import annotations
 
 import glob
+import json
 import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import need, need_tool
+from conftest import need, need_tool, real_image
 
 from footprint.analyze import analyze
 from footprint.cli import cli
@@ -19,7 +20,9 @@ from footprint.components.groupings import REQUESTED_BY_NONE, group
 from footprint.components.suggest import Suggestion, suggestions
 from footprint.elf.modules import ModuleFacts, module_name
 from footprint.image.cpio import newc_entry, newc_trailer
+from footprint.image.extract import extract
 from footprint.image.reader import scan
+from footprint.paths import is_firmware, is_module
 from footprint.profile import from_analysis
 
 
@@ -206,3 +209,90 @@ def test_module_names_as_modprobe_spells_them() -> None:
     assert module_name("lib/modules/6.1/kernel/drivers/net/ethernet/realtek/r8169.ko") == "r8169"
     assert module_name("x/snd-hda-intel.ko.zst") == "snd_hda_intel"
     assert module_name("x/ext4.ko.xz") == "ext4"
+
+
+SKIPCPIO = "/usr/lib/dracut/skipcpio"
+FIRMWARE_IMAGES = ("initramfs-tools-firmware.img", "dracut-firmware.img", "dracut-amdgpu.img")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", FIRMWARE_IMAGES)
+def test_real_firmware_is_attributed_as_modinfo_requests_it(name: str, tmp_path) -> None:
+    """Built by Debian's generators with Debian's non-free firmware: each module's requests
+    are kmod's `modinfo -F firmware` of that very file, and every firmware file belongs to a
+    module that requests it, or to firmware-unrequested."""
+    image = real_image(name)
+    p = from_analysis(analyze(str(image)))
+    root = tmp_path / "root"
+    extract(str(image), str(root))
+    expected = {}
+    for f in p.files:
+        if is_module(f.path) and (fw := _modinfo_firmware(root / f.path.lstrip("/"))):
+            expected[f.path] = fw
+    assert {r.path: list(r.requested) for r in p.firmware_requests} == expected
+    requesters: dict[str, set[str]] = {}
+    for r in p.firmware_requests:
+        for path in r.files:
+            requesters.setdefault(path, set()).add(f"firmware-{r.module}")
+    shared = {s.path: set(s.users) for s in p.shared_libraries}
+    firmware = [f for f in p.files if is_firmware(f.path)]
+    for f in firmware:
+        if f.component == "microcode":
+            continue
+        who = requesters.get(f.path, set())
+        if f.component == "shared":
+            assert shared[f.path] == who and len(who) > 1, f.path
+        else:
+            assert {f.component} == (who or {"firmware-unrequested"}), f.path
+    assert p.firmware.files == len(firmware) > 0
+    assert p.firmware.bytes == sum(f.bytes for f in firmware)
+    attributed = sum(len(r.files) for r in p.firmware_requests)
+    assert attributed > 0
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", FIRMWARE_IMAGES)
+def test_real_early_microcode_is_its_own_segment(name: str, tmp_path) -> None:
+    """The microcode cpio the generators prepend is segment 0, uncompressed, and holds what
+    `cpio -t` lists of it."""
+    cpio = need_tool("cpio", "cpio")
+    need(Path(SKIPCPIO).exists(), f"{SKIPCPIO} is missing (Debian package dracut-core)")
+    image = real_image(name)
+    inv = scan(str(image))
+    first = inv.segments[0]
+    assert first.codec == "none" and len(inv.segments) >= 2
+    with open(image, "rb") as f:
+        f.seek(first.offset)
+        data = f.read(first.end - first.offset)
+    names: set[str] = set()
+    part = tmp_path / "part.cpio"
+    while data.startswith(b"0707"):  # each archive: cpio -t lists it, dracut's skipcpio drops it
+        listed = subprocess.run([cpio, "-t", "--quiet"], input=data, capture_output=True).stdout
+        names |= {n.removeprefix("./") for n in listed.decode().split("\n") if n not in ("", ".")}
+        part.write_bytes(data)  # skipcpio seeks: a file, not a pipe
+        data = subprocess.run([SKIPCPIO, str(part)], capture_output=True).stdout.lstrip(b"\0")
+    ours = {path for path, node in inv.rootfs.nodes.items() if path and node.segment == 0}
+    assert ours == names
+    assert any(n.startswith("kernel/x86/microcode/") for n in names)
+
+
+@pytest.mark.integration
+def test_diff_names_the_driver_whose_firmware_grew() -> None:
+    """The same dracut configuration without and with the firmware packages and amdgpu:
+    the top grower is amdgpu's firmware, in one line, with what it added."""
+    old, new = real_image("dracut-nosystemd.img"), real_image("dracut-amdgpu.img")
+    r = CliRunner().invoke(cli, ["diff", "--json", str(old), str(new)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    top = doc["components"][0]
+    new_p = from_analysis(analyze(str(new)))
+    amdgpu = next(c for c in new_p.components if c.name == "firmware-amdgpu")
+    assert (top["name"], top["old"], top["new"]) == (
+        "firmware-amdgpu",
+        0,
+        amdgpu.page_rounded_bytes,
+    )
+    requested = next(r for r in new_p.firmware_requests if r.module == "amdgpu")
+    wanted = set(requested.files)  # paths; hardlinked blobs are one inode under several names
+    inodes = [f for f in new_p.files if wanted & {f.path, *f.links}]
+    assert amdgpu.files == len(inodes) and all(f.component == "firmware-amdgpu" for f in inodes)
