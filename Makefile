@@ -46,7 +46,8 @@ samples:
 	sample_initrds/build.sh
 
 # Large real images from Debian's packages (initramfs-tools, dracut, kdump-tools, the
-# installer, a UKI) into an ignored folder; the integration tests use them. Needs root.
+# installer, a UKI, and with non-free firmware and early microcode) into an ignored folder;
+# the integration tests use them. Needs root.
 samples-real:
 	sample_initrds/build-real.sh $(REAL)
 

@@ -18,6 +18,8 @@
 # debian-installer-12-netboot-amd64 systemd-boot-efi. As root the script apt-get installs the
 # missing ones (--no-install-recommends). busybox or busybox-static (kdump-tools depends on one)
 # changes what mkinitramfs puts in (BUSYBOX=auto), as does any package adding initramfs hooks.
+# The *-firmware and *-amdgpu images (step 6) also need iucode-tool, and Debian's
+# non-free-firmware packages, which are downloaded to OUTDIR/.cache/ but never installed.
 set -euo pipefail
 
 die()  { echo "build-real: error: $*" >&2; exit 1; }
@@ -108,10 +110,14 @@ declare -A NEEDS=(
     [dracut-nosystemd.img]="dracut-core systemd binutils cpio"
     [debian-installer.img]="debian-installer-12-netboot-amd64"
     [uki.efi]="systemd-boot-efi binutils"
+    [initramfs-tools-firmware.img]="initramfs-tools cpio zstd iucode-tool"
+    [dracut-firmware.img]="dracut-core systemd binutils cpio"
+    [dracut-amdgpu.img]="dracut-core systemd binutils cpio"
 )
 IMAGES=(initramfs-tools-zstd.img initramfs-tools-gzip.img initramfs-tools-xz.img
         initramfs-tools-lz4.img kdump-tools.img dracut-systemd.img dracut-nosystemd.img
-        debian-installer.img uki.efi)
+        debian-installer.img uki.efi initramfs-tools-firmware.img dracut-firmware.img
+        dracut-amdgpu.img)
 
 installed() { [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]; }
 missing_pkgs() { local p; for p in "$@"; do installed "$p" || echo "$p"; done; }
@@ -137,7 +143,7 @@ if [[ -n $MISSING ]]; then
                     || note "could not install $p"
             done
         fi
-        printf '%-26s %14s %7ss  %s\n' "(apt-get install)" "-" "$(secs "$t0")" "$MISSING"
+        printf '%-30s %14s %7ss  %s\n' "(apt-get install)" "-" "$(secs "$t0")" "$MISSING"
     else
         note "not root: cannot install $MISSING; images needing them are skipped"
     fi
@@ -151,13 +157,13 @@ detail() { printf '%s' "$*" >>"$SCRATCH/detail"; }
 build() {   # build NAME FUNCTION
     local name=$1 fn=$2 dest=$OUT/$1 t0 miss rc
     if [[ -s $dest ]]; then
-        printf '%-26s %14s %7ss  %s\n' "$name" "$(stat -L -c %s "$dest")" "0.0" "exists, skipped"
+        printf '%-30s %14s %7ss  %s\n' "$name" "$(stat -L -c %s "$dest")" "0.0" "exists, skipped"
         return 0
     fi
     # shellcheck disable=SC2086
     miss=$(missing_pkgs ${NEEDS[$name]} | tr '\n' ' ')
     if [[ -n $miss ]]; then
-        printf '%-26s %14s %7ss  %s\n' "$name" "-" "0.0" "SKIPPED: missing packages $miss"
+        printf '%-30s %14s %7ss  %s\n' "$name" "-" "0.0" "SKIPPED: missing packages $miss"
         return 0
     fi
     TMP_OUT=$OUT/.$name.partial.$$
@@ -170,11 +176,11 @@ build() {   # build NAME FUNCTION
     if (( rc == 0 )) && [[ -s $TMP_OUT ]]; then
         chmod 0644 "$TMP_OUT"       # dracut creates 0600 files; tests may run unprivileged
         mv -f "$TMP_OUT" "$dest"
-        printf '%-26s %14s %7ss  %s\n' "$name" "$(stat -c %s "$dest")" "$(secs "$t0")" \
+        printf '%-30s %14s %7ss  %s\n' "$name" "$(stat -c %s "$dest")" "$(secs "$t0")" \
             "first member: $(magic "$dest")$( [[ -s $SCRATCH/detail ]] && printf '; %s' "$(cat "$SCRATCH/detail")")"
     else
         rm -f "$TMP_OUT"
-        printf '%-26s %14s %7ss  %s\n' "$name" "-" "$(secs "$t0")" "FAILED (log: $LOGS/$name.log)"
+        printf '%-30s %14s %7ss  %s\n' "$name" "-" "$(secs "$t0")" "FAILED (log: $LOGS/$name.log)"
         tail -n 15 "$LOGS/$name.log" | sed 's/^/    /' >&2
         FAILED+=("$name")
     fi
@@ -300,10 +306,13 @@ build_dracut_systemd() {
 # and libsystemd-shared stay, as on any udev system. The 90crypt module is picked without
 # cryptsetup installed and dracut logs "dracut-install: ERROR: installing 'cryptsetup'" /
 # "FAILED: ... dracut-install": harmless, the image is still written and dracut exits 0.
+nosystemd_omit() {
+    for d in /usr/lib/dracut/modules.d/[0-9][0-9]*systemd*; do n=${d##*/}; echo "${n:2}"; done \
+        | tr '\n' ' '
+}
 build_dracut_nosystemd() {
     local omit
-    omit=$(for d in /usr/lib/dracut/modules.d/[0-9][0-9]*systemd*; do n=${d##*/}; echo "${n:2}"; done \
-           | tr '\n' ' ')
+    omit=$(nosystemd_omit)
     echo "+ --omit \"$omit\""
     dracut --no-hostonly --gzip --force --omit "$omit" "$TMP_OUT" "$KVER"
     ! has_entry "$TMP_OUT" usr/lib/systemd/systemd \
@@ -342,8 +351,130 @@ build_uki() {
     detail ".initrd = initramfs-tools-zstd.img"
 }
 
+# --- 6. Firmware and early microcode: Debian's non-free-firmware packages, never installed ----
+# The images above must stay without firmware (their tests count exact bytes), also on a CI
+# machine that is reused, so the packages are not installed: their .debs are downloaded once
+# into OUTDIR/.cache/ (apt-get with its own sources list, package lists and cache there; the
+# machine's apt configuration and state are only read), extracted into the scratch dir, merged
+# with the host's own files in $FW_DIRS, and bind-mounted over those directories in a private
+# mount namespace for the one generator run. What the generators read there:
+#   lib/firmware       firmware for the modules they include (modinfo -F firmware); the
+#                      microcode hooks' and dracut's early cpio from {amd,intel}-ucode/
+#   usr/share/initramfs-tools/hooks   the packages' amd64_microcode and intel_microcode hooks
+#                      (so they run in the same sorted order as on an installed host)
+#   etc/default        the hooks' settings (amd64-microcode, intel-microcode)
+#   etc/modprobe.d     the packages' blacklist files, which mkinitramfs copies into the image
+# One difference from an installed host: amd64-microcode's hook, in its default mode (auto),
+# adds the AMD microcode only when /proc/cpuinfo says AuthenticAMD; AMD64UCODE_INITRAMFS=early
+# (its documented setting) makes the image the same on Intel and AMD build machines, i.e. what
+# an AMD host gets. intel-microcode's hook already includes everything with MODULES=most.
+# The hooks prepend one uncompressed cpio each (AMD's, then iucode_tool's for Intel) before
+# the zstd main archive. dracut --no-hostonly --early-microcode puts both vendors' microcode in
+# one early cpio (it does not look at the CPU).
+FW_PKGS="firmware-amd-graphics firmware-misc-nonfree firmware-realtek amd64-microcode intel-microcode"
+FW_DIRS="lib/firmware usr/share/initramfs-tools/hooks etc/default etc/modprobe.d"
+FW_CACHE=$OUT/.cache/non-free-firmware
+FW_ROOT=$SCRATCH/fw-root
+
+archive_uri() {     # archive_uri SUITE: the Debian archive's address, from the apt sources
+    local f
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [[ -f $f ]] || continue
+        awk '
+            function stanza() {
+                if (uri != "" && index(" " types " ", " deb ") && index(" " suites " ", " " suite " "))
+                    { print uri; done = 1; exit }
+                types = suites = uri = ""
+            }
+            /^[[:space:]]*#/   { next }
+            /^[[:space:]]*$/   { stanza(); next }
+            tolower($1) == "types:"  { $1 = ""; types = $0 }
+            tolower($1) == "suites:" { $1 = ""; suites = $0 }
+            tolower($1) == "uris:"   { uri = $2 }
+            END { if (!done) stanza() }' suite="$1" "$f"
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [[ -f $f ]] || continue
+        sed -E 's/\[[^]]*\]//' "$f" | awk -v suite="$1" '$1 == "deb" && $3 == suite { print $2 }'
+    done
+}
+fw_debs() {         # the .debs of $FW_PKGS in $FW_CACHE, downloaded only if one is missing
+    local p miss="" suite uri keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    for p in $FW_PKGS; do compgen -G "$FW_CACHE/${p}_*.deb" >/dev/null || miss+=" $p"; done
+    [[ -n $miss ]] || return 0
+    suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    uri=$(archive_uri "$suite" | sed -n 1p)
+    [[ -n $suite && -n $uri ]] || { echo "no deb entry for '$suite' in the apt sources"; return 1; }
+    mkdir -p "$FW_CACHE/apt/lists/partial" "$FW_CACHE/apt/cache/archives/partial"
+    echo "deb $( [[ -f $keyring ]] && echo "[signed-by=$keyring] " )$uri $suite non-free-firmware" \
+        >"$FW_CACHE/apt/sources.list"
+    local apt=(apt-get -q -o "Dir::Etc::sourcelist=$FW_CACHE/apt/sources.list"
+               -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$FW_CACHE/apt/lists"
+               -o "Dir::Cache=$FW_CACHE/apt/cache" -o APT::Sandbox::User=root)
+    echo "+ apt-get update; apt-get download$miss   ($suite non-free-firmware)"
+    "${apt[@]}" update
+    # shellcheck disable=SC2086  # one package per word
+    ( cd "$FW_CACHE" && "${apt[@]}" download $miss )
+}
+fw_root() {         # $FW_ROOT: the packages' files merged with the host's own, in $FW_DIRS
+    local p deb d
+    [[ -e $FW_ROOT/.done ]] && return 0
+    fw_debs
+    rm -rf "$FW_ROOT"; mkdir -p "$FW_ROOT"
+    for p in $FW_PKGS; do
+        deb=$(printf '%s\n' "$FW_CACHE/${p}"_*.deb | sort -V | tail -n 1)
+        echo "+ dpkg-deb -x ${deb##*/}"
+        dpkg-deb -x "$deb" "$FW_ROOT"
+    done
+    for d in $FW_DIRS; do       # -n: a package's file wins over the host's, as dpkg would have it
+        mkdir -p "$FW_ROOT/$d"
+        if [[ -d /$d ]]; then cp -an "/$d/." "$FW_ROOT/$d/"; fi
+    done
+    echo "AMD64UCODE_INITRAMFS=early" >>"$FW_ROOT/etc/default/amd64-microcode"
+    touch "$FW_ROOT/.done"
+}
+with_firmware() {   # with_firmware CMD...: CMD sees $FW_DIRS as on a host with $FW_PKGS installed
+    fw_root
+    # A mount point must exist; an empty /lib/firmware changes no other image.
+    mkdir -p /lib/firmware
+    echo "+ unshare --mount: bind $FW_ROOT/{${FW_DIRS// /,}}; $*"
+    # shellcheck disable=SC2016  # expanded by the inner sh
+    unshare --mount --propagation private -- sh -ec '
+        root=$1 dirs=$2; shift 2
+        for d in $dirs; do [ -d "/$d" ] && mount --bind "$root/$d" "/$d"; done
+        exec "$@"' sh "$FW_ROOT" "$FW_DIRS" "$@"
+}
+fw_facts() {        # fw_facts IMAGE: the early microcode and the firmware, for the table line
+    local ucode ubytes files bytes
+    read -r files bytes ubytes ucode < <(lsinitramfs -l "$1" | awk '
+        $1 !~ /^-/ { next }
+        $NF ~ /^(usr\/)?lib\/firmware\// { n++; b += $5 }
+        $NF ~ /^kernel\/x86\/microcode\/[^.\/][^\/]*\.bin$/ { u = u "," substr($NF, 22); ub += $5 }
+        END { print n + 0, b + 0, ub + 0, substr(u, 2) }')
+    [[ $ucode == *AuthenticAMD.bin*GenuineIntel.bin* ]] \
+        || { echo "early microcode: '$ucode', expected AuthenticAMD.bin and GenuineIntel.bin"; return 1; }
+    (( files > 0 )) || { echo "no firmware files in the image"; return 1; }
+    detail "microcode $ucode $ubytes B; $files firmware files, $bytes B"
+}
+build_it_firmware() {
+    with_firmware mkinitramfs -c zstd -o "$TMP_OUT" "$KVER"
+    [[ $(magic "$TMP_OUT") == cpio* ]] || { echo "no early cpio: $(magic "$TMP_OUT")"; return 1; }
+    fw_facts "$TMP_OUT"
+}
+build_dracut_firmware() {   # dracut-nosystemd.img's options with the firmware installed
+    with_firmware dracut --no-hostonly --gzip --force --early-microcode --omit "$(nosystemd_omit)" \
+        "$TMP_OUT" "$KVER"
+    fw_facts "$TMP_OUT"
+}
+build_dracut_amdgpu() {     # the same with the GPU driver that desktop hosts' initrds include
+    with_firmware dracut --no-hostonly --gzip --force --early-microcode --omit "$(nosystemd_omit)" \
+        --add-drivers amdgpu "$TMP_OUT" "$KVER"
+    lsinitramfs "$TMP_OUT" | grep '/amdgpu\.ko' >/dev/null || { echo "no amdgpu.ko"; return 1; }
+    fw_facts "$TMP_OUT"
+}
+
 echo "# footprint real images for $KVER in $OUT"
-printf '%-26s %14s %8s  %s\n' "image" "bytes" "time" "notes"
+printf '%-30s %14s %8s  %s\n' "image" "bytes" "time" "notes"
 T_ALL=$(now_us)
 build initramfs-tools-zstd.img build_it_zstd
 build initramfs-tools-gzip.img build_it_gzip
@@ -360,6 +491,14 @@ if [[ -s $OUT/uki.efi ]] || installed systemd-boot-efi; then
 else
     note "systemd-boot-efi is not installed: uki.efi skipped"
 fi
-printf '%-26s %14s %7ss\n' "(total)" "" "$(secs "$T_ALL")"
+for img in initramfs-tools-firmware.img:build_it_firmware dracut-firmware.img:build_dracut_firmware \
+           dracut-amdgpu.img:build_dracut_amdgpu; do
+    if (( IS_ROOT )) || [[ -s $OUT/${img%%:*} ]]; then
+        build "${img%%:*}" "${img#*:}"
+    else
+        note "not root (a mount namespace needs it): ${img%%:*} skipped"
+    fi
+done
+printf '%-30s %14s %7ss\n' "(total)" "" "$(secs "$T_ALL")"
 
 (( ${#FAILED[@]} == 0 )) || die "failed: ${FAILED[*]} (logs in $LOGS)"

@@ -26,7 +26,19 @@ IMAGES = {
     "dracut-systemd.img": ("dracut", "gzip"),
     "dracut-nosystemd.img": ("dracut", "gzip"),
     "debian-installer.img": ("debian-installer", "gzip"),
+    "initramfs-tools-firmware.img": ("initramfs-tools", "zstd"),
+    "dracut-firmware.img": ("dracut", "gzip"),
+    "dracut-amdgpu.img": ("dracut", "gzip"),
 }
+# Built with Debian's non-free firmware and microcode packages (build-real.sh step 6): the
+# number of plain cpio archives before the compressed one, one per microcode hook for
+# initramfs-tools (AMD's, then Intel's), one for dracut.
+FIRMWARE_IMAGES = {
+    "initramfs-tools-firmware.img": 2,
+    "dracut-firmware.img": 1,
+    "dracut-amdgpu.img": 1,
+}
+FIRMWARE_DIRS = ("lib/firmware/", "usr/lib/firmware/")
 
 
 def tree_facts(root: Path) -> tuple[dict[str, tuple[str, int]], int]:
@@ -110,3 +122,46 @@ def test_uki_reads_its_initrd(tmp_path) -> None:
     kernels = sorted(Path("/boot").glob("vmlinuz-*"))
     if kernels:
         assert a.uki.linux_bytes in {k.stat().st_size for k in kernels}
+
+
+@pytest.mark.parametrize("name", sorted(FIRMWARE_IMAGES))
+def test_early_microcode_is_its_own_segment(name: str) -> None:
+    image = real_image(name)
+    cpio = need_tool("cpio", "cpio")
+    with open(image, "rb") as f:  # cpio -t reads the first archive only
+        first = subprocess.run(
+            [cpio, "-t", "--quiet"], stdin=f, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    inv = scan(str(image))
+    assert [s.codec for s in inv.segments] == ["none", IMAGES[name][1]]
+    early = inv.segments[0]
+    assert early.archives == FIRMWARE_IMAGES[name]
+    in_early = {p for p, node in inv.rootfs.nodes.items() if node.segment == 0}
+    assert {p for p in first if p != "."} <= in_early
+    ucode = "kernel/x86/microcode/"
+    microcode = {p[len(ucode) :] for p in in_early if p.startswith(ucode) and p.endswith(".bin")}
+    assert microcode == {"AuthenticAMD.bin", "GenuineIntel.bin"}
+    assert not any(p.startswith(FIRMWARE_DIRS) for p in in_early)
+
+
+@pytest.mark.parametrize("name", sorted(FIRMWARE_IMAGES))
+def test_firmware_files_equal_lsinitramfs(name: str) -> None:
+    image = real_image(name)
+    lsinitramfs = need_tool("lsinitramfs", "initramfs-tools-core")
+    listed = subprocess.run(
+        [lsinitramfs, "-l", str(image)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    # `ls -l` style lines: mode, links, owner, group, size, date (3 fields), path. A hard link's
+    # data comes with one of its names only (newc), so the sizes add up to each inode once.
+    theirs = [line.split() for line in listed if line.startswith("-")]
+    theirs = [(f[-1], int(f[4])) for f in theirs if f[-1].startswith(FIRMWARE_DIRS)]
+    inv = scan(str(image))
+    ours = {
+        p: node
+        for p, node in inv.rootfs.nodes.items()
+        if node.kind == "file" and p.startswith(FIRMWARE_DIRS)
+    }
+    assert len(theirs) > 0
+    assert sorted(ours) == sorted(p for p, _ in theirs)
+    inodes = {id(node.inode): node.inode.size for node in ours.values() if node.inode}
+    assert sum(inodes.values()) == sum(size for _, size in theirs)
