@@ -213,6 +213,9 @@ def test_module_names_as_modprobe_spells_them() -> None:
 
 SKIPCPIO = "/usr/lib/dracut/skipcpio"
 FIRMWARE_IMAGES = ("initramfs-tools-firmware.img", "dracut-firmware.img", "dracut-amdgpu.img")
+# plain cpio archives before the compressed one: one per microcode hook for initramfs-tools
+# (AMD's, then Intel's), one for dracut
+EARLY_ARCHIVES = dict(zip(FIRMWARE_IMAGES, (2, 1, 1), strict=True))
 
 
 @pytest.mark.integration
@@ -273,7 +276,11 @@ def test_real_early_microcode_is_its_own_segment(name: str, tmp_path) -> None:
         data = subprocess.run([SKIPCPIO, str(part)], capture_output=True).stdout.lstrip(b"\0")
     ours = {path for path, node in inv.rootfs.nodes.items() if path and node.segment == 0}
     assert ours == names
-    assert any(n.startswith("kernel/x86/microcode/") for n in names)
+    assert first.archives == EARLY_ARCHIVES[name]
+    ucode = "kernel/x86/microcode/"
+    microcode = {n[len(ucode) :] for n in names if n.startswith(ucode) and n.endswith(".bin")}
+    assert microcode == {"AuthenticAMD.bin", "GenuineIntel.bin"}
+    assert not any("lib/firmware/" in n for n in names)
 
 
 @pytest.mark.integration

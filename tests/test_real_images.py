@@ -125,26 +125,6 @@ def test_uki_reads_its_initrd(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(FIRMWARE_IMAGES))
-def test_early_microcode_is_its_own_segment(name: str) -> None:
-    image = real_image(name)
-    cpio = need_tool("cpio", "cpio")
-    with open(image, "rb") as f:  # cpio -t reads the first archive only
-        first = subprocess.run(
-            [cpio, "-t", "--quiet"], stdin=f, capture_output=True, text=True, check=True
-        ).stdout.splitlines()
-    inv = scan(str(image))
-    assert [s.codec for s in inv.segments] == ["none", IMAGES[name][1]]
-    early = inv.segments[0]
-    assert early.archives == FIRMWARE_IMAGES[name]
-    in_early = {p for p, node in inv.rootfs.nodes.items() if node.segment == 0}
-    assert {p for p in first if p != "."} <= in_early
-    ucode = "kernel/x86/microcode/"
-    microcode = {p[len(ucode) :] for p in in_early if p.startswith(ucode) and p.endswith(".bin")}
-    assert microcode == {"AuthenticAMD.bin", "GenuineIntel.bin"}
-    assert not any(p.startswith(FIRMWARE_DIRS) for p in in_early)
-
-
-@pytest.mark.parametrize("name", sorted(FIRMWARE_IMAGES))
 def test_firmware_files_equal_lsinitramfs(name: str) -> None:
     image = real_image(name)
     lsinitramfs = need_tool("lsinitramfs", "initramfs-tools-core")
