@@ -51,18 +51,20 @@ def test_prediction_arithmetic_exactly() -> None:
     base = p.minimum("direct_base")
     res = Reservation(
         4096, 0, "", "", 0, base.initrd_bytes + 16 * MIB, base.rootfs_bytes + 64 * MIB,
-        0, 0, 0, 0, 0, modules_to_load_bytes=8 * MIB,
+        0, 0, 0, 0, 0, modules_to_load_bytes=8 * MIB, unpack_workspace_bytes=4 * MIB,
     )  # fmt: skip
     out, warnings = predict(res, p)
     assert warnings == []
     # base 88 MiB + 1.0625 x 64 MiB rootfs + 0.9375 x (16 MiB + the cpio headers' difference)
-    # + 0.4272 x 8 MiB of modules
-    assert out.predicted_minimum_bytes == 182890488
-    assert out.predicted_crashkernel_bytes == 182890488  # this kernel's capture base is the same
+    # + 0.4272 x 8 MiB of modules + a 4 MiB decompressor workspace and its struct page
+    assert out.predicted_minimum_bytes == 187151368
+    assert out.predicted_crashkernel_bytes == 187151368  # this kernel's capture base is the same
     pred = out.prediction
     assert pred is not None and pred.basis == "kernel-profile"
-    assert [t.bytes for t in pred.crashkernel_terms] == [92274688, 71303168, 15728611, 3584021]
-    assert [t.source for t in pred.crashkernel_terms] == ["kernel-profile"] + ["image"] * 3
+    assert [t.bytes for t in pred.crashkernel_terms] == [
+        92274688, 71303168, 15728611, 3584021, 4260880
+    ]
+    assert [t.source for t in pred.crashkernel_terms] == ["kernel-profile"] + ["image"] * 4
     assert pred.margin_bytes == 20 * MIB  # 10 % of the prediction, rounded up to 4 MiB
     assert pred.recommended_crashkernel == "crashkernel=208M"  # + 5 MiB makedumpfile, to 16 MiB
     assert pred.kernel_profile.startswith("6.1.0-57-amd64 ")

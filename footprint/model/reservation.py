@@ -17,6 +17,7 @@ from footprint.arch import DEFAULT as DEFAULT_ARCH
 from footprint.image.reader import Inventory
 from footprint.image.summary import Summary
 from footprint.model.predict import Prediction
+from footprint.model.unpack import HEAD, workspace_bytes
 from footprint.paths import is_module
 from footprint.schemas.fields import Bytes
 from footprint.units import MIB, page_round
@@ -58,6 +59,8 @@ class Reservation:
     static_estimate_tmpfs_bytes: Bytes = 0  # the same with a tmpfs rootfs (no root=): 50 % cap
     compressed_share_method: str = "proportional"
     modules_to_load_bytes: Bytes = 0  # module files the image loads by name, with their deps
+    # model/unpack.py: the largest decompressor workspace of a member (its window, buffers)
+    unpack_workspace_bytes: Bytes = 0
     # model/predict.py: with a kernel profile, the kernel's measured runtime terms added; else
     # the static floor (prediction.basis says which). None in profiles saved before them.
     predicted_minimum_bytes: Bytes | None = None  # direct boot, -m
@@ -109,7 +112,23 @@ def reservation(
         kdumpctl,
         int(tmpfs_before * page_size / (page_size - STRUCT_PAGE)),
         modules_to_load_bytes=modules_to_load(inv, texts or {}),
+        unpack_workspace_bytes=unpack_workspace(inv),
     )
+
+
+def unpack_workspace(inv: Inventory) -> int:
+    """The largest working memory the kernel's decompressor takes for one of the image's
+    compressed members (each is freed before the next starts). A UKI's members are not read
+    here (their offsets are in the .initrd section): 0."""
+    if inv.uki is not None:
+        return 0
+    largest = 0
+    with open(inv.path, "rb") as f:
+        for seg in inv.segments:
+            if seg.codec != "none":
+                f.seek(seg.offset)
+                largest = max(largest, workspace_bytes(seg.codec, f.read(HEAD)))
+    return largest
 
 
 LOAD_LISTS = (
