@@ -56,6 +56,21 @@ class Minimum:
 
 
 @dataclass(frozen=True)
+class InitSnapshot:
+    """The minimal initrd's memory when its init starts, at a fixed RAM and CPU count: what
+    openSUSE's calibrate (run-qemu.py, trackrss as /init) reads to make calibrate.conf."""
+
+    memory_bytes: Bytes  # -m
+    cpus: Count
+    meminfo: dict[str, int]  # bytes: the probe's first sample, as init starts
+    kernel_freed_bytes: Bytes  # "Freeing … memory" once the unpack began, less the initrd's
+    initrd_freed_bytes: Bytes  # "Freeing initrd memory"
+    user_bytes: Bytes  # VmHWM of the processes in that sample, summed
+    sizeof_page: Count  # struct page, bytes (the architecture's)
+    duration_s: float
+
+
+@dataclass(frozen=True)
 class RuntimeTerm:
     name: str
     value: float  # bytes for a base; bytes per unit for a slope
@@ -88,6 +103,7 @@ class KernelProfile:
     boots: Count
     duration_s: float
     created: str  # UTC, ISO 8601
+    snapshot: InitSnapshot | None = None  # None in kernel profiles made before it
 
     def term(self, name: str) -> RuntimeTerm:
         for t in self.terms:

@@ -1,5 +1,5 @@
 """The static reservation terms: what the image (and each component) costs before anything
-runs, beside kdumpctl's estimate formula for the same inputs.
+runs, beside kdumpctl's estimate formula for the same inputs (model/peers.py).
 
 Terms (DESIGN.md, memory model): the kernel's own memory; the compressed initrd, held until
 unpacking ends; the page-rounded rootfs (ramfs when the command line has root=, as kdump's
@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 from footprint.arch import DEFAULT as DEFAULT_ARCH
 from footprint.image.reader import Inventory
 from footprint.image.summary import Summary
+from footprint.model.peers import kdumpctl_formula
 from footprint.model.predict import Prediction
 from footprint.model.unpack import HEAD, workspace_bytes
 from footprint.paths import is_module
 from footprint.schemas.fields import Bytes
-from footprint.units import MIB, page_round
+from footprint.units import page_round
 
 if TYPE_CHECKING:
     from footprint.components.attribute import Attribution
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from footprint.model.kernel import KernelImage
 
 STRUCT_PAGE = DEFAULT_ARCH.struct_page_bytes  # bytes of struct page per page (x86-64: 64)
-KDUMPCTL_OVERHEAD = 16 * MIB
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def reservation(
     tmpfs_before = kernel_bytes + max(boot.peak_bytes, boot.ram_floor_tmpfs_bytes)
     # struct page covers all of the capture kernel's RAM, itself included.
     total = int(before_memmap * page_size / (page_size - STRUCT_PAGE))
-    kdumpctl = kernel_bytes + modules + 3 * inv.image_bytes + KDUMPCTL_OVERHEAD
+    kdumpctl = kdumpctl_formula(kernel_bytes, modules, inv.image_bytes)
     return Reservation(
         page_size,
         kernel_bytes,
