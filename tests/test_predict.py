@@ -6,6 +6,7 @@ sides of the profile's base minimum."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def test_the_saved_kernel_profile_reads_back_and_validates() -> None:
     assert p.to_dict() == json.loads(Path(KP).read_text())
     assert p.kernel.release == "6.1.0-57-amd64" and len(p.kernel.build_id) == 40
     assert {t.name for t in p.terms} == set(kp.REQUIRED_TERMS)
-    names = {m.name for m in p.minima}
+    names = {m.name for m in p.minima} | {r.name for r in p.ram_seen}
     for t in p.terms:  # every term names the minima it came from, each with its trials
         assert t.measured_from and set(t.measured_from) <= names
     assert all(m.trials and any(not t.success for t in m.trials) for m in p.minima)
@@ -68,6 +69,22 @@ def test_prediction_arithmetic_exactly() -> None:
     assert pred.margin_bytes == 20 * MIB  # 10 % of the prediction, rounded up to 4 MiB
     assert pred.recommended_crashkernel == "crashkernel=208M"  # + 5 MiB makedumpfile, to 16 MiB
     assert pred.kernel_profile.startswith("6.1.0-57-amd64 ")
+
+
+def test_the_capture_base_is_the_direct_base_and_the_ram_a_capture_does_not_get() -> None:
+    p = _profile()
+    loss = kp.RuntimeTerm(kp.KDUMP_RAM_LOSS, 3.45 * MIB, "bytes", 4096.0, ("a", "b"), "")
+    terms = tuple(t for t in p.terms if t.name != kp.KDUMP_RAM_LOSS)
+    res = Reservation(4096, 0, "", "", 0, 0, 0, 0, 0, 0, 0, 0)
+    without, _ = predict(res, replace(p, terms=terms))
+    with_loss, _ = predict(res, replace(p, terms=(*terms, loss)))
+    base = p.term(kp.DIRECT_BASE).value
+    assert without.prediction is not None and with_loss.prediction is not None
+    assert without.prediction.crashkernel_terms[0].bytes == round(p.term(kp.KDUMP_BASE).value)
+    assert with_loss.prediction.crashkernel_terms[0].bytes == round(base) + round(3.45 * MIB)
+    assert "does not get as RAM" in with_loss.prediction.crashkernel_terms[0].how
+    # the direct boot's prediction keeps the direct base
+    assert with_loss.predicted_minimum_bytes == without.predicted_minimum_bytes
 
 
 def test_without_a_kernel_profile_the_prediction_is_the_floor_and_says_so() -> None:

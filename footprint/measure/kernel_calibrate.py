@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from typing import Literal
 
 from footprint import __version__, lifetime
 from footprint.arch import DEFAULT as DEFAULT_ARCH
@@ -278,10 +279,12 @@ def calibrate_kernel(request: Request, progress: Progress | None = None) -> kp.K
             around=k_base.minimum_bytes,
             first_kernel=SECOND_FIRST_KERNEL_MIB * MIB,
         )
+        seen = ram_seen(direct, kdump, small, k_base.minimum_bytes + 2 * res)
+        boots[0] += 2
         smp = replace(options, cpus=SNAPSHOT_CPUS, append=f"nr_cpus={SNAPSHOT_CPUS}")
         snap = snapshot(smp, small)
         boots[0] += 1
-    terms = derive(base, rootfs, held_m, mods_m, cpu_m, k_base, k_ram)
+    terms = (*derive(base, rootfs, held_m, mods_m, cpu_m, k_base, k_ram), ram_loss(seen))
     bid, note = build_id(kimage)
     return kp.KernelProfile(
         SCHEMA_VERSION,
@@ -296,6 +299,42 @@ def calibrate_kernel(request: Request, progress: Progress | None = None) -> kp.K
         round(time.monotonic() - started, 1),
         datetime.now(timezone.utc).isoformat(timespec="seconds"),
         snap,
+        seen,
+    )
+
+
+def ram_seen(
+    direct: Backend, kdump: Backend, initrd: Initrd, memory: int
+) -> tuple[kp.RamSeen, kp.RamSeen]:
+    """MemTotal of the minimal initrd booted directly and as a kexec -p capture in the same
+    memory: what the capture kernel does not get of its reservation, free of the bisections'
+    rounding (each minimum is only known to a resolution)."""
+    out = []
+    for name, backend in (("direct_ram", direct), ("kdump_ram", kdump)):
+        r = backend.run(initrd.path, memory)
+        samples = r.qemu.samples if r.qemu is not None else ()
+        if not r.succeeded or not samples:
+            raise EnvironmentUnavailable(
+                f"footprint's minimal initrd did not boot ({name}) in {memory >> 20} MiB: "
+                f"{r.outcome}: {r.detail}"
+            )
+        kind: Literal["qemu", "kdump"] = "kdump" if backend.name == "kdump" else "qemu"
+        out.append(kp.RamSeen(name, kind, memory, samples[0].meminfo.get("MemTotal", 0)))
+    return out[0], out[1]
+
+
+def ram_loss(seen: tuple[kp.RamSeen, kp.RamSeen]) -> kp.RuntimeTerm:
+    direct, kdump = seen
+    loss = direct.memtotal_bytes - kdump.memtotal_bytes
+    return kp.RuntimeTerm(
+        kp.KDUMP_RAM_LOSS,
+        float(loss),
+        "bytes",
+        float(4096),
+        (direct.name, kdump.name),
+        f"MemTotal of a direct boot less that of a kexec -p capture, both in "
+        f"{direct.memory_bytes >> 20} MiB: the reservation the capture kernel does not get "
+        "as RAM (kexec's segments, the crash kernel's memory map)",
     )
 
 

@@ -28,6 +28,9 @@ INITRD_HELD: Final = "initrd_held"  # bytes per byte of initrd held (compressed)
 MODULES: Final = "modules"  # bytes per byte of module file loaded (insmod)
 CPU: Final = "cpu"  # bytes per CPU booted
 FIRST_KERNEL_RAM: Final = "first_kernel_ram"  # bytes per byte of first-kernel RAM (elfcorehdr)
+# Optional (kernel profiles made before it lack it): bytes of RAM a kexec -p capture kernel
+# does not get of its reservation, against a direct boot of the same -m (MemTotal, both).
+KDUMP_RAM_LOSS: Final = "kdump_ram_loss"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,16 @@ class InitSnapshot:
 
 
 @dataclass(frozen=True)
+class RamSeen:
+    """MemTotal of one boot of the minimal initrd: to compare backends at the same memory."""
+
+    name: str
+    backend: Literal["qemu", "kdump"]
+    memory_bytes: Bytes  # -m, or crashkernel=
+    memtotal_bytes: Bytes
+
+
+@dataclass(frozen=True)
 class RuntimeTerm:
     name: str
     value: float  # bytes for a base; bytes per unit for a slope
@@ -104,6 +117,10 @@ class KernelProfile:
     duration_s: float
     created: str  # UTC, ISO 8601
     snapshot: InitSnapshot | None = None  # None in kernel profiles made before it
+    ram_seen: tuple[RamSeen, ...] = ()
+
+    def has(self, name: str) -> bool:
+        return any(t.name == name for t in self.terms)
 
     def term(self, name: str) -> RuntimeTerm:
         for t in self.terms:

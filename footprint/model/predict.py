@@ -137,14 +137,25 @@ def predict(res: Reservation, profile: kp.KernelProfile | None) -> tuple[Reserva
     )
     k_base = profile.term(kp.KDUMP_BASE)
     first = profile.minimum(k_base.measured_from[0]).first_kernel_bytes
+    capture = round(k_base.value)
+    how = (
+        f"the minimal initrd's measured minimum crashkernel= ({release}, a "
+        f"{first >> 20} MiB first kernel)"
+    )
+    if profile.has(kp.KDUMP_RAM_LOSS):
+        # Each minimum is known to a resolution only; the RAM a capture kernel does not get of
+        # its reservation is measured exactly (MemTotal), so the direct minimum plus it can be
+        # the larger — and the capture needs both.
+        loss = round(profile.term(kp.KDUMP_RAM_LOSS).value)
+        if round(profile.term(kp.DIRECT_BASE).value) + loss > capture:
+            capture = round(profile.term(kp.DIRECT_BASE).value) + loss
+            how = (
+                f"the minimal initrd's measured minimum -m + the {loss / MIB:.2f} MiB of its "
+                f"reservation a capture kernel does not get as RAM (MemTotal, {release}); its "
+                f"own measured crashkernel= minimum is {k_base.value / MIB:.0f} MiB"
+            )
     crash = (
-        PredictedTerm(
-            "kernel runtime (kexec capture)",
-            round(k_base.value),
-            "kernel-profile",
-            f"the minimal initrd's measured minimum crashkernel= ({release}, a "
-            f"{first >> 20} MiB first kernel)",
-        ),
+        PredictedTerm("kernel runtime (kexec capture)", capture, "kernel-profile", how),
         *image_terms,
     )
     crashkernel = _sum(crash)
