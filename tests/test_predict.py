@@ -40,7 +40,8 @@ def test_the_saved_kernel_profile_reads_back_and_validates() -> None:
     assert_schema(json.loads(Path(KP).read_text()))
     assert p.to_dict() == json.loads(Path(KP).read_text())
     assert p.kernel.release == "6.1.0-57-amd64" and len(p.kernel.build_id) == 40
-    assert {t.name for t in p.terms} == set(kp.REQUIRED_TERMS)
+    assert {t.name for t in p.terms} == {*kp.REQUIRED_TERMS, kp.KDUMP_RAM_LOSS}
+    assert p.snapshot is not None and p.snapshot.cpus == 2
     names = {m.name for m in p.minima} | {r.name for r in p.ram_seen}
     for t in p.terms:  # every term names the minima it came from, each with its trials
         assert t.measured_from and set(t.measured_from) <= names
@@ -59,11 +60,13 @@ def test_prediction_arithmetic_exactly() -> None:
     # base 88 MiB + 1.0625 x 64 MiB rootfs + 0.9375 x (16 MiB + the cpio headers' difference)
     # + 0.4272 x 8 MiB of modules + a 4 MiB decompressor workspace and its struct page
     assert out.predicted_minimum_bytes == 187151368
-    assert out.predicted_crashkernel_bytes == 187151368  # this kernel's capture base is the same
+    # the capture: its measured base is the direct one (88 MiB both, to 4 MiB), and a capture
+    # kernel gets 1.52 MiB less of its reservation as RAM (MemTotal, measured): the larger
+    assert out.predicted_crashkernel_bytes == 187151368 + 1589248
     pred = out.prediction
     assert pred is not None and pred.basis == "kernel-profile"
     assert [t.bytes for t in pred.crashkernel_terms] == [
-        92274688, 71303168, 15728611, 3584021, 4260880
+        92274688 + 1589248, 71303168, 15728611, 3584021, 4260880
     ]
     assert [t.source for t in pred.crashkernel_terms] == ["kernel-profile"] + ["image"] * 4
     assert pred.margin_bytes == 20 * MIB  # 10 % of the prediction, rounded up to 4 MiB
