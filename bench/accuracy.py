@@ -3,7 +3,8 @@
 
 Usage: bench/accuracy.py --kernel VMLINUZ --kernel-profile kernel.json [--save DIR] [IMAGE...]
 
-Each image (default: every *.img in sample_initrds/real; the UKI is no kexec initrd) is
+Each image (default: every *.img in $FOOTPRINT_REAL_IMAGES or sample_initrds/real; uki.efi is
+no kexec initrd) is
 calibrated with `footprint calibrate --kdump --kernel-profile` (a real kexec -p capture,
 bisected to 4 MiB from the prediction) — or read back from DIR/<image>.calibrate.json when
 --save DIR already holds it — and profiled with `footprint profile --kernel-profile`. Printed
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -35,7 +37,7 @@ from footprint.units import MIB  # noqa: E402
 
 FOOTPRINT = str(Path(sys.executable).with_name("footprint"))
 
-REAL = HERE.parent / "sample_initrds" / "real"
+REAL = Path(os.environ.get("FOOTPRINT_REAL_IMAGES") or HERE.parent / "sample_initrds" / "real")
 ESTIMATORS = ("footprint", "kdumpctl", "kdump-config", "openSUSE")
 
 
