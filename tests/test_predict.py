@@ -6,6 +6,7 @@ sides of the profile's base minimum."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,9 @@ def test_the_saved_kernel_profile_reads_back_and_validates() -> None:
     assert_schema(json.loads(Path(KP).read_text()))
     assert p.to_dict() == json.loads(Path(KP).read_text())
     assert p.kernel.release == "6.1.0-57-amd64" and len(p.kernel.build_id) == 40
-    assert {t.name for t in p.terms} == set(kp.REQUIRED_TERMS)
-    names = {m.name for m in p.minima}
+    assert {t.name for t in p.terms} == {*kp.REQUIRED_TERMS, kp.KDUMP_RAM_LOSS}
+    assert p.snapshot is not None and p.snapshot.cpus == 2
+    names = {m.name for m in p.minima} | {r.name for r in p.ram_seen}
     for t in p.terms:  # every term names the minima it came from, each with its trials
         assert t.measured_from and set(t.measured_from) <= names
     assert all(m.trials and any(not t.success for t in m.trials) for m in p.minima)
@@ -51,21 +53,41 @@ def test_prediction_arithmetic_exactly() -> None:
     base = p.minimum("direct_base")
     res = Reservation(
         4096, 0, "", "", 0, base.initrd_bytes + 16 * MIB, base.rootfs_bytes + 64 * MIB,
-        0, 0, 0, 0, 0, modules_to_load_bytes=8 * MIB,
+        0, 0, 0, 0, 0, modules_to_load_bytes=8 * MIB, unpack_workspace_bytes=4 * MIB,
     )  # fmt: skip
     out, warnings = predict(res, p)
     assert warnings == []
     # base 88 MiB + 1.0625 x 64 MiB rootfs + 0.9375 x (16 MiB + the cpio headers' difference)
-    # + 0.4272 x 8 MiB of modules
-    assert out.predicted_minimum_bytes == 182890488
-    assert out.predicted_crashkernel_bytes == 182890488  # this kernel's capture base is the same
+    # + 0.4272 x 8 MiB of modules + a 4 MiB decompressor workspace and its struct page
+    assert out.predicted_minimum_bytes == 187151368
+    # the capture: its measured base is the direct one (88 MiB both, to 4 MiB), and a capture
+    # kernel gets 1.52 MiB less of its reservation as RAM (MemTotal, measured): the larger
+    assert out.predicted_crashkernel_bytes == 187151368 + 1589248
     pred = out.prediction
     assert pred is not None and pred.basis == "kernel-profile"
-    assert [t.bytes for t in pred.crashkernel_terms] == [92274688, 71303168, 15728611, 3584021]
-    assert [t.source for t in pred.crashkernel_terms] == ["kernel-profile"] + ["image"] * 3
+    assert [t.bytes for t in pred.crashkernel_terms] == [
+        92274688 + 1589248, 71303168, 15728611, 3584021, 4260880
+    ]
+    assert [t.source for t in pred.crashkernel_terms] == ["kernel-profile"] + ["image"] * 4
     assert pred.margin_bytes == 20 * MIB  # 10 % of the prediction, rounded up to 4 MiB
     assert pred.recommended_crashkernel == "crashkernel=208M"  # + 5 MiB makedumpfile, to 16 MiB
     assert pred.kernel_profile.startswith("6.1.0-57-amd64 ")
+
+
+def test_the_capture_base_is_the_direct_base_and_the_ram_a_capture_does_not_get() -> None:
+    p = _profile()
+    loss = kp.RuntimeTerm(kp.KDUMP_RAM_LOSS, 3.45 * MIB, "bytes", 4096.0, ("a", "b"), "")
+    terms = tuple(t for t in p.terms if t.name != kp.KDUMP_RAM_LOSS)
+    res = Reservation(4096, 0, "", "", 0, 0, 0, 0, 0, 0, 0, 0)
+    without, _ = predict(res, replace(p, terms=terms))
+    with_loss, _ = predict(res, replace(p, terms=(*terms, loss)))
+    base = p.term(kp.DIRECT_BASE).value
+    assert without.prediction is not None and with_loss.prediction is not None
+    assert without.prediction.crashkernel_terms[0].bytes == round(p.term(kp.KDUMP_BASE).value)
+    assert with_loss.prediction.crashkernel_terms[0].bytes == round(base) + round(3.45 * MIB)
+    assert "does not get as RAM" in with_loss.prediction.crashkernel_terms[0].how
+    # the direct boot's prediction keeps the direct base
+    assert with_loss.predicted_minimum_bytes == without.predicted_minimum_bytes
 
 
 def test_without_a_kernel_profile_the_prediction_is_the_floor_and_says_so() -> None:

@@ -19,8 +19,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from typing import Literal
 
 from footprint import __version__, lifetime
+from footprint.arch import DEFAULT as DEFAULT_ARCH
 from footprint.errors import BadImage, EnvironmentUnavailable, UsageError
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.measure.backend import Backend, RunResult
@@ -47,6 +49,9 @@ APPLETS = ("sh", "mount", "sleep", "insmod", "echo", "cat")
 # dependencies come from modules.dep. crc32c first: libcrc32c asks the crypto API for it.
 MODULES = ("crc32c_generic", "xfs", "btrfs", "amdgpu")
 DATA_BYTES = 64 * MIB
+SNAPSHOT_MIB, SNAPSHOT_CPUS = 1024, 2  # openSUSE's run-qemu.py: TOTAL_RAM 1 GiB, NUMCPUS 2
+UNPACK_STARTS = re.compile(r"Trying to unpack rootfs image|Unpacking initramfs")
+FREEING = re.compile(r"Freeing (.*) memory: (\d+)K")
 SECOND_FIRST_KERNEL_MIB = FIRST_KERNEL_MIB + 8192
 
 
@@ -274,7 +279,12 @@ def calibrate_kernel(request: Request, progress: Progress | None = None) -> kp.K
             around=k_base.minimum_bytes,
             first_kernel=SECOND_FIRST_KERNEL_MIB * MIB,
         )
-    terms = derive(base, rootfs, held_m, mods_m, cpu_m, k_base, k_ram)
+        seen = ram_seen(direct, kdump, small, k_base.minimum_bytes + 2 * res)
+        boots[0] += 2
+        smp = replace(options, cpus=SNAPSHOT_CPUS, append=f"nr_cpus={SNAPSHOT_CPUS}")
+        snap = snapshot(smp, small)
+        boots[0] += 1
+    terms = (*derive(base, rootfs, held_m, mods_m, cpu_m, k_base, k_ram), ram_loss(seen))
     bid, note = build_id(kimage)
     return kp.KernelProfile(
         SCHEMA_VERSION,
@@ -288,6 +298,77 @@ def calibrate_kernel(request: Request, progress: Progress | None = None) -> kp.K
         boots[0],
         round(time.monotonic() - started, 1),
         datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        snap,
+        seen,
+    )
+
+
+def ram_seen(
+    direct: Backend, kdump: Backend, initrd: Initrd, memory: int
+) -> tuple[kp.RamSeen, kp.RamSeen]:
+    """MemTotal of the minimal initrd booted directly and as a kexec -p capture in the same
+    memory: what the capture kernel does not get of its reservation, free of the bisections'
+    rounding (each minimum is only known to a resolution)."""
+    out = []
+    for name, backend in (("direct_ram", direct), ("kdump_ram", kdump)):
+        r = backend.run(initrd.path, memory)
+        samples = r.qemu.samples if r.qemu is not None else ()
+        if not r.succeeded or not samples:
+            raise EnvironmentUnavailable(
+                f"footprint's minimal initrd did not boot ({name}) in {memory >> 20} MiB: "
+                f"{r.outcome}: {r.detail}"
+            )
+        kind: Literal["qemu", "kdump"] = "kdump" if backend.name == "kdump" else "qemu"
+        out.append(kp.RamSeen(name, kind, memory, samples[0].meminfo.get("MemTotal", 0)))
+    return out[0], out[1]
+
+
+def ram_loss(seen: tuple[kp.RamSeen, kp.RamSeen]) -> kp.RuntimeTerm:
+    direct, kdump = seen
+    loss = direct.memtotal_bytes - kdump.memtotal_bytes
+    return kp.RuntimeTerm(
+        kp.KDUMP_RAM_LOSS,
+        float(loss),
+        "bytes",
+        float(4096),
+        (direct.name, kdump.name),
+        f"MemTotal of a direct boot less that of a kexec -p capture, both in "
+        f"{direct.memory_bytes >> 20} MiB: the reservation the capture kernel does not get "
+        "as RAM (kexec's segments, the crash kernel's memory map)",
+    )
+
+
+def snapshot(options: QemuOptions, initrd: Initrd) -> kp.InitSnapshot:
+    """One boot of the minimal initrd in SNAPSHOT_MIB: its meminfo as init starts, and what the
+    kernel frees once the unpack has begun (the initrd, its init sections)."""
+    r = QemuBackend(options).run(initrd.path, SNAPSHOT_MIB * MIB)
+    samples = r.qemu.samples if r.qemu is not None else ()
+    if not r.succeeded or not samples:
+        raise EnvironmentUnavailable(
+            f"{options.kernel} did not boot footprint's minimal initrd in {SNAPSHOT_MIB} MiB "
+            f"with the probe ({r.outcome}: {r.detail})"
+        )
+    kernel_freed = initrd_freed = 0
+    unpacking = False
+    for line in r.console.splitlines():
+        if UNPACK_STARTS.search(line):
+            unpacking = True
+        found = FREEING.search(line)
+        if found and unpacking:
+            if found.group(1) == "initrd":
+                initrd_freed += int(found.group(2)) * 1024
+            else:
+                kernel_freed += int(found.group(2)) * 1024
+    first = samples[0]
+    return kp.InitSnapshot(
+        SNAPSHOT_MIB * MIB,
+        options.cpus,
+        dict(first.meminfo),
+        kernel_freed,
+        initrd_freed,
+        sum(p.hwm_bytes for p in first.processes),
+        DEFAULT_ARCH.struct_page_bytes,
+        round(r.duration_s, 2),
     )
 
 

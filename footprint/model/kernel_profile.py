@@ -28,6 +28,9 @@ INITRD_HELD: Final = "initrd_held"  # bytes per byte of initrd held (compressed)
 MODULES: Final = "modules"  # bytes per byte of module file loaded (insmod)
 CPU: Final = "cpu"  # bytes per CPU booted
 FIRST_KERNEL_RAM: Final = "first_kernel_ram"  # bytes per byte of first-kernel RAM (elfcorehdr)
+# Optional (kernel profiles made before it lack it): bytes of RAM a kexec -p capture kernel
+# does not get of its reservation, against a direct boot of the same -m (MemTotal, both).
+KDUMP_RAM_LOSS: Final = "kdump_ram_loss"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,31 @@ class Minimum:
     cpus: Count
     first_kernel_bytes: Bytes  # kdump: the crashing kernel's RAM; 0 for direct boot
     trials: tuple[KernelTrial, ...]
+
+
+@dataclass(frozen=True)
+class InitSnapshot:
+    """The minimal initrd's memory when its init starts, at a fixed RAM and CPU count: what
+    openSUSE's calibrate (run-qemu.py, trackrss as /init) reads to make calibrate.conf."""
+
+    memory_bytes: Bytes  # -m
+    cpus: Count
+    meminfo: dict[str, int]  # bytes: the probe's first sample, as init starts
+    kernel_freed_bytes: Bytes  # "Freeing … memory" once the unpack began, less the initrd's
+    initrd_freed_bytes: Bytes  # "Freeing initrd memory"
+    user_bytes: Bytes  # VmHWM of the processes in that sample, summed
+    sizeof_page: Count  # struct page, bytes (the architecture's)
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class RamSeen:
+    """MemTotal of one boot of the minimal initrd: to compare backends at the same memory."""
+
+    name: str
+    backend: Literal["qemu", "kdump"]
+    memory_bytes: Bytes  # -m, or crashkernel=
+    memtotal_bytes: Bytes
 
 
 @dataclass(frozen=True)
@@ -88,6 +116,11 @@ class KernelProfile:
     boots: Count
     duration_s: float
     created: str  # UTC, ISO 8601
+    snapshot: InitSnapshot | None = None  # None in kernel profiles made before it
+    ram_seen: tuple[RamSeen, ...] = ()
+
+    def has(self, name: str) -> bool:
+        return any(t.name == name for t in self.terms)
 
     def term(self, name: str) -> RuntimeTerm:
         for t in self.terms:

@@ -5,6 +5,9 @@ predicted = base (the minimal initrd's measured minimum)
           + rootfs slope × (image rootfs − minimal rootfs)
           + held slope × (image initrd − minimal initrd)
           + module slope × modules the image loads itself
+          + the decompressor's workspace for its largest member (model/unpack.py) and its
+            struct page: the minimal initrds are uncompressed or gzip, whose workspace is
+            ~56 KiB; a zstd, xz or lz4 member's window and buffers are MiB
           [+ first-kernel RAM slope × 0: the kernel profile's own first-kernel size]
 Nothing here is fitted to any image: the slopes come from footprint's own minimal initrds.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
+from footprint.arch import DEFAULT as DEFAULT_ARCH
 from footprint.model import kernel_profile as kp
 from footprint.schemas.fields import Bytes
 from footprint.units import MIB, round_up
@@ -21,6 +25,8 @@ from footprint.units import MIB, round_up
 if TYPE_CHECKING:
     from footprint.model.reservation import Reservation
 
+# Memory added also adds its struct page (x86-64: 64 bytes per 4 KiB page).
+STRUCT_PAGE_GROWTH = 4096 / (4096 - DEFAULT_ARCH.struct_page_bytes)
 MAKEDUMPFILE_BYTES = 5 * MIB  # its bitmap buffer (<= 4 MiB) + about 1 MiB per thread (one)
 MARGIN = 0.10
 ROUND = 16 * MIB
@@ -111,6 +117,14 @@ def predict(res: Reservation, profile: kp.KernelProfile | None) -> tuple[Reserva
             f"{s_mod:.3f} × {res.modules_to_load_bytes / MIB:.1f} MiB of modules the image "
             "loads by name (with their dependencies; udev's by device are not known here)",
         ),
+        PredictedTerm(
+            "decompressor workspace",
+            round(res.unpack_workspace_bytes * STRUCT_PAGE_GROWTH),
+            "image",
+            f"{res.unpack_workspace_bytes / MIB:.2f} MiB the kernel's decompressor allocates for "
+            "the largest compressed member (its window and buffers, from the member's header), "
+            "+ its struct page, at the unpack's peak",
+        ),
     )
     direct = (
         PredictedTerm(
@@ -123,14 +137,25 @@ def predict(res: Reservation, profile: kp.KernelProfile | None) -> tuple[Reserva
     )
     k_base = profile.term(kp.KDUMP_BASE)
     first = profile.minimum(k_base.measured_from[0]).first_kernel_bytes
+    capture = round(k_base.value)
+    how = (
+        f"the minimal initrd's measured minimum crashkernel= ({release}, a "
+        f"{first >> 20} MiB first kernel)"
+    )
+    if profile.has(kp.KDUMP_RAM_LOSS):
+        # Each minimum is known to a resolution only; the RAM a capture kernel does not get of
+        # its reservation is measured exactly (MemTotal), so the direct minimum plus it can be
+        # the larger — and the capture needs both.
+        loss = round(profile.term(kp.KDUMP_RAM_LOSS).value)
+        if round(profile.term(kp.DIRECT_BASE).value) + loss > capture:
+            capture = round(profile.term(kp.DIRECT_BASE).value) + loss
+            how = (
+                f"the minimal initrd's measured minimum -m + the {loss / MIB:.2f} MiB of its "
+                f"reservation a capture kernel does not get as RAM (MemTotal, {release}); its "
+                f"own measured crashkernel= minimum is {k_base.value / MIB:.0f} MiB"
+            )
     crash = (
-        PredictedTerm(
-            "kernel runtime (kexec capture)",
-            round(k_base.value),
-            "kernel-profile",
-            f"the minimal initrd's measured minimum crashkernel= ({release}, a "
-            f"{first >> 20} MiB first kernel)",
-        ),
+        PredictedTerm("kernel runtime (kexec capture)", capture, "kernel-profile", how),
         *image_terms,
     )
     crashkernel = _sum(crash)

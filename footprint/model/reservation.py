@@ -1,5 +1,5 @@
 """The static reservation terms: what the image (and each component) costs before anything
-runs, beside kdumpctl's estimate formula for the same inputs.
+runs, beside kdumpctl's estimate formula for the same inputs (model/peers.py).
 
 Terms (DESIGN.md, memory model): the kernel's own memory; the compressed initrd, held until
 unpacking ends; the page-rounded rootfs (ramfs when the command line has root=, as kdump's
@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING
 from footprint.arch import DEFAULT as DEFAULT_ARCH
 from footprint.image.reader import Inventory
 from footprint.image.summary import Summary
+from footprint.model.peers import kdumpctl_formula
 from footprint.model.predict import Prediction
+from footprint.model.unpack import HEAD, workspace_bytes
 from footprint.paths import is_module
 from footprint.schemas.fields import Bytes
-from footprint.units import MIB, page_round
+from footprint.units import page_round
 
 if TYPE_CHECKING:
     from footprint.components.attribute import Attribution
@@ -28,7 +30,6 @@ if TYPE_CHECKING:
     from footprint.model.kernel import KernelImage
 
 STRUCT_PAGE = DEFAULT_ARCH.struct_page_bytes  # bytes of struct page per page (x86-64: 64)
-KDUMPCTL_OVERHEAD = 16 * MIB
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class Reservation:
     # what the modules the image loads by name (with their deps) take once loaded: a compressed
     # module is decompressed into memory, so it counts unpacked
     modules_to_load_bytes: Bytes = 0
+    # model/unpack.py: the largest decompressor workspace of a member (its window, buffers)
+    unpack_workspace_bytes: Bytes = 0
     modules_unpacked_bytes: Bytes | None = None  # every module unpacked (None: not recorded)
     # model/predict.py: with a kernel profile, the kernel's measured runtime terms added; else
     # the static floor (prediction.basis says which). None in profiles saved before them.
@@ -99,7 +102,7 @@ def reservation(
     tmpfs_before = kernel_bytes + max(boot.peak_bytes, boot.ram_floor_tmpfs_bytes)
     # struct page covers all of the capture kernel's RAM, itself included.
     total = int(before_memmap * page_size / (page_size - STRUCT_PAGE))
-    kdumpctl = kernel_bytes + module_bytes + 3 * inv.image_bytes + KDUMPCTL_OVERHEAD
+    kdumpctl = kdumpctl_formula(kernel_bytes, module_bytes, inv.image_bytes)
     return Reservation(
         page_size,
         kernel_bytes,
@@ -115,8 +118,24 @@ def reservation(
         kdumpctl,
         int(tmpfs_before * page_size / (page_size - STRUCT_PAGE)),
         modules_to_load_bytes=modules_to_load(inv, texts or {}, unpacked),
+        unpack_workspace_bytes=unpack_workspace(inv),
         modules_unpacked_bytes=modules_unpacked,
     )
+
+
+def unpack_workspace(inv: Inventory) -> int:
+    """The largest working memory the kernel's decompressor takes for one of the image's
+    compressed members (each is freed before the next starts). A UKI's members are not read
+    here (their offsets are in the .initrd section): 0."""
+    if inv.uki is not None:
+        return 0
+    largest = 0
+    with open(inv.path, "rb") as f:
+        for seg in inv.segments:
+            if seg.codec != "none":
+                f.seek(seg.offset)
+                largest = max(largest, workspace_bytes(seg.codec, f.read(HEAD)))
+    return largest
 
 
 LOAD_LISTS = (
