@@ -75,6 +75,7 @@ remove_tree() {     # never through a mount: a bound /dev would be emptied
 cleanup() {
     chroot_umount
     rm -f "$OUT"/.*.partial.$$
+    rm -rf "$CHROOT/tmp/footprint"
     [[ -z ${CHROOT_PARTIAL:-} ]] || remove_tree "$CHROOT_PARTIAL"
 }
 trap cleanup EXIT
