@@ -4,10 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLE ?= sample_initrds/busybox-early-zstd.img
 REAL ?= sample_initrds/real
+SQUASH ?= $(REAL)/squash
 STAMP := $(VENV)/.installed
 EDITABLE := --config-settings editable_mode=compat
 
-.PHONY: run test test-fast lint samples samples-real bench fuzz clean compile
+.PHONY: run test test-fast lint samples samples-real samples-squash bench fuzz clean compile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,11 @@ samples:
 # the integration tests use them. Needs root.
 samples-real:
 	sample_initrds/build-real.sh $(REAL)
+
+# dracut images whose root is a squashfs or erofs image inside the cpio (Fedora/RHEL kdump's
+# layout), made by Debian trixie's dracut in a cached trixie chroot. Needs root and debootstrap.
+samples-squash:
+	sample_initrds/build-squash.sh $(SQUASH)
 
 # Medians against the codec's own decompressor, lsinitramfs and lsinitrd, on the real images.
 BENCH_IMAGES ?= $(REAL)/initramfs-tools-zstd.img $(REAL)/dracut-systemd.img
