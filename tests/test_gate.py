@@ -75,6 +75,18 @@ def test_diff_of_two_samples(tmp_path) -> None:
     assert md.startswith("### footprint diff") and "| name | old | new | delta |" in md
 
 
+def test_diff_pairs_segments_by_codec_not_index() -> None:
+    """An early cpio put in front: the zstd archive changed, a plain one is new — not every
+    segment gone and new because the indexes moved."""
+    old, new = str(SAMPLES / "small-zstd.img"), str(SAMPLES / "busybox-early-zstd.img")
+    r = CliRunner().invoke(cli, ["diff", "--json", old, new])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["segments"] == [
+        {"name": "zstd", "old": 3616, "new": 924734, "delta": 921118, "change": "grown"},
+        {"name": "none", "old": 0, "new": 4856, "delta": 4856, "change": "added"},
+    ]
+
+
 def test_diff_rejects_a_json_that_is_not_a_profile(tmp_path) -> None:
     bogus = tmp_path / "x.json"
     bogus.write_text('{"hello": 1}')

@@ -88,7 +88,7 @@ def test_diff_markdown_has_the_text_s_sections_and_counts_as_counts() -> None:
     assert sections == ["totals", "segments", "components", "files"]
     assert [line[2:-2] for line in md.splitlines() if line.startswith("**")] == sections
     assert "| `files` | 3 | 4 | +1 |" in md.splitlines()
-    assert "| `0:gzip` | 1004 KiB | gone | -1004 KiB |" in md.splitlines()
+    assert "| `gzip` | 1004 KiB | gone | -1004 KiB |" in md.splitlines()
     assert "| name | old | new | delta | own Δ | excl. Δ | shared Δ |" in md.splitlines()
 
 

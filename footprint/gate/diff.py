@@ -186,12 +186,23 @@ def _components(old: Profile, new: Profile, min_change: int) -> list[ComponentCh
     return out
 
 
+def _segments(p: Profile) -> dict[str, int]:
+    """Segments by codec and rank among that codec's ("zstd", "zstd#2"), not by index: an early
+    cpio put in front of the main archive is a new segment, not every segment changed."""
+    seen: dict[str, int] = {}
+    out = {}
+    for s in p.segments:
+        seen[s.codec] = seen.get(s.codec, 0) + 1
+        key = s.codec if seen[s.codec] == 1 else f"{s.codec}#{seen[s.codec]}"
+        out[key] = s.compressed_bytes
+    return out
+
+
 def diff(old: Profile, new: Profile, raw: bool = False, min_change: int = 0) -> Diff:
     comparison = compare(old, new)
     t_old, t_new = totals_of(old), totals_of(new)
     totals = [Change(k, t_old[k], t_new[k]) for k in t_old if k not in comparison.left_out]
-    seg_old = {f"{s.index}:{s.codec}": s.compressed_bytes for s in old.segments}
-    seg_new = {f"{s.index}:{s.codec}": s.compressed_bytes for s in new.segments}
+    seg_old, seg_new = _segments(old), _segments(new)
     f_old, f_new = _files(old, raw), _files(new, raw)
     return Diff(
         old.image.path,
