@@ -244,3 +244,36 @@ def test_calibrate_starts_at_the_prediction() -> None:
     assert doc["prediction_error_mib"] == pytest.approx(doc["predicted_mib"] - doc["minimum_mib"])
     if doc["prediction_within_window"]:
         assert len(doc["trials"]) <= 3
+
+
+# -- the rootfs the unpack makes: a page per symlink (ramfs), its inodes ------------------------
+def _linked(tmp_path: Path, targets: list[str]) -> str:
+    import stat
+
+    from footprint.image.cpio import newc_entry, newc_trailer
+
+    parts = [newc_entry(".", stat.S_IFDIR | 0o755), newc_entry("a", stat.S_IFREG | 0o644, b"x")]
+    parts += [newc_entry(f"l{i}", stat.S_IFLNK | 0o777, t.encode()) for i, t in enumerate(targets)]
+    img = tmp_path / "links.img"
+    img.write_bytes(b"".join(parts) + newc_trailer())
+    return str(img)
+
+
+def test_every_symlink_is_a_page_in_ramfs_and_only_a_long_one_in_tmpfs(tmp_path: Path) -> None:
+    from footprint.image.reader import scan
+    from footprint.image.summary import summarize
+
+    # ramfs_symlink -> page_symlink: a page each; shmem_symlink keeps a target shorter than
+    # SHORT_SYMLINK_LEN (128, its NUL included) in slab memory, a longer one in a page
+    boot = summarize(scan(_linked(tmp_path, ["a", "b" * 127, "c" * 128, "d" * 4000]))).boot
+    assert boot.rootfs_bytes == 4096 + 4 * 4096
+    assert boot.rootfs_tmpfs_bytes == 4096 + 2 * 4096
+    assert boot.ram_floor_tmpfs_bytes == 2 * boot.rootfs_tmpfs_bytes
+    assert boot.inodes == 5
+    # busybox-gzip: 3 files, 5 directories (and "."), 15 symlinks, 1 device, as cpio -t lists
+    b = summarize(scan(SMALL)).boot
+    assert (b.rootfs_bytes, b.rootfs_tmpfs_bytes, b.inodes) == (1990656 + 15 * 4096, 1990656, 24)
+    # a hardlink's other names are a dentry each, no inode: 7 names of 4 files, 2 directories
+    h = summarize(scan(str(SAMPLES / "small-hardlinks.img"))).boot
+    assert h.inodes == 6
+
