@@ -277,3 +277,16 @@ def test_every_symlink_is_a_page_in_ramfs_and_only_a_long_one_in_tmpfs(tmp_path:
     h = summarize(scan(str(SAMPLES / "small-hardlinks.img"))).boot
     assert h.inodes == 6
 
+
+def test_the_minimal_initrd_counts_its_entries_as_the_image_model_does(tmp_path: Path) -> None:
+    from footprint.image.reader import scan
+    from footprint.image.summary import summarize
+    from footprint.measure import kernel_calibrate as kc
+
+    busybox = kc.static_busybox()
+    for entries in (0, 2500):
+        made = kc.minimal_initrd(str(tmp_path), f"e{entries}", busybox, entries=entries)
+        boot = summarize(scan(made.path)).boot
+        # 6 directories, busybox, 6 applets, init; /e, its 3 directories and the files
+        assert made.entries == boot.inodes == 14 + (entries and 1 + 3 + entries)
+        assert made.rootfs_bytes == boot.rootfs_bytes  # the applets' symlinks a page each
