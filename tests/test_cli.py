@@ -51,7 +51,7 @@ def test_inspect_json_contract() -> None:
     boot = doc["boot"]
     assert boot["compressed_held_bytes"] == doc["image"]["bytes"]
     assert boot["peak_bytes"] == boot["compressed_held_bytes"] + boot["rootfs_bytes"]
-    assert boot["ram_floor_tmpfs_bytes"] == 2 * boot["rootfs_bytes"]
+    assert boot["ram_floor_tmpfs_bytes"] == 2 * boot["rootfs_tmpfs_bytes"]
     # busybox's own /init, no generator's markers and no lib/modules
     assert (doc["generator"], doc["kernel_versions"]) == ("unknown", [])
     assert doc["largest"][0]["path"] == "/bin/busybox"

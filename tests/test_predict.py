@@ -40,7 +40,7 @@ def test_the_saved_kernel_profile_reads_back_and_validates() -> None:
     assert_schema(json.loads(Path(KP).read_text()))
     assert p.to_dict() == json.loads(Path(KP).read_text())
     assert p.kernel.release == "6.1.0-57-amd64" and len(p.kernel.build_id) == 40
-    assert {t.name for t in p.terms} == {*kp.REQUIRED_TERMS, kp.KDUMP_RAM_LOSS}
+    assert {t.name for t in p.terms} == {*kp.REQUIRED_TERMS, kp.KDUMP_RAM_LOSS, kp.ENTRIES}
     assert p.snapshot is not None and p.snapshot.cpus == 2
     names = {m.name for m in p.minima} | {r.name for r in p.ram_seen}
     for t in p.terms:  # every term names the minima it came from, each with its trials
@@ -72,6 +72,35 @@ def test_prediction_arithmetic_exactly() -> None:
     assert pred.margin_bytes == 20 * MIB  # 10 % of the prediction, rounded up to 4 MiB
     assert pred.recommended_crashkernel == "crashkernel=208M"  # + 5 MiB makedumpfile, to 16 MiB
     assert pred.kernel_profile.startswith("6.1.0-57-amd64 ")
+
+
+def test_the_per_entry_term_exactly() -> None:
+    p = _profile()
+    term = p.term(kp.ENTRIES)
+    base, many = p.minimum("entries_base"), p.minimum("entries")
+    # the pair, each to 1 MiB: 86 and 131 MiB, 50,051 inodes apart (50,000 empty files, 51
+    # directories), less 0.9375 x the 142,097 bytes of gzip member they add to the initrd
+    assert (base.minimum_bytes, many.minimum_bytes) == (86 * MIB, 131 * MIB)
+    assert base.resolution_bytes == many.resolution_bytes == MIB
+    assert (base.entries, many.entries) == (14, 50065)
+    assert many.initrd_bytes - base.initrd_bytes == 142097
+    assert term.value == pytest.approx((45 * MIB - 0.9374982677 * 142097) / 50051)
+    assert round(term.value, 1) == 940.1 and term.uncertainty == pytest.approx(2 * MIB / 50051)
+    assert term.measured_from == ("entries_base", "entries")
+    # the image's inodes beyond the minimal initrd's 14, at that slope
+    res = Reservation(4096, 0, "", "", 0, 0, 0, 0, 0, 0, 0, 0, rootfs_inodes=1014)
+    out, _ = predict(res, p)
+    assert out.prediction is not None
+    entry = [t for t in out.prediction.crashkernel_terms if t.name == "rootfs entries"]
+    assert [t.bytes for t in entry] == [940095]
+    # a profile saved before the inode count (0) has no such term, nor a kernel profile
+    # without the slope
+    old, _ = predict(replace(res, rootfs_inodes=0), p)
+    assert old.prediction is not None
+    assert "rootfs entries" not in [t.name for t in old.prediction.crashkernel_terms]
+    terms = tuple(t for t in p.terms if t.name != kp.ENTRIES)
+    older, _ = predict(res, replace(p, terms=terms))
+    assert older.prediction is not None and len(older.prediction.crashkernel_terms) == 5
 
 
 def test_the_capture_base_is_the_direct_base_and_the_ram_a_capture_does_not_get() -> None:
@@ -244,3 +273,49 @@ def test_calibrate_starts_at_the_prediction() -> None:
     assert doc["prediction_error_mib"] == pytest.approx(doc["predicted_mib"] - doc["minimum_mib"])
     if doc["prediction_within_window"]:
         assert len(doc["trials"]) <= 3
+
+
+# -- the rootfs the unpack makes: a page per symlink (ramfs), its inodes ------------------------
+def _linked(tmp_path: Path, targets: list[str]) -> str:
+    import stat
+
+    from footprint.image.cpio import newc_entry, newc_trailer
+
+    parts = [newc_entry(".", stat.S_IFDIR | 0o755), newc_entry("a", stat.S_IFREG | 0o644, b"x")]
+    parts += [newc_entry(f"l{i}", stat.S_IFLNK | 0o777, t.encode()) for i, t in enumerate(targets)]
+    img = tmp_path / "links.img"
+    img.write_bytes(b"".join(parts) + newc_trailer())
+    return str(img)
+
+
+def test_every_symlink_is_a_page_in_ramfs_and_only_a_long_one_in_tmpfs(tmp_path: Path) -> None:
+    from footprint.image.reader import scan
+    from footprint.image.summary import summarize
+
+    # ramfs_symlink -> page_symlink: a page each; shmem_symlink keeps a target shorter than
+    # SHORT_SYMLINK_LEN (128, its NUL included) in slab memory, a longer one in a page
+    boot = summarize(scan(_linked(tmp_path, ["a", "b" * 127, "c" * 128, "d" * 4000]))).boot
+    assert boot.rootfs_bytes == 4096 + 4 * 4096
+    assert boot.rootfs_tmpfs_bytes == 4096 + 2 * 4096
+    assert boot.ram_floor_tmpfs_bytes == 2 * boot.rootfs_tmpfs_bytes
+    assert boot.inodes == 5
+    # busybox-gzip: 3 files, 5 directories (and "."), 15 symlinks, 1 device, as cpio -t lists
+    b = summarize(scan(SMALL)).boot
+    assert (b.rootfs_bytes, b.rootfs_tmpfs_bytes, b.inodes) == (1990656 + 15 * 4096, 1990656, 24)
+    # a hardlink's other names are a dentry each, no inode: 7 names of 4 files, 2 directories
+    h = summarize(scan(str(SAMPLES / "small-hardlinks.img"))).boot
+    assert h.inodes == 6
+
+
+def test_the_minimal_initrd_counts_its_entries_as_the_image_model_does(tmp_path: Path) -> None:
+    from footprint.image.reader import scan
+    from footprint.image.summary import summarize
+    from footprint.measure import kernel_calibrate as kc
+
+    busybox = kc.static_busybox()
+    for entries in (0, 2500):
+        made = kc.minimal_initrd(str(tmp_path), f"e{entries}", busybox, entries=entries)
+        boot = summarize(scan(made.path)).boot
+        # 6 directories, busybox, 6 applets, init; /e, its 3 directories and the files
+        assert made.entries == boot.inodes == 14 + (entries and 1 + 3 + entries)
+        assert made.rootfs_bytes == boot.rootfs_bytes  # the applets' symlinks a page each

@@ -15,7 +15,10 @@ from footprint.paths import MODULES_DIR
 from footprint.units import non_negative, page_round
 
 DEFAULT_PAGE_SIZE = 4096
-SHORT_SYMLINK_LEN = 128  # tmpfs keeps shorter symlink targets inline, longer ones take a page
+# tmpfs (mm/shmem.c shmem_symlink) keeps a target of fewer than SHORT_SYMLINK_LEN bytes, its
+# NUL included, in slab memory and gives a longer one a page; ramfs (fs/ramfs/inode.c
+# ramfs_symlink -> page_symlink) gives every symlink a page-cache page.
+SHORT_SYMLINK_LEN = 128
 
 
 @dataclass(frozen=True)
@@ -39,10 +42,18 @@ class BootMemory:
     """Memory the unpack itself needs, before any kernel or userspace cost."""
 
     compressed_held_bytes: int  # the initrd buffer, freed only when unpacking ends
-    rootfs_bytes: int  # page-rounded files plus long symlinks in tmpfs/ramfs
-    peak_bytes: int  # both at once, at the end of unpacking
-    ram_floor_tmpfs_bytes: int  # tmpfs is capped at 50 % of RAM: RAM >= 2 x rootfs
+    # A ramfs rootfs (root= on the command line, as kdump's): page-rounded files + a page per
+    # symlink. Its peak: both at once, at the end of unpacking.
+    rootfs_bytes: int
+    peak_bytes: int
+    ram_floor_tmpfs_bytes: int  # a tmpfs rootfs is capped at 50 % of RAM: RAM >= 2 x rootfs
     ram_floor_ramfs_bytes: int  # ramfs has no cap: the peak is the floor
+    # A tmpfs rootfs (no root=): page-rounded files + a page per long symlink only.
+    rootfs_tmpfs_bytes: int = 0
+    # Inodes the unpack creates (each with its dentry): every entry of the final tree but the
+    # root, a hardlink's extra names (a dentry each, init_link) and overwritten entries not
+    # counted.
+    inodes: int = 0
 
     def __post_init__(self) -> None:
         non_negative(self)
@@ -78,7 +89,7 @@ def summarize(inv: Inventory, page_size: int = DEFAULT_PAGE_SIZE, top: int = 10)
             counts[node.kind] += 1
         elif node.kind in DEVICE_KINDS:
             devices += 1
-        if node.kind == SYMLINK and node.size >= SHORT_SYMLINK_LEN:
+        if node.kind == SYMLINK and node.size + 1 > SHORT_SYMLINK_LEN:
             long_symlinks += 1
     inodes = inv.rootfs.inodes()
     unique = sum(inode.size for inode, _ in inodes.values())
@@ -95,9 +106,21 @@ def summarize(inv: Inventory, page_size: int = DEFAULT_PAGE_SIZE, top: int = 10)
         inv.rootfs.overwritten_bytes,
         page_size,
     )
-    rootfs_bytes = rounded + long_symlinks * page_size
+    rootfs_bytes = rounded + counts[SYMLINK] * page_size
+    tmpfs_bytes = rounded + long_symlinks * page_size
     peak = inv.image_bytes + rootfs_bytes
-    boot = BootMemory(inv.image_bytes, rootfs_bytes, peak, max(2 * rootfs_bytes, peak), peak)
+    tmpfs_peak = inv.image_bytes + tmpfs_bytes
+    # every node but the root is one inode, except a file's names beyond its inode's first
+    created = len(nodes) - 1 - hardlinks
+    boot = BootMemory(
+        inv.image_bytes,
+        rootfs_bytes,
+        peak,
+        max(2 * tmpfs_bytes, tmpfs_peak),
+        peak,
+        tmpfs_bytes,
+        created,
+    )
     largest = sorted(inodes.values(), key=lambda item: (-item[0].size, item[1].path))[:top]
     return Summary(
         totals,

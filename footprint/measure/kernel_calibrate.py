@@ -6,7 +6,8 @@ minima already known, so each slope costs about three boots): the minimal initrd
 boot; with 64 MiB more rootfs (zeros, gzip: unpacked, hardly held); with 64 MiB more initrd
 held (random bytes, uncompressed: held and unpacked); with a known set of real modules
 loaded by insmod; with two CPUs; and under a real kexec -p capture, with two sizes of the
-crashing kernel's RAM. The terms are differences of these minima.
+crashing kernel's RAM. The per-entry term is a pair at a finer resolution: the minimal initrd
+again, and with 50,000 more empty files (gzip). The terms are differences of these minima.
 """
 
 from __future__ import annotations
@@ -49,6 +50,13 @@ APPLETS = ("sh", "mount", "sleep", "insmod", "echo", "cat")
 # dependencies come from modules.dep. crc32c first: libcrc32c asks the crypto API for it.
 MODULES = ("crc32c_generic", "xfs", "btrfs", "amdgpu")
 DATA_BYTES = 64 * MIB
+# Empty files, in directories of ENTRIES_PER_DIR: each is an inode and a dentry in rootfs and
+# nothing else, so the pair's difference over their count is the per-entry cost, to 2 x
+# ENTRIES_RESOLUTION / ENTRIES (42 bytes).
+ENTRIES = 50_000
+ENTRIES_PER_DIR = 1000
+ENTRIES_RESOLUTION = 1 * MIB
+ENTRY_GUESS = 1024  # bytes: only where the bisection starts (struct inode + dentry + slack)
 SNAPSHOT_MIB, SNAPSHOT_CPUS = 1024, 2  # openSUSE's run-qemu.py: TOTAL_RAM 1 GiB, NUMCPUS 2
 UNPACK_STARTS = re.compile(r"Trying to unpack rootfs image|Unpacking initramfs")
 FREEING = re.compile(r"Freeing (.*) memory: (\d+)K")
@@ -64,6 +72,8 @@ class Request:
     accel: str = "auto"
     timeout: float = 120.0
     data_bytes: int = DATA_BYTES
+    entries: int = ENTRIES  # 0: no per-entry term
+    entries_resolution: int = ENTRIES_RESOLUTION
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ class Initrd:
     rootfs_bytes: int
     modules_bytes: int
     modules: tuple[str, ...]
+    entries: int  # inodes the unpack creates (the root is not one)
 
 
 def module_set(modules_dir: str, names: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -125,10 +136,13 @@ def minimal_initrd(
     rootfs_data: int = 0,
     held_data: int = 0,
     page_size: int = 4096,
+    entries: int = 0,
 ) -> Initrd:
     """A newc initrd: busybox, its applets, the init, the modules in /m; `rootfs_data` bytes
     of zeros in a gzip member (unpacked, hardly held), `held_data` random bytes uncompressed
-    (held and unpacked)."""
+    (held and unpacked), about `entries` more inodes — empty files in directories of
+    ENTRIES_PER_DIR under /e — in another gzip member. Its rootfs counts a page per symlink:
+    the command line has root=, so rootfs is ramfs (ramfs_symlink -> page_symlink)."""
     d, f, link = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o755, stat.S_IFLNK | 0o777
     with open(busybox, "rb") as src:
         bb = src.read()
@@ -137,6 +151,8 @@ def minimal_initrd(
     parts += [newc_entry(f"bin/{a}", link, b"busybox") for a in APPLETS]
     parts.append(newc_entry("init", f, INIT.encode()))
     rootfs = page_round(len(bb), page_size) + page_round(len(INIT), page_size)
+    rootfs += len(APPLETS) * page_size
+    created = len(parts) - 1  # every entry so far but "."
     mod_bytes = 0
     for i, (mod, path) in enumerate(modules):
         with open(path, "rb") as src:
@@ -144,19 +160,31 @@ def minimal_initrd(
         parts.append(newc_entry(f"m/{i:03d}-{mod}.ko", stat.S_IFREG | 0o644, data))
         mod_bytes += len(data)
         rootfs += page_round(len(data), page_size)
+        created += 1
     if held_data:
         parts.append(newc_entry("data/random", stat.S_IFREG | 0o644, os.urandom(held_data)))
         rootfs += page_round(held_data, page_size)
+        created += 1
     parts.append(newc_trailer())
     blob = b"".join(parts)
     if rootfs_data:
         member = newc_entry("data/zeros", stat.S_IFREG | 0o644, bytes(rootfs_data))
         blob += b"\0" * (-len(blob) % 4) + gzip.compress(member + newc_trailer(), 1)
         rootfs += page_round(rootfs_data, page_size)
+        created += 1
+    if entries:
+        made = [newc_entry("e", d)]
+        for i in range(entries):
+            if i % ENTRIES_PER_DIR == 0:
+                made.append(newc_entry(f"e/{i // ENTRIES_PER_DIR:03d}", d))
+            made.append(newc_entry(f"e/{i // ENTRIES_PER_DIR:03d}/{i:05d}", stat.S_IFREG | 0o644))
+        made.append(newc_trailer())
+        blob += b"\0" * (-len(blob) % 4) + gzip.compress(b"".join(made), 6)
+        created += len(made) - 1
     out = os.path.join(directory, f"{name}.img")
     with open(out, "wb") as dst:
         dst.write(blob)
-    return Initrd(out, len(blob), rootfs, mod_bytes, tuple(m for m, _ in modules))
+    return Initrd(out, len(blob), rootfs, mod_bytes, tuple(m for m, _ in modules), created)
 
 
 Progress = Callable[[str, Trial], None]
@@ -188,6 +216,7 @@ def calibrate_kernel(request: Request, progress: Progress | None = None) -> kp.K
             bounds: tuple[int, int] | None = None,
             cpus: int = 1,
             first_kernel: int = 0,
+            resolution: int = res,
         ) -> kp.Minimum:
             def run(memory: int) -> RunResult:
                 r = backend.run(initrd.path, memory)
@@ -208,10 +237,12 @@ def calibrate_kernel(request: Request, progress: Progress | None = None) -> kp.K
 
             b: Bisection
             if around is not None:
-                b, _ = bisect_around(run, around, res, 2 * res, progress=told)
+                b, _ = bisect_around(run, around, resolution, 2 * resolution, progress=told)
             else:
                 assert bounds is not None
-                b = bisect(run, bounds[0], bounds[1], res, max_high=4 * bounds[1], progress=told)
+                b = bisect(
+                    run, bounds[0], bounds[1], resolution, max_high=4 * bounds[1], progress=told
+                )
             if b.minimum_bytes is None:
                 last = b.trials[-1] if b.trials else None
                 raise EnvironmentUnavailable(
@@ -222,7 +253,7 @@ def calibrate_kernel(request: Request, progress: Progress | None = None) -> kp.K
                 name,
                 "kdump" if backend.name == "kdump" else "qemu",
                 b.minimum_bytes,
-                res,
+                resolution,
                 initrd.initrd_bytes,
                 initrd.rootfs_bytes,
                 initrd.modules_bytes,
@@ -235,6 +266,7 @@ def calibrate_kernel(request: Request, progress: Progress | None = None) -> kp.K
                     )
                     for t in b.trials
                 ),
+                initrd.entries,
             )
             minima.append(m)
             return m
@@ -245,6 +277,19 @@ def calibrate_kernel(request: Request, progress: Progress | None = None) -> kp.K
         base = measure("direct_base", direct, small, bounds=(floor, 2 * floor))
         grow = 1 + 1 / 63  # struct page: the minimum grows by 64/4032 of what it holds
         data = request.data_bytes
+        entry_pair: tuple[kp.Minimum, kp.Minimum] | None = None
+        if request.entries:
+            fine = request.entries_resolution
+            # the minimal initrd again, to the finer resolution: its minimum is within one
+            # coarse resolution below the one known
+            e_base = measure(
+                "entries_base", direct, small, around=base.minimum_bytes, resolution=fine
+            )
+            many = minimal_initrd(tmp, "entries", busybox, entries=request.entries)
+            guess = e_base.minimum_bytes + int((many.entries - small.entries) * ENTRY_GUESS * grow)
+            e_many = measure("entries", direct, many, around=guess, resolution=fine)
+            os.unlink(many.path)
+            entry_pair = (e_base, e_many)
         big = minimal_initrd(tmp, "rootfs", busybox, rootfs_data=data)
         rootfs = measure("rootfs", direct, big, around=base.minimum_bytes + int(data * grow))
         os.unlink(big.path)
@@ -285,6 +330,8 @@ def calibrate_kernel(request: Request, progress: Progress | None = None) -> kp.K
         snap = snapshot(smp, small)
         boots[0] += 1
     terms = (*derive(base, rootfs, held_m, mods_m, cpu_m, k_base, k_ram), ram_loss(seen))
+    if entry_pair is not None:
+        terms = (*terms, entry_term(*entry_pair, terms))
     bid, note = build_id(kimage)
     return kp.KernelProfile(
         SCHEMA_VERSION,
@@ -335,6 +382,30 @@ def ram_loss(seen: tuple[kp.RamSeen, kp.RamSeen]) -> kp.RuntimeTerm:
         f"MemTotal of a direct boot less that of a kexec -p capture, both in "
         f"{direct.memory_bytes >> 20} MiB: the reservation the capture kernel does not get "
         "as RAM (kexec's segments, the crash kernel's memory map)",
+    )
+
+
+def entry_term(
+    base: kp.Minimum, many: kp.Minimum, terms: tuple[kp.RuntimeTerm, ...]
+) -> kp.RuntimeTerm:
+    """Bytes per inode the unpack creates (its inode and dentry, ramfs): the pair's difference,
+    less what the rootfs and held slopes explain of their initrds' difference, over the
+    difference of their entries."""
+    slopes = {t.name: t.value for t in terms}
+    d_entries = many.entries - base.entries
+    explained = slopes[kp.ROOTFS] * (many.rootfs_bytes - base.rootfs_bytes) + slopes[
+        kp.INITRD_HELD
+    ] * (many.initrd_bytes - base.initrd_bytes)
+    res = max(base.resolution_bytes, many.resolution_bytes)
+    return kp.RuntimeTerm(
+        kp.ENTRIES,
+        (many.minimum_bytes - base.minimum_bytes - explained) / d_entries,
+        "bytes per inode created in rootfs",
+        2 * res / d_entries,
+        (base.name, many.name),
+        f"{d_entries} more entries (empty files in directories of {ENTRIES_PER_DIR}, gzip), "
+        f"both minima to {res >> 20} MiB, less the held term of their "
+        f"{(many.initrd_bytes - base.initrd_bytes) / MIB:.2f} MiB of initrd",
     )
 
 

@@ -3,7 +3,8 @@ footprint's own minimal initrds, as the typed `kernel-profile` document (to_dict
 
 Each term is a base (the smallest memory a minimal initrd boots in) or a slope (how that
 minimum moves per byte of rootfs, of held initrd, of loaded module, per CPU, per byte of
-first-kernel RAM), and names the measured minima — each with its trials — it came from.
+first-kernel RAM, per rootfs entry), and names the measured minima — each with its trials —
+it came from.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ FIRST_KERNEL_RAM: Final = "first_kernel_ram"  # bytes per byte of first-kernel R
 # Optional (kernel profiles made before it lack it): bytes of RAM a kexec -p capture kernel
 # does not get of its reservation, against a direct boot of the same -m (MemTotal, both).
 KDUMP_RAM_LOSS: Final = "kdump_ram_loss"
+# Optional too: bytes per inode (with its dentry) the unpack creates in the rootfs.
+ENTRIES: Final = "rootfs_entries"
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Minimum:
     cpus: Count
     first_kernel_bytes: Bytes  # kdump: the crashing kernel's RAM; 0 for direct boot
     trials: tuple[KernelTrial, ...]
+    entries: Count = 0  # inodes its unpack creates (0 in kernel profiles made before it)
 
 
 @dataclass(frozen=True)

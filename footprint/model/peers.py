@@ -108,13 +108,19 @@ def early_used_mib(meminfo: dict[str, int]) -> int:
     return (kib.get("MemTotal", 0) - free - kib.get("Hugetlb", 0)) // 1024
 
 
+def _tmpfs_rootfs(profile: Profile) -> int:
+    """The page-rounded rootfs with only long symlinks a page (tmpfs), as these estimators
+    have always been given it; profiles saved before the figure have it as rootfs_bytes."""
+    return profile.boot.rootfs_tmpfs_bytes or profile.boot.rootfs_bytes
+
+
 def kdump_config(profile: Profile, kernel_file_bytes: int, first: FirstKernel) -> PeerEstimate:
     """kdump-config's `crashkernel suggested size` for this image as the kdump initrd."""
     vmlinux = VMLINUX_FACTOR * du_mib(_file_blocks(kernel_file_bytes))
     initrd = du_mib(_file_blocks(profile.image.bytes))
     # size_initrd.img-<release>: `du -sm` of mkinitramfs' kept tree under /tmp — a tmpfs on
-    # trixie, where directories and short symlinks take no block: the page-rounded rootfs.
-    unpacked = du_mib(profile.boot.rootfs_bytes)
+    # trixie, where directories and short symlinks take no block: the rootfs as tmpfs holds it.
+    unpacked = du_mib(_tmpfs_rootfs(profile))
     early = early_used_mib(first.meminfo)
     surplus = cpumem_surplus_mib(first.cpus, first.meminfo.get("MemTotal", 0) // KIB)
     estimate = vmlinux + initrd + unpacked + early - surplus
@@ -176,7 +182,7 @@ def calibrate_conf(profile: Profile, kernel: kp.KernelProfile) -> CalibrateConf 
     return CalibrateConf(
         kernel_base,
         snap.kernel_freed_bytes // KIB + profile.reservation.initrd_compressed_bytes // KIB,
-        profile.boot.rootfs_bytes // KIB,
+        _tmpfs_rootfs(profile) // KIB,
         mi["Percpu"] // snap.cpus,
         snap.user_bytes // KIB,
         page,

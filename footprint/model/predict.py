@@ -5,6 +5,8 @@ predicted = base (the minimal initrd's measured minimum)
           + rootfs slope × (image rootfs − minimal rootfs)
           + held slope × (image initrd − minimal initrd)
           + module slope × modules the image loads itself
+          + entry slope × (inodes the image's unpack creates − the minimal initrd's): each
+            one's inode and dentry in the rootfs (kernel profiles made before it lack it)
           + the decompressor's workspace for its largest member (model/unpack.py) and its
             struct page: the minimal initrds are uncompressed or gzip, whose workspace is
             ~56 KiB; a zstd, xz or lz4 member's window and buffers are MiB
@@ -95,6 +97,19 @@ def predict(res: Reservation, profile: kp.KernelProfile | None) -> tuple[Reserva
     s_mod = profile.term(kp.MODULES).value
     d_root = res.rootfs_bytes - base.rootfs_bytes
     d_held = res.initrd_compressed_bytes - base.initrd_bytes
+    entry_terms: tuple[PredictedTerm, ...] = ()
+    if profile.has(kp.ENTRIES) and res.rootfs_inodes:
+        s_ent = profile.term(kp.ENTRIES).value
+        d_ent = res.rootfs_inodes - base.entries
+        entry_terms = (
+            PredictedTerm(
+                "rootfs entries",
+                round(s_ent * d_ent),
+                "image",
+                f"{s_ent:.0f} bytes × ({res.rootfs_inodes} inodes the unpack creates − "
+                f"{base.entries} of the minimal initrd's): each one's inode and dentry",
+            ),
+        )
     image_terms = (
         PredictedTerm(
             "rootfs",
@@ -125,6 +140,7 @@ def predict(res: Reservation, profile: kp.KernelProfile | None) -> tuple[Reserva
             "the largest compressed member (its window and buffers, from the member's header), "
             "+ its struct page, at the unpack's peak",
         ),
+        *entry_terms,
     )
     direct = (
         PredictedTerm(

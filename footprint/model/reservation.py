@@ -20,7 +20,7 @@ from footprint.model.peers import kdumpctl_formula
 from footprint.model.predict import Prediction
 from footprint.model.unpack import HEAD, workspace_bytes
 from footprint.paths import is_module
-from footprint.schemas.fields import Bytes
+from footprint.schemas.fields import Bytes, Count
 from footprint.units import page_round
 
 if TYPE_CHECKING:
@@ -65,6 +65,8 @@ class Reservation:
     # model/unpack.py: the largest decompressor workspace of a member (its window, buffers)
     unpack_workspace_bytes: Bytes = 0
     modules_unpacked_bytes: Bytes | None = None  # every module unpacked (None: not recorded)
+    # inodes (each with its dentry) the unpack creates in rootfs; 0 in profiles saved before it
+    rootfs_inodes: Count = 0
     # model/predict.py: with a kernel profile, the kernel's measured runtime terms added; else
     # the static floor (prediction.basis says which). None in profiles saved before them.
     predicted_minimum_bytes: Bytes | None = None  # direct boot, -m
@@ -96,10 +98,11 @@ def reservation(
     unpacked = {p: m.unpacked_bytes for p, m in (modules or {}).items()}
     modules_unpacked = sum(unpacked.get(n.path, i.size) for i, n in module_nodes)
     boot = summary.boot
-    # A kdump command line carries root=, so the capture kernel's rootfs is ramfs (no cap);
-    # without root= it is tmpfs, capped at half the RAM.
+    # A kdump command line carries root=, so the capture kernel's rootfs is ramfs (no cap;
+    # init/do_mounts.c init_rootfs: tmpfs only without root= or with rootfstype=tmpfs);
+    # without root= it is tmpfs, capped at half the RAM, whose short symlinks take no page.
     before_memmap = kernel_bytes + boot.peak_bytes
-    tmpfs_before = kernel_bytes + max(boot.peak_bytes, boot.ram_floor_tmpfs_bytes)
+    tmpfs_before = kernel_bytes + boot.ram_floor_tmpfs_bytes
     # struct page covers all of the capture kernel's RAM, itself included.
     total = int(before_memmap * page_size / (page_size - STRUCT_PAGE))
     kdumpctl = kdumpctl_formula(kernel_bytes, module_bytes, inv.image_bytes)
@@ -120,6 +123,7 @@ def reservation(
         modules_to_load_bytes=modules_to_load(inv, texts or {}, unpacked),
         unpack_workspace_bytes=unpack_workspace(inv),
         modules_unpacked_bytes=modules_unpacked,
+        rootfs_inodes=boot.inodes,
     )
 
 
