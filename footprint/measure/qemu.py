@@ -30,6 +30,7 @@ from footprint.image.uki import PE_MAGIC
 from footprint.measure import kernel_log
 from footprint.measure.backend import Outcome, ProbeProcess, ProbeSample, QemuRun, RunResult
 from footprint.measure.cmdline import KDUMP_CMDLINE
+from footprint.measure.rootdisk import RootDisk, drive_option, open_disk, overlay
 
 PROBE_PATH = "footprint-probe"
 
@@ -85,6 +86,8 @@ class QemuOptions:
     accel: str = "auto"  # kvm, tcg, or auto: KVM if a trial boot works
     arch: Arch = DEFAULT
     cpus: int = 1  # QEMU's -smp (the kdump command line still says nr_cpus=1)
+    root_disk: str | None = None  # a raw or qcow2 root disk, attached through an overlay
+    root: str | None = None  # root= for the capture (default: from the disk's layout)
 
 
 @dataclass(frozen=True)
@@ -129,14 +132,16 @@ def parse_probe(text: str) -> list[ProbeSample]:
     return samples
 
 
-def capture_cmdline(cmdline: str | None, append: str, arch: Arch = DEFAULT) -> str:
-    """The command line the image's kernel boots with: console, the probe, kdump's options."""
-    parts = (
-        f"console={arch.console}",
-        f"rdinit=/{PROBE_PATH}",
-        KDUMP_CMDLINE if cmdline is None else cmdline,
-        append,
-    )
+def capture_cmdline(
+    cmdline: str | None, append: str, arch: Arch = DEFAULT, root: str | None = None
+) -> str:
+    """The command line the image's kernel boots with: console, the probe, kdump's options;
+    with a root disk its `root` replaces the root= there (or is added)."""
+    line = KDUMP_CMDLINE if cmdline is None else cmdline
+    if root is not None:
+        words = [w for w in line.split() if not w.startswith("root=")]
+        line = " ".join([f"root={root}", *words])
+    parts = (f"console={arch.console}", f"rdinit=/{PROBE_PATH}", line, append)
     return " ".join(p for p in parts if p)
 
 
@@ -206,6 +211,7 @@ def qemu_command(
     console: str,
     probe: str | None,
     cpus: int = 1,
+    disk: str | None = None,
 ) -> list[str]:
     cmd = [
         qemu,
@@ -236,6 +242,8 @@ def qemu_command(
         cmd += ["-initrd", initrd]
     if probe:
         cmd += ["-chardev", f"file,id=probe,path={probe}", "-serial", "chardev:probe"]
+    if disk:
+        cmd += drive_option(disk)
     return cmd
 
 
@@ -312,6 +320,8 @@ def classify(
         if not any(line in console for line in kernel_log.UNPACK_OVER):
             return Outcome.UNPACK_FAILED, "out of memory while unpacking the initramfs"
         killed = kernel_log.KILLED_PROCESS.search(console)
+        if killed is None and kernel_log.NO_KILLABLE in console:
+            return Outcome.OOM, "out of memory and no killable processes"
         who = f": killed {killed.group(2)} ({killed.group(1)})" if killed else ""
         return Outcome.OOM, f"the OOM killer ran{who}"
     panic = kernel_log.PANIC.search(console)
@@ -343,6 +353,8 @@ class Prepared:
     console_log: str
     probe_log: str
     marker: re.Pattern[str] | None
+    disk: RootDisk | None = None  # the root disk, when one is attached
+    overlay: str | None = None  # the qcow2 overlay of it this run writes to
 
 
 @contextlib.contextmanager
@@ -352,6 +364,7 @@ def prepared(image: str, o: QemuOptions, kind: str) -> Iterator[Prepared]:
     qemu = qemu_binary(o.arch)
     marker = re.compile(o.until) if o.until else None
     with lifetime.temp_dir(kind) as tmp:
+        disk = open_disk(o.root_disk, tmp, o.root) if o.root_disk else None
         kfile = kernel_file(o.kernel, tmp)
         mode = choose_accel(qemu, kfile, o.arch) if o.accel == "auto" else o.accel
         yield Prepared(
@@ -360,10 +373,12 @@ def prepared(image: str, o: QemuOptions, kind: str) -> Iterator[Prepared]:
             kfile,
             mode,
             probe_image(image, tmp, o.init, o.interval, o.arch),
-            capture_cmdline(o.cmdline, o.append, o.arch),
+            capture_cmdline(o.cmdline, o.append, o.arch, disk.root if disk else o.root),
             os.path.join(tmp, "console"),
             os.path.join(tmp, "probe"),
             marker,
+            disk,
+            overlay(disk, tmp) if disk else None,
         )
 
 
@@ -382,6 +397,7 @@ def boot(image: str, memory: int, options: QemuOptions) -> RunResult:
             p.console_log,
             p.probe_log,
             o.cpus,
+            p.overlay,
         )
         return watch(cmd, p.tmp, Identity("qemu", image, o.kernel, memory, p.accel), p.marker, o)
 
