@@ -22,10 +22,11 @@ class Trial:
     succeeded: bool
     peak_bytes: int
     duration_s: float
+    detail: str = ""  # what ended it, in words (the run's detail)
 
     @classmethod
     def of(cls, limit: int, r: RunResult) -> Trial:
-        return cls(limit, r.outcome, r.succeeded, r.peak_bytes, r.duration_s)
+        return cls(limit, r.outcome, r.succeeded, r.peak_bytes, r.duration_s, r.detail)
 
 
 @dataclass
