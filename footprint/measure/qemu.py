@@ -40,33 +40,48 @@ mount -t proc proc /proc 2>/dev/null
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 out=/dev/@PROBE_SERIAL@
 [ -c "$out" ] || out=/dev/console
+# After switch_root (run-init, switch_root, systemd's) has emptied the rootfs and moved /proc
+# and /dev to the real root, the sampler goes on from its own proc mount (those delete nothing
+# on another filesystem) with builtins only (no `[`: busybox may run it from /bin) and no file
+# it opens in /dev (its stderr is already /dev/null), sleeping with read -t on a FIFO it holds
+# open where the shell has it: the sleep binary is gone then.
+P=/proc
+mkdir -p /.fp-proc 2>/dev/null && mount -t proc proc /.fp-proc 2>/dev/null && P=/.fp-proc
 _fp_sample() {
-  read up idle </proc/uptime
+  read up idle <$P/uptime
   echo "@@ t $up"
   while read k v u; do
     case "$k" in
       MemTotal:|MemFree:|MemAvailable:|Shmem:|Cached:|Unevictable:|Slab:|SUnreclaim:|\
 AnonPages:|KernelStack:|PageTables:|Percpu:) echo "@@ m ${k%:} $v" ;;
     esac
-  done </proc/meminfo
+  done <$P/meminfo
   mods=0
-  if [ -r /proc/modules ]; then
-    while read n s r; do mods=$((mods + s)); done </proc/modules
-  fi
+  while read n s r; do mods=$((mods + s)); done <$P/modules
   echo "@@ mod $mods"
-  for st in /proc/[0-9]*/status; do
+  for st in $P/[0-9]*/status; do
     name= hwm=0 anon=0
     while read k v r; do
-      case "$k" in Name:) name=$v ;; VmHWM:) hwm=$v ;; RssAnon:) anon=$v ;; esac
-    done <"$st" 2>/dev/null
-    pid=${st#/proc/}
-    [ -n "$name" ] && [ "$hwm" != 0 ] && echo "@@ p ${pid%/status} $name $hwm $anon"
+      case "$k" in Name:) name=$v ;; VmHWM:) hwm=$v ;; RssAnon:) anon=$v; break ;; esac
+    done <"$st"
+    pid=${st#$P/}
+    case "$name:$hwm" in :*|*:0) ;; *) echo "@@ p ${pid%/status} $name $hwm $anon" ;; esac
   done
   echo "@@ end"
 }
+_fp_nap() { sleep @INTERVAL@; }
 [ -e /proc/vmcore ] && echo "@@ vmcore present" >"$out"
 _fp_sample >"$out" 2>/dev/null
-( while :; do sleep @INTERVAL@; _fp_sample; done ) >"$out" 2>/dev/null &
+(
+  if mkfifo /.fp-nap 2>/dev/null && true 3<>/.fp-nap; then
+    exec 3<>/.fp-nap
+    rm -f /.fp-nap
+    read -t 0.01 _x <&3 2>/dev/null
+    nap=$?
+    [ "$nap" = 1 ] || [ "$nap" -gt 128 ] && _fp_nap() { read -t @INTERVAL@ _x <&3; }
+  fi
+  while :; do _fp_nap; _fp_sample; done
+) >"$out" 2>/dev/null &
 exec @INIT@ "$@"
 """
 
