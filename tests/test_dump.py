@@ -406,3 +406,44 @@ def test_the_dump_calibration_beside_the_marker_only_one() -> None:
     )
     # 204 + margin 24 (10 %, to 4 MiB) = 228, to 16 MiB
     assert "recommended        crashkernel=240M: dump-saved minimum + margin 24.0 MiB" in text
+
+
+class _Flaky(_Dumps):
+    """Saves the dump from 208 MiB on; at 204 MiB in every other trial only."""
+
+    def __init__(self) -> None:
+        super().__init__(204 * MIB)
+        self.at_204 = 0
+
+    def run(self, image: str, memory: int) -> RunResult:
+        if memory == 204 * MIB:
+            self.at_204 += 1
+            if self.at_204 % 2 == 0:
+                self.runs.append(204)
+                return RunResult("kdump", image, memory, Outcome.DUMP_FAILED, "no dump", 60.0, 0)
+        return super().run(image, memory)
+
+
+def test_repeats_give_the_reliable_minimum_and_the_flaky_band() -> None:
+    from footprint.measure.calibrate import Plan, calibrate
+    from footprint.report.boot import calibration_dict, calibration_text
+
+    backend = _Flaky()
+    c = calibrate(
+        backend,
+        "x.img",
+        Plan(100 * MIB, 0, 0, 0, 0),
+        4 * MIB,
+        repeat=3,
+        bounds=(120 * MIB, 252 * MIB),
+    )
+    assert backend.runs == [252, 188, 220, 204, 196, 200, 204, 204, 208, 208, 200, 200]
+    assert c.bisection.minimum_bytes == 204 * MIB
+    assert (c.reliable_minimum_bytes, c.flaky_bytes) == (208 * MIB, (204 * MIB,))
+    assert c.recommended_bytes == 240 * MIB  # 208 + margin 24 (10 %, to 4 MiB), to 16 MiB
+    doc = calibration_dict(c)
+    assert (doc["reliable_minimum_mib"], doc["flaky_mib"]) == (208, [204])
+    assert (
+        "reliable minimum   208 MiB (every trial there succeeded); flaky: 204 MiB succeeded "
+        "only sometimes" in calibration_text(doc)
+    )

@@ -121,6 +121,10 @@ def calibration_dict(c: Calibration) -> dict[str, Any]:
         "resolution_mib": b.resolution_bytes / MIB,
         "trials": [trial_dict(t) for t in b.trials],
         "repeats": [trial_dict(t) for t in c.repeats],
+        "reliable_minimum_mib": (
+            c.reliable_minimum_bytes // MIB if c.reliable_minimum_bytes is not None else None
+        ),
+        "flaky_mib": [f // MIB for f in c.flaky_bytes],
         "model_mib": round(plan.model / MIB, 1),
         "kdumpctl_formula_mib": round(plan.kdumpctl_formula / MIB, 1),
         **prediction_fields(c),
@@ -152,6 +156,21 @@ def prediction_fields(c: Calibration) -> dict[str, Any]:
         "prediction_error_percent": round(100 * error / m, 1) if error is not None and m else None,
         "prediction_within_window": c.predicted_within,
     }
+
+
+def _reliable_line(doc: dict[str, Any]) -> list[str]:
+    """With repeats: the size at which every trial succeeded, and the flaky ones below it."""
+    if not doc["repeats"]:
+        return []
+    r = doc["reliable_minimum_mib"]
+    line = (
+        f"reliable minimum   {r} MiB (every trial there succeeded)"
+        if r
+        else ("reliable minimum   none: some trial failed at every size repeated")
+    )
+    if doc["flaky_mib"]:
+        line += f"; flaky: {', '.join(map(str, doc['flaky_mib']))} MiB succeeded only sometimes"
+    return [line]
 
 
 def _prediction_line(doc: dict[str, Any]) -> list[str]:
@@ -243,6 +262,7 @@ def _dump_lines(k: dict[str, Any]) -> list[str]:
         )
     else:
         lines.append("dump-saved minimum none found in the range")
+    lines += _reliable_line(k)
     if marker:
         gap = f": the dump needs {m - marker:+} MiB more" if m else ""
         lines.append(f"marker-only minimum crashkernel={marker}M (the initrd alone{gap})")
@@ -267,6 +287,7 @@ def calibration_text(doc: dict[str, Any]) -> str:
         f"measured minimum   {doc['minimum_mib']} MiB (resolution "
         f"{doc['resolution_mib']:g} MiB, direct boot -m)"
     )
+    lines += _reliable_line(doc)
     lines += _prediction_line(doc)
     lines.append(f"static model       {doc['model_mib']} MiB (gap {doc['model_gap_mib']:+} MiB)")
     lines.append(f"kdumpctl formula   {doc['kdumpctl_formula_mib']} MiB")
