@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from footprint.measure.backend import Backend, RunResult
-from footprint.measure.bisect import Bisection, Trial, bisect, bisect_around
+from footprint.measure.bisect import Bisection, Trial, bisect, bisect_around, bisect_up
 from footprint.model.reservation import Reservation
 from footprint.units import MIB, round_up
 
@@ -127,9 +127,11 @@ def calibrate(
     bounds: tuple[int, int] | None = None,
     progress: Callable[[Trial, int, int], None] | None = None,
     start: int | None = None,
+    floor: int | None = None,
 ) -> Calibration:
     """Bisect `backend`'s memory for `image` between `bounds` (default: BOUNDS' policy for
-    the backend) — or, given a prediction `start`, from it outwards (bisect_around) — then
+    the backend) — or, given a prediction `start`, from it outwards (bisect_around), or,
+    given a `floor` below which every run is known to fail, from it upwards (bisect_up) — then
     repeat the trials at the minimum (and upwards, until every repeat succeeds: the reliable
     minimum, which the recommendation is made from) and one step below."""
     low, high = bounds or BOUNDS[backend.name](plan, resolution)
@@ -138,7 +140,9 @@ def calibrate(
         return backend.run(image, memory)
 
     within = None
-    if start is not None:
+    if floor is not None:
+        b = bisect_up(run, floor, high, resolution, progress=progress)
+    elif start is not None:
         b, within = bisect_around(run, start, resolution, 2 * resolution, progress=progress)
     else:
         b = bisect(run, low, high, resolution, progress=progress)
