@@ -58,7 +58,7 @@ samples-squash:
 	sample_initrds/build-squash.sh $(SQUASH)
 
 # A debootstrapped Debian 12 root disk with kdump-tools (for --root-disk) and the kdump initrd
-# its own packages made, into an ignored folder; built only when missing (~6 min, root).
+# its own packages made, into an ignored folder; built only when missing (6-11 min, root).
 ROOTDISK ?= $(REAL)/rootdisk
 rootdisk:
 	sample_initrds/build-rootdisk.sh $(ROOTDISK)
