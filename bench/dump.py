@@ -72,6 +72,9 @@ def main() -> int:
         return 1
     print(f"dump-saved minimum   crashkernel={m}M  ({k['dump']['format']}, {k['dump']['bytes']} B)")
     print(f"marker-only minimum  crashkernel={k['marker_minimum_mib']}M")
+    if k["repeats"]:
+        flaky = ", ".join(map(str, k["flaky_mib"])) or "none"
+        print(f"reliable minimum     crashkernel={k['reliable_minimum_mib']}M (flaky: {flaky})")
     peers = {**DISTRO, "kdumpctl formula": k["kdumpctl_formula_mib"]}
     peers["footprint static model"] = k["model_mib"]
     print(f"\n{'estimate':<34} {'MiB':>7} {'error':>8} {'%':>7}")
