@@ -8,7 +8,7 @@ SQUASH ?= $(REAL)/squash
 STAMP := $(VENV)/.installed
 EDITABLE := --config-settings editable_mode=compat
 
-.PHONY: run test test-fast lint samples samples-real samples-squash bench fuzz clean compile
+.PHONY: run test test-fast lint samples samples-real samples-squash rootdisk bench fuzz clean compile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ samples-real:
 # layout), made by Debian trixie's dracut in a cached trixie chroot. Needs root and debootstrap.
 samples-squash:
 	sample_initrds/build-squash.sh $(SQUASH)
+
+# A debootstrapped Debian 12 root disk with kdump-tools (for --root-disk) and the kdump initrd
+# its own packages made, into an ignored folder; built only when missing (6-11 min, root).
+ROOTDISK ?= $(REAL)/rootdisk
+rootdisk:
+	sample_initrds/build-rootdisk.sh $(ROOTDISK)
 
 # Medians against the codec's own decompressor, lsinitramfs and lsinitrd, on the real images.
 BENCH_IMAGES ?= $(REAL)/initramfs-tools-zstd.img $(REAL)/dracut-systemd.img

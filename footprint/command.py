@@ -390,6 +390,15 @@ qemu_options = gather(
         "timeout": opt("timeout"),
         "init": click.option("--rdinit", "init", default="/init", help="The image's init."),
         "accel": opt("accel"),
+        "root_disk": click.option(
+            "--root-disk",
+            type=FILE,
+            help="A raw or qcow2 root disk, attached (virtio) through a copy-on-write overlay "
+            "per boot; with --kdump success is a dump saved on it.",
+        ),
+        "root": click.option(
+            "--root", help="root= for the boot (default: from --root-disk's layout: /dev/vda[N])."
+        ),
     },
 )
 

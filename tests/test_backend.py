@@ -50,6 +50,8 @@ def test_every_schema_is_valid_and_names_the_outcomes() -> None:
         "timeout",
         "failed",
         "load-failed",
+        "dump-saved",
+        "dump-failed",
     ]
 
 

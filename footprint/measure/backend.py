@@ -16,7 +16,8 @@ from footprint.schemas import plain, typed
 
 
 class Outcome(str, enum.Enum):
-    """How a run ended; only SUCCESS counts as the image fitting in the memory given."""
+    """How a run ended; only SUCCESS and DUMP_SAVED count as the image fitting in the memory
+    given (DUMP_SAVED where a dump on the root disk is what success means)."""
 
     SUCCESS = "success"  # the marker appeared, the entry exited 0, or init settled
     OOM = "oom"  # the OOM killer ran after the unpack
@@ -25,6 +26,8 @@ class Outcome(str, enum.Enum):
     TIMEOUT = "timeout"  # no outcome in the time given
     FAILED = "failed"  # the entry exited non-zero, or the sandbox could not start it
     LOAD_FAILED = "load-failed"  # kdump: kexec -p could not load the capture kernel
+    DUMP_SAVED = "dump-saved"  # kdump with a root disk: the capture's tooling saved a dump
+    DUMP_FAILED = "dump-failed"  # it ran and failed, or wrote no readable dump
 
     def __str__(self) -> str:
         return self.value
@@ -113,6 +116,27 @@ class QemuRun:
     samples: tuple[ProbeSample, ...]
 
 
+class DumpFormat(str, enum.Enum):
+    """The formats makedumpfile (and the kernel's /proc/vmcore) write, by their first bytes."""
+
+    KDUMP_COMPRESSED = "kdump-compressed"  # makedumpfile -c/-l/-p/-z: "KDUMP   "
+    FLATTENED = "flattened"  # makedumpfile -F: "makedumpfile" (for a pipe or ssh)
+    ELF = "elf"  # an ELF core (makedumpfile -E, or a copy of /proc/vmcore)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class DumpFile:
+    """The dump a capture saved on the root disk, as read back from the trial's overlay."""
+
+    path: str  # on the root disk, e.g. /var/crash/202501011200/dump.202501011200
+    bytes: int
+    format: DumpFormat
+    dmesg_path: str  # the dmesg saved beside it ("" when there is none)
+
+
 @dataclass(frozen=True)
 class RunResult:
     """One run of an image in `memory_bytes` (a cgroup limit, QEMU's -m, or crashkernel=)."""
@@ -128,10 +152,11 @@ class RunResult:
     console: str = ""
     cgroup: CgroupRun | None = None
     qemu: QemuRun | None = None
+    dump: DumpFile | None = None  # kdump with a root disk: the dump saved (dump-saved)
 
     @property
     def succeeded(self) -> bool:
-        return self.outcome is Outcome.SUCCESS
+        return self.outcome in (Outcome.SUCCESS, Outcome.DUMP_SAVED)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types; from_dict() reads them back into an equal RunResult."""

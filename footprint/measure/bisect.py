@@ -22,10 +22,11 @@ class Trial:
     succeeded: bool
     peak_bytes: int
     duration_s: float
+    detail: str = ""  # what ended it, in words (the run's detail)
 
     @classmethod
     def of(cls, limit: int, r: RunResult) -> Trial:
-        return cls(limit, r.outcome, r.succeeded, r.peak_bytes, r.duration_s)
+        return cls(limit, r.outcome, r.succeeded, r.peak_bytes, r.duration_s, r.detail)
 
 
 @dataclass
@@ -133,6 +134,38 @@ def bisect_around(
         return _merged(result, trials, runs), True
     result = bisect(trial, high, high + 4 * window, resolution, max_high)
     return _merged(result, trials, runs), False
+
+
+def bisect_up(
+    run: Callable[[int], RunResult],
+    floor: int,
+    high: int,
+    resolution: int = 4 * MIB,
+    max_high: int = 64 << 30,
+    progress: Callable[[Trial, int, int], None] | None = None,
+) -> Bisection:
+    """The smallest succeeding limit when every limit below `floor` is known to fail (a
+    stricter success than one already bisected to `floor`: a dump saved, where the initrd
+    alone needs `floor`): the first trial is `floor` itself, which settles it in one boot
+    when it succeeds; else an ordinary bisection between it and `high`."""
+    trials: list[Trial] = []
+    runs: dict[int, RunResult] = {}
+    floor = max(resolution, round_up(floor, resolution))
+
+    def trial(limit: int) -> RunResult:
+        if limit not in runs:
+            runs[limit] = run(limit)
+            trials.append(Trial.of(limit, runs[limit]))
+            if progress is not None:
+                progress(trials[-1], floor, high)
+        return runs[limit]
+
+    if trial(floor).succeeded:
+        b = Bisection(floor, resolution, floor - resolution, floor, list(trials), runs[floor])
+        return b
+    return _merged(
+        bisect(trial, floor, max(high, floor + resolution), resolution, max_high), trials, runs
+    )
 
 
 def _merged(result: Bisection, trials: list[Trial], runs: dict[int, RunResult]) -> Bisection:

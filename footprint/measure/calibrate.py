@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from footprint.measure.backend import Backend, RunResult
-from footprint.measure.bisect import Bisection, Trial, bisect, bisect_around
+from footprint.measure.bisect import Bisection, Trial, bisect, bisect_around, bisect_up
 from footprint.model.reservation import Reservation
 from footprint.units import MIB, round_up
 
 MAKEDUMPFILE_BYTES = 5 * MIB  # its bitmap buffer (<= 4 MiB) + about 1 MiB per thread (one)
 MARGIN = 0.10  # run-to-run spread and the devices a VM lacks
 ROUND = 16 * MIB
+MAX_STEPS_UP = 4  # resolutions above the minimum where a reliable one is looked for
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,10 @@ class Calibration:
     repeats: list[Trial] = field(default_factory=list)
     predicted_bytes: int | None = None  # a kernel profile's prediction: the first trial
     predicted_within: bool | None = None  # whether the minimum was within 2 resolutions of it
+    # With repeats: the smallest size at which every trial succeeded (None: none within
+    # MAX_STEPS_UP above the minimum), and the sizes below it that succeeded only sometimes.
+    reliable_minimum_bytes: int | None = None
+    flaky_bytes: tuple[int, ...] = ()
 
 
 def terms_at(result: RunResult, plan: Plan, minimum: int) -> Terms | None:
@@ -98,13 +103,15 @@ def terms_at(result: RunResult, plan: Plan, minimum: int) -> Terms | None:
         user = max(user, m.get("AnonPages", 0) + m.get("KernelStack", 0) + m.get("PageTables", 0))
         runtime = max(runtime, m.get("Slab", 0) + m.get("Percpu", 0) + s.modules_bytes)
     margin = round_up(int(minimum * MARGIN), 4 * MIB)
+    # A run that saved the dump ran makedumpfile in the minimum already.
+    makedumpfile = 0 if result.dump is not None else MAKEDUMPFILE_BYTES
     return Terms(
         plan.kernel,
         plan.compressed_initrd,
         plan.rootfs,
         user,
         runtime,
-        MAKEDUMPFILE_BYTES,
+        makedumpfile,
         margin,
         f"{MARGIN:.0%} of the measured minimum, for run-to-run spread and for the "
         "devices and drivers the VM does not have",
@@ -120,31 +127,64 @@ def calibrate(
     bounds: tuple[int, int] | None = None,
     progress: Callable[[Trial, int, int], None] | None = None,
     start: int | None = None,
+    floor: int | None = None,
 ) -> Calibration:
     """Bisect `backend`'s memory for `image` between `bounds` (default: BOUNDS' policy for
-    the backend) — or, given a prediction `start`, from it outwards (bisect_around) — then
-    repeat the trials at the minimum and one step below."""
+    the backend) — or, given a prediction `start`, from it outwards (bisect_around), or,
+    given a `floor` below which every run is known to fail, from it upwards (bisect_up) — then
+    repeat the trials at the minimum (and upwards, until every repeat succeeds: the reliable
+    minimum, which the recommendation is made from) and one step below."""
     low, high = bounds or BOUNDS[backend.name](plan, resolution)
 
     def run(memory: int) -> RunResult:
         return backend.run(image, memory)
 
     within = None
-    if start is not None:
+    if floor is not None:
+        b = bisect_up(run, floor, high, resolution, progress=progress)
+    elif start is not None:
         b, within = bisect_around(run, start, resolution, 2 * resolution, progress=progress)
     else:
         b = bisect(run, low, high, resolution, progress=progress)
-    recommended, terms = None, None
-    if b.minimum_bytes is not None and b.at_minimum is not None:
-        terms = terms_at(b.at_minimum, plan, b.minimum_bytes)
-        if terms is not None:
-            recommended = round_up(b.minimum_bytes + terms.makedumpfile + terms.margin, ROUND)
     repeats: list[Trial] = []
+
+    def again(limit: int) -> bool:
+        """`repeat - 1` more trials at `limit`; whether every one succeeded."""
+        ok = True
+        for _ in range(repeat - 1):
+            t = Trial.of(limit, run(limit))
+            repeats.append(t)
+            ok = ok and t.succeeded
+            if progress is not None:
+                progress(t, low, high)
+        return ok
+
+    reliable = b.minimum_bytes
     if b.minimum_bytes is not None and repeat > 1:
-        for limit in (b.minimum_bytes, b.minimum_bytes - resolution):
-            for _ in range(repeat - 1):
-                t = Trial.of(limit, run(limit))
-                repeats.append(t)
-                if progress is not None:
-                    progress(t, low, high)
-    return Calibration(backend.name, b, plan, recommended, terms, repeats, start, within)
+        # The reliable minimum: the first size from the minimum up at which every repeat
+        # succeeded (near the boundary a dump may be saved in some trials, not in others).
+        reliable = None
+        for step in range(MAX_STEPS_UP + 1):
+            limit = b.minimum_bytes + step * resolution
+            if again(limit):
+                reliable = limit
+                break
+        again(b.minimum_bytes - resolution)
+    tried = b.trials + repeats
+    flaky = tuple(
+        sorted(
+            {
+                t.limit_bytes
+                for t in tried
+                if t.succeeded and (reliable is None or t.limit_bytes < reliable)
+            }
+        )
+    )
+    recommended, terms = None, None
+    if reliable is not None and b.at_minimum is not None:
+        terms = terms_at(b.at_minimum, plan, reliable)
+        if terms is not None:
+            recommended = round_up(reliable + terms.makedumpfile + terms.margin, ROUND)
+    return Calibration(
+        backend.name, b, plan, recommended, terms, repeats, start, within, reliable, flaky
+    )

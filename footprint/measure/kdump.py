@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from footprint.arch import DEFAULT, Arch
 from footprint.errors import EnvironmentUnavailable
 from footprint.image.cpio import newc_entry, newc_trailer
-from footprint.measure import kernel_log
+from footprint.measure import dump, kernel_log
 from footprint.measure.backend import Outcome, RunResult
 from footprint.measure.qemu import (
     Ending,
@@ -26,9 +26,13 @@ from footprint.measure.qemu import (
     read_log,
     watch,
 )
+from footprint.measure.rootdisk import RootDisk, read_disk
 
 MIN_TIMEOUT = 180.0
+DUMP_TIMEOUT = 360.0  # with a root disk: systemd boots on it and makedumpfile writes the dump
 FIRST_KERNEL_MIB = 3072  # ample: under TCG it costs nothing until touched
+DUMP_INTERVAL = 1.0  # seconds between probe samples of a dump trial: its walk costs CPU
+ROOT_DISK_FIRST_KERNEL_MIB = 2048  # with a root disk: the machine shape the dump is of
 CRASH = "sysrq: Trigger a crash"
 STAGE1_INIT = """#!/bin/sh
 mount -t proc proc /proc
@@ -137,7 +141,7 @@ class KdumpBackend:
     """A real crash: `memory` is the first kernel's crashkernel= reservation."""
 
     options: QemuOptions
-    first_kernel_mib: int = FIRST_KERNEL_MIB  # the crashing kernel's RAM (-m)
+    first_kernel_mib: int | None = None  # the crashing kernel's RAM (-m); None: the default
     name: str = field(default="kdump", init=False)
 
     def run(self, image: str, memory: int) -> RunResult:
@@ -145,13 +149,30 @@ class KdumpBackend:
 
 
 def kdump_boot(
-    image: str, crashkernel: int, options: QemuOptions, first_kernel_mib: int = FIRST_KERNEL_MIB
+    image: str, crashkernel: int, options: QemuOptions, first_kernel_mib: int | None = None
 ) -> RunResult:
     """Crash a first kernel of `first_kernel_mib` MiB booted with crashkernel=`crashkernel`
     into the image under test (the capture kernel's elfcorehdr describes that RAM).
 
-    The timeout is at least MIN_TIMEOUT: the first kernel boots before the one under test."""
-    o = replace(options, timeout=max(options.timeout, MIN_TIMEOUT))
+    Without a root disk the run ends as the image does (marker, settled, powered off); with
+    one it ends when QEMU does (the capture's tooling reboots once it has saved the dump,
+    -no-reboot stops QEMU then), and succeeds only with a dump on the disk: dump-saved, or
+    dump-failed with what went wrong. The first kernel has FIRST_KERNEL_MIB, or
+    ROOT_DISK_FIRST_KERNEL_MIB with a root disk, unless `first_kernel_mib` says otherwise.
+    The timeout is at least MIN_TIMEOUT (DUMP_TIMEOUT with a root disk): the first kernel
+    boots before the one under test."""
+    dump = options.root_disk is not None
+    if first_kernel_mib is None:
+        first_kernel_mib = ROOT_DISK_FIRST_KERNEL_MIB if dump else FIRST_KERNEL_MIB
+    o = replace(options, timeout=max(options.timeout, DUMP_TIMEOUT if dump else MIN_TIMEOUT))
+    if dump:  # only QEMU's exit ends a dump trial well: no marker, never settled
+        o = replace(
+            o,
+            until=None,
+            settle=float("inf"),
+            cmdline=_dump_cmdline(o),
+            interval=max(o.interval, DUMP_INTERVAL),
+        )
     arch = o.arch
     with prepared(image, o, "kdump") as p:
         s1 = stage1(p.tmp, p.kernel, p.initrd, p.cmdline, arch)
@@ -168,6 +189,7 @@ def kdump_boot(
             p.console_log,
             p.probe_log,
             o.cpus,
+            p.overlay,
         )
         result = watch(
             cmd,
@@ -178,9 +200,47 @@ def kdump_boot(
             section=_capture_console,
             before=_before_capture,
         )
+        if p.disk is not None and p.overlay is not None:
+            return _with_dump(result, p.disk, p.overlay, p.tmp, first_kernel_mib << 20)
         if result.succeeded and "vmcore" not in read_log(p.probe_log):
             return replace(result, detail=result.detail + " (no /proc/vmcore seen by the probe)")
         return result
+
+
+def _dump_cmdline(o: QemuOptions) -> str | None:
+    """The capture's command line as the disk's kdump tooling makes it: the first kernel's
+    (root=, ro) and what the disk's kdump-tools appends; the options' own if they give one."""
+    if o.cmdline is not None or o.root_disk is None:
+        return o.cmdline
+    disk = read_disk(o.root_disk, o.root)
+    append = dump.disk_facts(disk).capture_append
+    if append is None:  # not kdump-tools: footprint's kdump-like line
+        return None
+    return f"BOOT_IMAGE=/vmlinuz root={disk.root} ro {append}"
+
+
+def _with_dump(result: RunResult, disk: RootDisk, overlay: str, tmp: str, ram: int) -> RunResult:
+    """A dump trial's result: where the capture ended well (its tooling rebooted), whether
+    the dump is on the disk; other endings (OOM, panic, timeout...) stay as they are."""
+    if result.outcome is not Outcome.SUCCESS:
+        return result
+    raw = dump.raw_copy(overlay, os.path.join(tmp, "root.raw"))
+    try:
+        before = dump.disk_facts(disk).dumps
+        check = dump.check_dump(dump.Filesystem(raw, disk.offset), before, ram)
+    finally:
+        os.unlink(raw)
+    if check.dump is not None:
+        f = check.dump
+        return replace(
+            result,
+            outcome=Outcome.DUMP_SAVED,
+            detail=f"{f.format} dump saved: {f.path} ({f.bytes} bytes)",
+            dump=f,
+        )
+    said = kernel_log.dump_tooling(_capture_console(result.console) or "")
+    why = f"{check.problem}; {said}" if said else check.problem
+    return replace(result, outcome=Outcome.DUMP_FAILED, detail=why)
 
 
 def _capture_console(console: str) -> str | None:

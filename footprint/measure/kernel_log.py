@@ -10,6 +10,8 @@ from footprint.measure.backend import Killed
 
 KILLED_PROCESS = re.compile(r"Killed process (\d+) \(([^)]*)\)")
 OOM = re.compile(r"Out of memory|oom-kill:|invoked oom-killer")
+# The OOM killer found nothing to kill (the kernel then panics, or with panic=0 hangs).
+NO_KILLABLE = "Out of memory and no killable processes"
 PANIC = re.compile(r"Kernel panic - not syncing: ?(.*)")
 UNPACK_FAILED = re.compile(
     r"Initramfs unpacking failed|rootfs image is not initramfs|"
@@ -21,12 +23,23 @@ KEXEC_LOAD_FAILED = re.compile(
     r"kexec_file_load failed.*|Could not find a free area.*|crashkernel reservation failed.*"
 )
 CRASHKERNEL_FAILED = "crashkernel reservation failed"
+# What the capture's dump tooling (kdump-tools, kdump-config, makedumpfile) says went wrong.
+DUMP_TOOLING_FAILED = re.compile(
+    r"(?:kdump-tools|kdump-config|makedumpfile)\S*:? .*(?:fail|error|cannot|can't|not ).*",
+    re.IGNORECASE,
+)
 POWERED_OFF = ("reboot: Power down", "reboot: Restarting")
 
 
 def killed(text: str) -> list[Killed]:
     """Every process the OOM killer named in `text`."""
     return [Killed(int(pid), name) for pid, name in KILLED_PROCESS.findall(text)]
+
+
+def dump_tooling(console: str) -> str:
+    """The last complaint of the capture's dump tooling on the console, "" if none."""
+    said = DUMP_TOOLING_FAILED.findall(console)
+    return said[-1].strip() if said else ""
 
 
 class Kmsg:

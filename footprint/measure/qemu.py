@@ -30,6 +30,7 @@ from footprint.image.uki import PE_MAGIC
 from footprint.measure import kernel_log
 from footprint.measure.backend import Outcome, ProbeProcess, ProbeSample, QemuRun, RunResult
 from footprint.measure.cmdline import KDUMP_CMDLINE
+from footprint.measure.rootdisk import RootDisk, drive_option, open_disk, overlay
 
 PROBE_PATH = "footprint-probe"
 
@@ -39,33 +40,48 @@ mount -t proc proc /proc 2>/dev/null
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 out=/dev/@PROBE_SERIAL@
 [ -c "$out" ] || out=/dev/console
+# After switch_root (run-init, switch_root, systemd's) has emptied the rootfs and moved /proc
+# and /dev to the real root, the sampler goes on from its own proc mount (those delete nothing
+# on another filesystem) with builtins only (no `[`: busybox may run it from /bin) and no file
+# it opens in /dev (its stderr is already /dev/null), sleeping with read -t on a FIFO it holds
+# open where the shell has it: the sleep binary is gone then.
+P=/proc
+mkdir -p /.fp-proc 2>/dev/null && mount -t proc proc /.fp-proc 2>/dev/null && P=/.fp-proc
 _fp_sample() {
-  read up idle </proc/uptime
+  read up idle <$P/uptime
   echo "@@ t $up"
   while read k v u; do
     case "$k" in
       MemTotal:|MemFree:|MemAvailable:|Shmem:|Cached:|Unevictable:|Slab:|SUnreclaim:|\
 AnonPages:|KernelStack:|PageTables:|Percpu:) echo "@@ m ${k%:} $v" ;;
     esac
-  done </proc/meminfo
+  done <$P/meminfo
   mods=0
-  if [ -r /proc/modules ]; then
-    while read n s r; do mods=$((mods + s)); done </proc/modules
-  fi
+  while read n s r; do mods=$((mods + s)); done <$P/modules
   echo "@@ mod $mods"
-  for st in /proc/[0-9]*/status; do
+  for st in $P/[0-9]*/status; do
     name= hwm=0 anon=0
     while read k v r; do
-      case "$k" in Name:) name=$v ;; VmHWM:) hwm=$v ;; RssAnon:) anon=$v ;; esac
-    done <"$st" 2>/dev/null
-    pid=${st#/proc/}
-    [ -n "$name" ] && [ "$hwm" != 0 ] && echo "@@ p ${pid%/status} $name $hwm $anon"
+      case "$k" in Name:) name=$v ;; VmHWM:) hwm=$v ;; RssAnon:) anon=$v; break ;; esac
+    done <"$st"
+    pid=${st#$P/}
+    case "$name:$hwm" in :*|*:0) ;; *) echo "@@ p ${pid%/status} $name $hwm $anon" ;; esac
   done
   echo "@@ end"
 }
+_fp_nap() { sleep @INTERVAL@; }
 [ -e /proc/vmcore ] && echo "@@ vmcore present" >"$out"
 _fp_sample >"$out" 2>/dev/null
-( while :; do sleep @INTERVAL@; _fp_sample; done ) >"$out" 2>/dev/null &
+(
+  if mkfifo /.fp-nap 2>/dev/null && true 3<>/.fp-nap; then
+    exec 3<>/.fp-nap
+    rm -f /.fp-nap
+    read -t 0.01 _x <&3 2>/dev/null
+    nap=$?
+    [ "$nap" = 1 ] || [ "$nap" -gt 128 ] && _fp_nap() { read -t @INTERVAL@ _x <&3; }
+  fi
+  while :; do _fp_nap; _fp_sample; done
+) >"$out" 2>/dev/null &
 exec @INIT@ "$@"
 """
 
@@ -85,6 +101,8 @@ class QemuOptions:
     accel: str = "auto"  # kvm, tcg, or auto: KVM if a trial boot works
     arch: Arch = DEFAULT
     cpus: int = 1  # QEMU's -smp (the kdump command line still says nr_cpus=1)
+    root_disk: str | None = None  # a raw or qcow2 root disk, attached through an overlay
+    root: str | None = None  # root= for the capture (default: from the disk's layout)
 
 
 @dataclass(frozen=True)
@@ -129,14 +147,16 @@ def parse_probe(text: str) -> list[ProbeSample]:
     return samples
 
 
-def capture_cmdline(cmdline: str | None, append: str, arch: Arch = DEFAULT) -> str:
-    """The command line the image's kernel boots with: console, the probe, kdump's options."""
-    parts = (
-        f"console={arch.console}",
-        f"rdinit=/{PROBE_PATH}",
-        KDUMP_CMDLINE if cmdline is None else cmdline,
-        append,
-    )
+def capture_cmdline(
+    cmdline: str | None, append: str, arch: Arch = DEFAULT, root: str | None = None
+) -> str:
+    """The command line the image's kernel boots with: console, the probe, kdump's options;
+    with a root disk its `root` replaces the root= there (or is added)."""
+    line = KDUMP_CMDLINE if cmdline is None else cmdline
+    if root is not None:
+        words = [w for w in line.split() if not w.startswith("root=")]
+        line = " ".join([f"root={root}", *words])
+    parts = (f"console={arch.console}", f"rdinit=/{PROBE_PATH}", line, append)
     return " ".join(p for p in parts if p)
 
 
@@ -206,6 +226,7 @@ def qemu_command(
     console: str,
     probe: str | None,
     cpus: int = 1,
+    disk: str | None = None,
 ) -> list[str]:
     cmd = [
         qemu,
@@ -236,6 +257,8 @@ def qemu_command(
         cmd += ["-initrd", initrd]
     if probe:
         cmd += ["-chardev", f"file,id=probe,path={probe}", "-serial", "chardev:probe"]
+    if disk:
+        cmd += drive_option(disk)
     return cmd
 
 
@@ -312,6 +335,8 @@ def classify(
         if not any(line in console for line in kernel_log.UNPACK_OVER):
             return Outcome.UNPACK_FAILED, "out of memory while unpacking the initramfs"
         killed = kernel_log.KILLED_PROCESS.search(console)
+        if killed is None and kernel_log.NO_KILLABLE in console:
+            return Outcome.OOM, "out of memory and no killable processes"
         who = f": killed {killed.group(2)} ({killed.group(1)})" if killed else ""
         return Outcome.OOM, f"the OOM killer ran{who}"
     panic = kernel_log.PANIC.search(console)
@@ -343,6 +368,8 @@ class Prepared:
     console_log: str
     probe_log: str
     marker: re.Pattern[str] | None
+    disk: RootDisk | None = None  # the root disk, when one is attached
+    overlay: str | None = None  # the qcow2 overlay of it this run writes to
 
 
 @contextlib.contextmanager
@@ -352,6 +379,7 @@ def prepared(image: str, o: QemuOptions, kind: str) -> Iterator[Prepared]:
     qemu = qemu_binary(o.arch)
     marker = re.compile(o.until) if o.until else None
     with lifetime.temp_dir(kind) as tmp:
+        disk = open_disk(o.root_disk, tmp, o.root) if o.root_disk else None
         kfile = kernel_file(o.kernel, tmp)
         mode = choose_accel(qemu, kfile, o.arch) if o.accel == "auto" else o.accel
         yield Prepared(
@@ -360,10 +388,12 @@ def prepared(image: str, o: QemuOptions, kind: str) -> Iterator[Prepared]:
             kfile,
             mode,
             probe_image(image, tmp, o.init, o.interval, o.arch),
-            capture_cmdline(o.cmdline, o.append, o.arch),
+            capture_cmdline(o.cmdline, o.append, o.arch, disk.root if disk else o.root),
             os.path.join(tmp, "console"),
             os.path.join(tmp, "probe"),
             marker,
+            disk,
+            overlay(disk, tmp) if disk else None,
         )
 
 
@@ -382,6 +412,7 @@ def boot(image: str, memory: int, options: QemuOptions) -> RunResult:
             p.console_log,
             p.probe_log,
             o.cpus,
+            p.overlay,
         )
         return watch(cmd, p.tmp, Identity("qemu", image, o.kernel, memory, p.accel), p.marker, o)
 

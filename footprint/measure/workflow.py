@@ -18,8 +18,9 @@ from footprint.measure import ablate
 from footprint.measure.backend import Backend, RunResult
 from footprint.measure.bisect import Trial
 from footprint.measure.calibrate import Calibration, Plan, calibrate
-from footprint.measure.kdump import KdumpBackend
+from footprint.measure.kdump import ROOT_DISK_FIRST_KERNEL_MIB, KdumpBackend
 from footprint.measure.qemu import PROBE_PATH, QemuBackend, QemuOptions
+from footprint.measure.rootdisk import read_disk
 from footprint.measure.runner import CgroupBackend, CgroupOptions
 from footprint.units import MIB
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from footprint.model.kernel_profile import KernelProfile
 
 Progress = Callable[[Trial, int, int], None]
+DUMP_SPAN = 128 * MIB  # the dump's bisection looks this far above the initrd alone, at least
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class BootRun:
 
 
 def boot_image(image: str, memory: int, options: QemuOptions) -> BootRun:
+    if options.root_disk:
+        read_disk(options.root_disk, options.root)  # a bad disk fails before the boot
     r = QemuBackend(options).run(image, memory)
     return BootRun(r, process_components(analyze(image), r))
 
@@ -135,9 +139,17 @@ class Skipped:
 @dataclass(frozen=True)
 class CalibrateRun:
     direct: Calibration
-    kdump: Calibration | None
+    kdump: Calibration | None  # with a root disk: the marker-only one (the initrd alone)
     ablations: tuple[AblationRun, ...]
     skipped: tuple[Skipped, ...]
+    dump: Calibration | None = None  # kdump with a root disk: success is a dump saved on it
+
+
+def dump_bounds(marker: int, resolution: int) -> tuple[int, int]:
+    """Where a dump's minimum is looked for: from the initrd's own minimum (below it the
+    initrd cannot even boot; on Debian's root disk, 1 CPU, 2 GiB, the dump was saved right
+    there: 116 MiB both), up to twice it or DUMP_SPAN more."""
+    return marker - resolution, max(2 * marker, marker + DUMP_SPAN)
 
 
 def calibrate_image(request: CalibrateRequest, progress: Progress | None = None) -> CalibrateRun:
@@ -146,6 +158,8 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
     from footprint.image.repack import main_codec, repack
 
     r = request
+    if r.qemu.root_disk:
+        read_disk(r.qemu.root_disk, r.qemu.root)  # a bad disk fails before any boot
     a = analyze(r.image, kernel=r.qemu.kernel, rules_file=r.rules_file)
     plan = Plan.of(a.reservation)
     direct_start = kdump_start = None
@@ -172,22 +186,45 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
             if n not in measured
         ]
 
-    def run(backend: Backend, image: str, model: int, start: int | None = None) -> Calibration:
+    def run(
+        backend: Backend,
+        image: str,
+        model: int,
+        start: int | None = None,
+        bounds: tuple[int, int] | None = None,
+        floor: int | None = None,
+    ) -> Calibration:
         return calibrate(
             backend,
             image,
             replace(plan, model=model),
             r.resolution,
             r.repeat,
+            bounds=bounds,
             progress=progress,
             start=start,
+            floor=floor,
         )
 
     direct = run(QemuBackend(r.qemu), r.image, plan.model, direct_start)
     minimum = direct.bisection.minimum_bytes
-    kdump = (
-        run(KdumpBackend(r.qemu), r.image, minimum or plan.model, kdump_start) if r.kdump else None
-    )
+    kdump = dump = None
+    if r.kdump:
+        # With a root disk, first what the initrd alone needs (no disk: its marker, as
+        # without one), then the dump saved on the disk, from there upwards (first trial:
+        # that size itself).
+        first = ROOT_DISK_FIRST_KERNEL_MIB if r.qemu.root_disk else None
+        marker = KdumpBackend(replace(r.qemu, root_disk=None, root=None), first)
+        kdump = run(marker, r.image, minimum or plan.model, kdump_start)
+        if r.qemu.root_disk:
+            marker_minimum = kdump.bisection.minimum_bytes
+            dump = run(
+                KdumpBackend(r.qemu),
+                r.image,
+                plan.model,
+                bounds=dump_bounds(marker_minimum or plan.model, r.resolution),
+                floor=marker_minimum,
+            )
     ablations = []
     if plans and minimum is not None:
         codec = main_codec(a.inventory)  # the copies are written with the image's own codec
@@ -198,4 +235,4 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
                 ablations.append(
                     AblationRun(p, run(QemuBackend(r.qemu), copy.path, model), copy.codec)
                 )
-    return CalibrateRun(direct, kdump, tuple(ablations), tuple(skipped))
+    return CalibrateRun(direct, kdump, tuple(ablations), tuple(skipped), dump)

@@ -67,9 +67,18 @@ def boot_dict(r: RunResult, components: Mapping[str, str] | None = None) -> dict
         "breakdown": breakdown,
         "processes": sorted(processes.values(), key=lambda p: -p["hwm_bytes"]),
         "killed": [{"pid": k.pid, "name": k.name} for k in r.killed],
+        "dump": dump_dict(r),
         "timeline": [{"t": s.t, **s.meminfo, "modules": s.modules_bytes} for s in q.samples],
         "console_tail": r.console.splitlines()[-CONSOLE_TAIL:],
     }
+
+
+def dump_dict(r: RunResult) -> dict[str, Any] | None:
+    """The dump a kdump run with a root disk saved (None: no dump, or no root disk)."""
+    if r.dump is None:
+        return None
+    d = r.dump
+    return {"path": d.path, "bytes": d.bytes, "format": d.format.value, "dmesg_path": d.dmesg_path}
 
 
 PROCESSES = 12  # the largest processes boot's text lists; --json has every one
@@ -112,6 +121,10 @@ def calibration_dict(c: Calibration) -> dict[str, Any]:
         "resolution_mib": b.resolution_bytes / MIB,
         "trials": [trial_dict(t) for t in b.trials],
         "repeats": [trial_dict(t) for t in c.repeats],
+        "reliable_minimum_mib": (
+            c.reliable_minimum_bytes // MIB if c.reliable_minimum_bytes is not None else None
+        ),
+        "flaky_mib": [f // MIB for f in c.flaky_bytes],
         "model_mib": round(plan.model / MIB, 1),
         "kdumpctl_formula_mib": round(plan.kdumpctl_formula / MIB, 1),
         **prediction_fields(c),
@@ -145,6 +158,21 @@ def prediction_fields(c: Calibration) -> dict[str, Any]:
     }
 
 
+def _reliable_line(doc: dict[str, Any]) -> list[str]:
+    """With repeats: the size at which every trial succeeded, and the flaky ones below it."""
+    if not doc["repeats"]:
+        return []
+    r = doc["reliable_minimum_mib"]
+    line = (
+        f"reliable minimum   {r} MiB (every trial there succeeded)"
+        if r
+        else ("reliable minimum   none: some trial failed at every size repeated")
+    )
+    if doc["flaky_mib"]:
+        line += f"; flaky: {', '.join(map(str, doc['flaky_mib']))} MiB succeeded only sometimes"
+    return [line]
+
+
 def _prediction_line(doc: dict[str, Any]) -> list[str]:
     if doc.get("predicted_mib") is None:
         return []
@@ -168,7 +196,21 @@ def calibrate_run_dict(run: CalibrateRun) -> dict[str, Any]:
     """`footprint calibrate`: direct boot, and the kdump bisection and ablations if run."""
     doc = calibration_dict(run.direct)
     direct = run.direct.bisection.minimum_bytes
-    if run.kdump is not None:
+    if run.dump is not None:  # kdump's own success: the dump saved; the initrd alone beside
+        assert run.kdump is not None
+        marker = run.kdump.bisection.minimum_bytes
+        at = run.dump.bisection.at_minimum
+        doc["kdump"] = {
+            **calibration_dict(run.dump),
+            "success_means": "dump-saved",
+            "dump": dump_dict(at) if at is not None else None,
+            "marker_minimum_mib": marker // MIB if marker else None,
+            "marker": calibration_dict(run.kdump),
+        }
+        kexec = run.dump.bisection.minimum_bytes
+        if kexec and direct:
+            doc["kexec_minus_direct_mib"] = (kexec - direct) // MIB
+    elif run.kdump is not None:
         doc["kdump"] = calibration_dict(run.kdump)
         kexec = run.kdump.bisection.minimum_bytes
         if kexec and direct:
@@ -208,6 +250,31 @@ def ablation_row(a: AblationRun, base: Calibration) -> dict[str, Any]:
     }
 
 
+def _dump_lines(k: dict[str, Any]) -> list[str]:
+    """The dump calibration's result, beside what the initrd alone (its marker) needs."""
+    m, marker = k["minimum_mib"], k["marker_minimum_mib"]
+    lines = []
+    if m:
+        d = k["dump"]
+        lines.append(
+            f"dump-saved minimum crashkernel={m}M ({d['format']} dump, {d['bytes']} bytes, "
+            f"{d['path']})"
+        )
+    else:
+        lines.append("dump-saved minimum none found in the range")
+    lines += _reliable_line(k)
+    if marker:
+        gap = f": the dump needs {m - marker:+} MiB more" if m else ""
+        lines.append(f"marker-only minimum crashkernel={marker}M (the initrd alone{gap})")
+    if k["recommended_crashkernel"]:
+        t = k["terms"]
+        lines.append(
+            f"recommended        {k['recommended_crashkernel']}: dump-saved minimum + margin "
+            f"{t['margin']} MiB, rounded up to 16 MiB"
+        )
+    return lines
+
+
 def calibration_text(doc: dict[str, Any]) -> str:
     lines = ["trials (-m → outcome, peak, duration):"]
     lines += trial_lines(doc["trials"])
@@ -220,6 +287,7 @@ def calibration_text(doc: dict[str, Any]) -> str:
         f"measured minimum   {doc['minimum_mib']} MiB (resolution "
         f"{doc['resolution_mib']:g} MiB, direct boot -m)"
     )
+    lines += _reliable_line(doc)
     lines += _prediction_line(doc)
     lines.append(f"static model       {doc['model_mib']} MiB (gap {doc['model_gap_mib']:+} MiB)")
     lines.append(f"kdumpctl formula   {doc['kdumpctl_formula_mib']} MiB")
@@ -239,9 +307,16 @@ def calibration_text(doc: dict[str, Any]) -> str:
     if k:
         lines.append("")
         lines.append("kdump (crashkernel=, kexec -p after a real panic):")
+        if k.get("marker"):
+            lines.append(" the initrd alone (no root disk, its marker):")
+            lines += trial_lines(k["marker"]["trials"])
+            lines += trial_lines(k["marker"]["repeats"], "(repeat)")
+            lines.append(" a dump saved on the root disk:")
         lines += trial_lines(k["trials"])
         lines += trial_lines(k["repeats"], "(repeat)")
-        if k["minimum_mib"]:
+        if k.get("success_means") == "dump-saved":
+            lines += _dump_lines(k)
+        elif k["minimum_mib"]:
             lines.append(
                 f"kexec minimum      crashkernel={k['minimum_mib']}M "
                 f"({doc.get('kexec_minus_direct_mib', 0):+} MiB against direct boot)"

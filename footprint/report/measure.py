@@ -111,6 +111,7 @@ def trial_dict(t: Trial) -> dict[str, Any]:
         "success": t.succeeded,
         "peak_bytes": t.peak_bytes,
         "duration_s": round(t.duration_s, 2),
+        "detail": t.detail,
     }
 
 
