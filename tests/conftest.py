@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -57,10 +56,3 @@ def assert_schema(doc: dict) -> None:
     assert isinstance(doc.get("kind"), str), "document without a kind"
     jsonschema.Draft202012Validator(schema(doc["kind"])).validate(doc)
 
-
-@pytest.fixture(autouse=True)
-def no_thread_left():
-    """Every reader stops its decompressing thread: after an error, an early stop, Ctrl-C."""
-    yield
-    left = [t.name for t in threading.enumerate() if t.name == "footprint-decompress"]
-    assert not left, f"decompressing threads left running: {left}"

@@ -123,8 +123,11 @@ def test_ctrl_c_while_decompressing_exits_130(tmp_path: Path) -> None:
         text=True,
     )
     deadline = time.monotonic() + 10
-    while psutil.Process(proc.pid).num_threads() < 2 and time.monotonic() < deadline:
-        time.sleep(0.002)  # until the decompressing thread runs
+    watched = psutil.Process(proc.pid)
+    while time.monotonic() < deadline:  # until it has the image open: decompressing
+        if any(f.path == str(image) for f in watched.open_files()):
+            break
+        time.sleep(0.002)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert (proc.returncode, out, err) == (130, "", "footprint: interrupted\n")

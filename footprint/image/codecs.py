@@ -1,8 +1,8 @@
 """The compressions the kernel accepts for an initramfs member, recognised by magic bytes.
 
 One Codec per format, in the kernel's order (lib/decompress.c); each opens a Source that
-decompresses one member and leaves the image positioned right after it (the reader runs it
-on a thread: stream.AheadSource).
+decompresses one member and leaves the image positioned right after it (the reader bounds
+what it may produce: stream.BoundedSource).
 """
 
 from __future__ import annotations

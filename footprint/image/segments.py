@@ -13,7 +13,7 @@ from typing import BinaryIO
 from footprint.errors import BadImage, UnsupportedCodec
 from footprint.image import codecs
 from footprint.image.cpio import CpioEntry, EntryData, iter_archive
-from footprint.image.stream import AheadSource, FileSource, Source
+from footprint.image.stream import BoundedSource, FileSource, Source
 
 
 @dataclass(slots=True)
@@ -70,16 +70,16 @@ class ImageReader:
                 )
             try:
                 left = codec.max_unpacked - sum(s.uncompressed_bytes for s in self.segments)
-                member = AheadSource(codec.open(src, offset), limit=left)
+                member = BoundedSource(codec.open(src, offset), limit=left)
             except ImportError as e:  # an optional decompressor is not installed
                 raise UnsupportedCodec(f"{codec.name} member found but {e}", offset) from None
             seg = Segment(len(self.segments), offset, offset, codec.name, 0, 0, 0)
             self.segments.append(seg)
             try:
                 yield from self._compressed(member, seg)
-            finally:  # its thread, also when the reader stops early
+            finally:  # its decompressor, also when the reader stops early
                 member.close()
-            seg.end = src.offset  # the thread stopped reading the image where the member ends
+            seg.end = src.offset  # the member gave back what it read past its end
             seg.uncompressed_bytes = member.offset
 
     def _plain(self, src: FileSource, offset: int) -> Iterator[tuple[CpioEntry, EntryData | None]]:
