@@ -82,15 +82,16 @@ class ElfFacts:
         }
 
 
-def parser_config(lief: Any) -> Any:
-    """The minimal configuration: no symbols, relocations or versions, notes kept."""
+def parser_config(lief: Any, notes: bool = True) -> Any:
+    """The minimal configuration: no symbols, relocations or versions; notes kept unless
+    `notes` is False (a kernel module's sections are all that is read of it)."""
     cfg = lief.ELF.ParserConfig()
     cfg.parse_dyn_symbols = False
     cfg.parse_symtab_symbols = False
     cfg.parse_relocations = False
     cfg.parse_symbol_versions = False
     cfg.parse_overlay = False
-    cfg.parse_notes = True
+    cfg.parse_notes = notes
     return cfg
 
 

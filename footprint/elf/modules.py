@@ -53,18 +53,6 @@ def unpacked(path: str, data: bytes) -> tuple[bytes | None, str]:
         return None, f"cannot decompress it: {e.detail}"
 
 
-def parser_config(lief: Any) -> Any:
-    """Sections only: a module's symbols and relocations are most of it and not needed."""
-    cfg = lief.ELF.ParserConfig()
-    cfg.parse_dyn_symbols = False
-    cfg.parse_symtab_symbols = False
-    cfg.parse_relocations = False
-    cfg.parse_symbol_versions = False
-    cfg.parse_overlay = False
-    cfg.parse_notes = False
-    return cfg
-
-
 def read_modinfo(lief: Any, cfg: Any, path: str, data: bytes) -> dict[str, Any]:
     """The module's name and firmware= entries, as a plain dict (it crosses a process
     boundary); runs in the ELF worker."""

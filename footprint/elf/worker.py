@@ -39,7 +39,7 @@ def _child(conn: Connection) -> None:
     lief.logging.disable()
     readers = {
         ELF: (facts.read_facts, facts.parser_config(lief)),
-        MODULE: (modules.read_modinfo, modules.parser_config(lief)),
+        MODULE: (modules.read_modinfo, facts.parser_config(lief, notes=False)),
     }
     while True:
         try:
