@@ -250,6 +250,10 @@ def boot(image: str, memory: int, as_json: bool, qemu: QemuOptions) -> None:
 @opt("without")
 @opt("ablate-all")
 @opt("kdump")
+@opt("ram")
+@opt("cpus")
+@opt("jobs")
+@opt("format-crashkernel")
 @opt("json")
 @reading_options("kernel-profile", "rules")
 @qemu_options
@@ -260,6 +264,10 @@ def calibrate(
     without: tuple[str, ...],
     ablate_all: bool,
     kdump: bool,
+    rams: tuple[int, ...] | None,
+    cpus: tuple[int, ...],
+    jobs: int,
+    fmt: str,
     as_json: bool,
     reading: ProfileOptions,
     qemu: QemuOptions,
@@ -270,10 +278,18 @@ def calibrate(
     reservation with its terms, next to the model and kdumpctl's formula. With --without or
     --ablate-all, also what removing components really saves, next to the model's marginal.
     """
+    from footprint.measure.shapes import default_jobs, shapes
     from footprint.measure.workflow import CalibrateRequest, calibrate_image
     from footprint.report import boot as render
     from footprint.report.progress import with_progress
 
+    if (rams or cpus != (1,)) and not kdump:
+        raise UsageError("--ram and --cpus are machine shapes for --kdump: add --kdump")
+    wanted = shapes(tuple(r >> 20 for r in rams), cpus) if rams else ()
+    if cpus != (1,) and not rams:
+        raise UsageError("--cpus needs --ram: every CPU count is calibrated with every RAM size")
+    if any(s.ram_mib < 256 for s in wanted):
+        raise UsageError("--ram: a first kernel needs 256M at least")
     request = CalibrateRequest(
         image,
         qemu,
@@ -284,9 +300,11 @@ def calibrate(
         kdump=kdump,
         rules_file=reading.rules_file,
         kernel_profile=reading.runtime,
+        shapes=wanted,
+        jobs=jobs or default_jobs(wanted),
     )
     run = with_progress(lambda report: calibrate_image(request, report))
-    output(render.calibrate_run_dict(run), as_json, render.calibration_text)
+    output(render.calibrate_run_dict(run, fmt), as_json, render.calibration_text)
     if run.direct.bisection.minimum_bytes is None:
         raise click.exceptions.Exit(1)
 

@@ -113,6 +113,22 @@ class SizeRange(click.ParamType):  # type: ignore[type-arg,unused-ignore]
         return (SIZE.convert(low, param, ctx), SIZE.convert(high, param, ctx))
 
 
+class ListOf(click.ParamType):  # type: ignore[type-arg,unused-ignore]
+    """A comma-separated list of `item`s (2G,8G or 1,4) as a tuple, each checked by `item`."""
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
+        self.name = f"{item.name}[,{item.name}…]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        parts = [p.strip() for p in str(value).split(",")]
+        if not all(parts):
+            self.fail(f"{value!r} has an empty item (like 2G,8G)", param, ctx)
+        return tuple(self.item.convert(p, param, ctx) for p in parts)
+
+
 class PageSize(click.IntRange):
     """A page size: a power of two, 512 or more."""
 
@@ -228,6 +244,33 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         help="Find the smallest limit that still succeeds: --bisect or --bisect LOW:HIGH.",
     ),
     "memory-boot": option("--memory", type=SIZE, default="512M", help="The VM's RAM (-m)."),
+    "ram": option(
+        "--ram",
+        "rams",
+        type=ListOf(SIZE),
+        help="With --kdump: the first kernel's RAM, one machine shape each (like 2G,8G,64G); "
+        "the minima make a ranged crashkernel= line (default: 2G with --root-disk, else 3G).",
+    ),
+    "cpus": option(
+        "--cpus",
+        type=ListOf(click.IntRange(min=1, max=64)),
+        default="1",
+        help="With --kdump: the machine's CPUs (QEMU's -smp), each with every --ram.",
+    ),
+    "jobs": option(
+        "--jobs",
+        type=click.IntRange(min=0),
+        default=0,
+        help="Machine shapes calibrated at once (0: what this machine's CPUs and memory hold).",
+    ),
+    "format-crashkernel": option(
+        "--format",
+        "fmt",
+        type=click.Choice(["kernel", "kdump-tools", "kdump-utils", "grub"]),
+        default="kernel",
+        help="How to print the measured crashkernel= line: as the kernel takes it, or as "
+        "kdump-tools', kdump-utils' (grubby) or GRUB's configuration expects it.",
+    ),
     "repeat": option(
         "--repeat",
         type=click.IntRange(min=1),

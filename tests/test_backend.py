@@ -295,6 +295,7 @@ def test_calibrate_keeps_every_trial_and_repeats_the_boundary() -> None:
 def test_calibrate_and_measure_print_trials_alike() -> None:
     from footprint.measure.ablate import Ablation
     from footprint.measure.calibrate import Plan, calibrate
+    from footprint.measure.shapes import Shape, ShapeRun
     from footprint.measure.workflow import AblationRun, CalibrateRun, Skipped
     from footprint.report.boot import calibrate_run_dict, calibration_text
     from footprint.report.measure import bisection_dict, measurement_text
@@ -305,7 +306,10 @@ def test_calibrate_and_measure_print_trials_alike() -> None:
     ablated = calibrate(_Threshold(81 * MIB, probe=True), "x.img", Plan(80 * MIB, 0, 0, 0, 0))
     pad = Ablation("pad", frozenset({"data/pad"}), 16 * MIB, 20 * MIB)
     run = CalibrateRun(
-        direct, kdump, (AblationRun(pad, ablated, "gzip"),), (Skipped("glibc", 3 * MIB, "needed"),)
+        direct,
+        (ShapeRun(Shape(3072, 1), kdump),),
+        (AblationRun(pad, ablated, "gzip"),),
+        (Skipped("glibc", 3 * MIB, "needed"),),
     )
     doc = calibrate_run_dict(run)
     assert_schema(doc)

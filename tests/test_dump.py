@@ -370,6 +370,7 @@ class _Dumps:
 
 def test_the_dump_calibration_beside_the_marker_only_one() -> None:
     from footprint.measure.calibrate import Plan, calibrate
+    from footprint.measure.shapes import Shape, ShapeRun
     from footprint.measure.workflow import CalibrateRun, dump_bounds
     from footprint.report.boot import calibrate_run_dict, calibration_text
 
@@ -381,8 +382,16 @@ def test_the_dump_calibration_beside_the_marker_only_one() -> None:
     dump = calibrate(backend, "x.img", plan, 4 * MIB, bounds=bounds, floor=124 * MIB)
     assert backend.runs == [124, 252, 188, 220, 204, 196, 200]  # from the marker's minimum up
     assert dump.terms is not None and dump.terms.makedumpfile == 0  # it ran in the minimum
-    doc = calibrate_run_dict(CalibrateRun(direct, marker, (), (), dump))
+    shape = ShapeRun(Shape(2048, 1), marker, dump)
+    doc = calibrate_run_dict(CalibrateRun(direct, (shape,), (), ()))
     assert_schema(doc)
+    # bookworm's own line on this 2 GiB machine, against the dump-saved minimum and the
+    # recommendation (204 + 24, to 16: 240)
+    assert doc["crashkernel_ranges"] == "2G-:240M"
+    lines = {d["name"]: d["shapes"][0] for d in doc["distro_lines"]}
+    assert lines["debian-bookworm"]["verdict"] == "too small by 76 MiB"
+    assert lines["debian"]["verdict"] == "too small by 12 MiB"
+    assert lines["kdump-utils"]["verdict"] == "wastes 16 MiB"
     k = doc["kdump"]
     assert (k["minimum_mib"], k["marker_minimum_mib"], k["success_means"]) == (
         204,

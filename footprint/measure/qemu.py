@@ -18,6 +18,7 @@ import re
 import shutil
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -231,11 +232,15 @@ def qemu_command(
     cmd = [
         qemu,
         "-machine",
-        arch.machine,
+        f"{arch.machine},memory-backend=ram0",
         "-accel",
         accel,
         "-m",
         str(memory_mib),
+        # RAM the host reserves nothing for: a first kernel larger than this machine (64G
+        # on 24G) boots, and costs only the pages the guest touches.
+        "-object",
+        f"memory-backend-ram,id=ram0,size={memory_mib}M,reserve=off",
         "-smp",
         str(cpus),
         "-nodefaults",
@@ -286,6 +291,20 @@ def choose_accel(qemu: str, kernel: str, arch: Arch = DEFAULT, wait: float = 8.0
     return "tcg"
 
 
+# QEMU processes running now, from any thread: trials run side by side (--jobs) end at once
+# when the command is interrupted (kill_all), not when each one's timeout comes.
+_LIVE: set[subprocess.Popen[bytes]] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def kill_all() -> None:
+    """Kill every QEMU this process runs; each trial's own exit path then reaps it."""
+    with _LIVE_LOCK:
+        for proc in _LIVE:
+            if proc.poll() is None:
+                proc.kill()
+
+
 @contextlib.contextmanager
 def _running(cmd: list[str]):  # type: ignore[no-untyped-def]
     proc = subprocess.Popen(
@@ -295,9 +314,13 @@ def _running(cmd: list[str]):  # type: ignore[no-untyped-def]
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
     try:
         yield proc
     finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
         if proc.poll() is None:
             proc.kill()
         try:

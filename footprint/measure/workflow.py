@@ -7,9 +7,11 @@ every trial as it ends.
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from footprint import lifetime
 from footprint.analyze import Analysis, analyze
@@ -18,16 +20,23 @@ from footprint.measure import ablate
 from footprint.measure.backend import Backend, RunResult
 from footprint.measure.bisect import Trial
 from footprint.measure.calibrate import Calibration, Plan, calibrate
-from footprint.measure.kdump import ROOT_DISK_FIRST_KERNEL_MIB, KdumpBackend
-from footprint.measure.qemu import PROBE_PATH, QemuBackend, QemuOptions
+from footprint.measure.kdump import FIRST_KERNEL_MIB, ROOT_DISK_FIRST_KERNEL_MIB, KdumpBackend
+from footprint.measure.qemu import PROBE_PATH, QemuBackend, QemuOptions, kill_all
 from footprint.measure.rootdisk import read_disk
 from footprint.measure.runner import CgroupBackend, CgroupOptions
+from footprint.measure.shapes import Shape, ShapeRun
 from footprint.units import MIB
 
 if TYPE_CHECKING:
     from footprint.model.kernel_profile import KernelProfile
 
-Progress = Callable[[Trial, int, int], None]
+
+class Progress(Protocol):
+    """Told of every trial as it ends; `label` names the shape it is of, where there are
+    several."""
+
+    def __call__(self, trial: Trial, low: int, high: int, label: str = "") -> None: ...
+
 DUMP_SPAN = 128 * MIB  # the dump's bisection looks this far above the initrd alone, at least
 
 
@@ -120,6 +129,18 @@ class CalibrateRequest:
     kdump: bool = False  # bisect crashkernel= with a real crash too
     rules_file: str | None = None
     kernel_profile: KernelProfile | None = None  # start at its prediction
+    shapes: tuple[Shape, ...] = ()  # kdump's machine shapes (none: the default one)
+    jobs: int = 1  # shapes calibrated at once
+
+    @property
+    def kdump_shapes(self) -> tuple[Shape, ...]:
+        """The shapes kdump is calibrated for: those asked for, or the default first kernel
+        (ROOT_DISK_FIRST_KERNEL_MIB with a root disk, else FIRST_KERNEL_MIB) with the boot's
+        CPUs."""
+        if self.shapes:
+            return self.shapes
+        ram = ROOT_DISK_FIRST_KERNEL_MIB if self.qemu.root_disk else FIRST_KERNEL_MIB
+        return (Shape(ram, self.qemu.cpus),)
 
 
 @dataclass(frozen=True)
@@ -139,10 +160,20 @@ class Skipped:
 @dataclass(frozen=True)
 class CalibrateRun:
     direct: Calibration
-    kdump: Calibration | None  # with a root disk: the marker-only one (the initrd alone)
+    shapes: tuple[ShapeRun, ...]  # kdump's, one per machine shape (none without --kdump)
     ablations: tuple[AblationRun, ...]
     skipped: tuple[Skipped, ...]
-    dump: Calibration | None = None  # kdump with a root disk: success is a dump saved on it
+    distro_arch: str = "x86_64"  # whose distribution lines the shapes are judged against
+
+    @property
+    def kdump(self) -> Calibration | None:
+        """The first shape's marker-only calibration (with a root disk: the initrd alone)."""
+        return self.shapes[0].marker if self.shapes else None
+
+    @property
+    def dump(self) -> Calibration | None:
+        """The first shape's dump calibration (a root disk: success is a dump saved on it)."""
+        return self.shapes[0].dump if self.shapes else None
 
 
 def dump_bounds(marker: int, resolution: int) -> tuple[int, int]:
@@ -208,23 +239,40 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
 
     direct = run(QemuBackend(r.qemu), r.image, plan.model, direct_start)
     minimum = direct.bisection.minimum_bytes
-    kdump = dump = None
-    if r.kdump:
-        # With a root disk, first what the initrd alone needs (no disk: its marker, as
-        # without one), then the dump saved on the disk, from there upwards (first trial:
-        # that size itself).
-        first = ROOT_DISK_FIRST_KERNEL_MIB if r.qemu.root_disk else None
-        marker = KdumpBackend(replace(r.qemu, root_disk=None, root=None), first)
-        kdump = run(marker, r.image, minimum or plan.model, kdump_start)
-        if r.qemu.root_disk:
-            marker_minimum = kdump.bisection.minimum_bytes
-            dump = run(
-                KdumpBackend(r.qemu),
-                r.image,
-                plan.model,
-                bounds=dump_bounds(marker_minimum or plan.model, r.resolution),
-                floor=marker_minimum,
-            )
+
+    def shape_run(shape: Shape, start: int | None, stop: threading.Event) -> ShapeRun:
+        """With a root disk, first what the initrd alone needs (no disk: its marker, as
+        without one), then the dump saved on the disk, from there upwards (first trial: that
+        size itself)."""
+        label = shape.label if len(r.kdump_shapes) > 1 else ""
+        told = None if progress is None else functools.partial(progress, label=label)
+        o = replace(r.qemu, cpus=shape.cpus)
+        marker = Stoppable(KdumpBackend(replace(o, root_disk=None, root=None), shape.ram_mib), stop)
+        kdump = calibrate(
+            marker,
+            r.image,
+            replace(plan, model=minimum or plan.model),
+            r.resolution,
+            r.repeat,
+            progress=told,
+            start=start,
+        )
+        if not o.root_disk:
+            return ShapeRun(shape, kdump)
+        floor = kdump.bisection.minimum_bytes
+        dump = calibrate(
+            Stoppable(KdumpBackend(o, shape.ram_mib), stop),
+            r.image,
+            plan,
+            r.resolution,
+            r.repeat,
+            bounds=dump_bounds(floor or plan.model, r.resolution),
+            progress=told,
+            floor=floor,
+        )
+        return ShapeRun(shape, kdump, dump)
+
+    shape_runs = calibrate_shapes(r.kdump_shapes, shape_run, kdump_start, r.jobs) if r.kdump else ()
     ablations = []
     if plans and minimum is not None:
         codec = main_codec(a.inventory)  # the copies are written with the image's own codec
@@ -235,4 +283,55 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
                 ablations.append(
                     AblationRun(p, run(QemuBackend(r.qemu), copy.path, model), copy.codec)
                 )
-    return CalibrateRun(direct, kdump, tuple(ablations), tuple(skipped), dump)
+    return CalibrateRun(direct, shape_runs, tuple(ablations), tuple(skipped), r.qemu.arch.name)
+
+
+@dataclass(frozen=True)
+class Stoppable:
+    """A backend whose next run raises KeyboardInterrupt once `stop` is set: trials side by
+    side end with the one that was interrupted."""
+
+    backend: Backend
+    stop: threading.Event
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    def run(self, image: str, memory: int) -> RunResult:
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+        return self.backend.run(image, memory)
+
+
+def calibrate_shapes(
+    shapes: tuple[Shape, ...],
+    one: Callable[[Shape, int | None, threading.Event], ShapeRun],
+    start: int | None,
+    jobs: int,
+) -> tuple[ShapeRun, ...]:
+    """Every shape's calibration: one after another, each from the previous one's minimum
+    (the need changes little from shape to shape); or `jobs` at once, each from `start`. An
+    interruption (Ctrl-C, SIGTERM, an error in one) ends them all: the QEMUs running are
+    killed, no new trial starts."""
+    stop = threading.Event()
+    if jobs <= 1 or len(shapes) == 1:
+        done: list[ShapeRun] = []
+        for shape in shapes:
+            done.append(one(shape, start, stop))
+            start = done[-1].marker.bisection.minimum_bytes or start
+        return tuple(done)
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    with ThreadPoolExecutor(jobs, thread_name_prefix="shape") as pool:
+        futures = [pool.submit(one, shape, start, stop) for shape in shapes]
+        try:
+            return tuple(f.result() for f in futures)
+        except BaseException:
+            stop.set()
+            for f in futures:
+                f.cancel()
+            while not all(f.done() for f in futures):  # also a QEMU started meanwhile
+                kill_all()
+                wait(futures, timeout=0.5)
+            raise

@@ -192,9 +192,13 @@ def run_dict(r: RunResult) -> dict[str, Any]:
     return boot_dict(r) if r.qemu is not None else measurement_dict(r)
 
 
-def calibrate_run_dict(run: CalibrateRun) -> dict[str, Any]:
-    """`footprint calibrate`: direct boot, and the kdump bisection and ablations if run."""
+def calibrate_run_dict(run: CalibrateRun, fmt: str = "kernel") -> dict[str, Any]:
+    """`footprint calibrate`: direct boot, and the kdump bisection (per machine shape, with
+    the ranged line as `fmt`'s configuration takes it) and ablations if run."""
+    from footprint.report.shapes import shapes_fields
+
     doc = calibration_dict(run.direct)
+    doc["arch"] = run.distro_arch
     direct = run.direct.bisection.minimum_bytes
     if run.dump is not None:  # kdump's own success: the dump saved; the initrd alone beside
         assert run.kdump is not None
@@ -215,6 +219,8 @@ def calibrate_run_dict(run: CalibrateRun) -> dict[str, Any]:
         kexec = run.kdump.bisection.minimum_bytes
         if kexec and direct:
             doc["kexec_minus_direct_mib"] = (kexec - direct) // MIB
+    if run.shapes:
+        doc.update(shapes_fields(run.shapes, run.distro_arch, fmt))
     if run.ablations:
         doc["ablations"] = [ablation_row(a, run.direct) for a in run.ablations]
     if run.skipped:
@@ -276,6 +282,8 @@ def _dump_lines(k: dict[str, Any]) -> list[str]:
 
 
 def calibration_text(doc: dict[str, Any]) -> str:
+    from footprint.report.shapes import shapes_text
+
     lines = ["trials (-m → outcome, peak, duration):"]
     lines += trial_lines(doc["trials"])
     lines += trial_lines(doc["repeats"], "(repeat)")
@@ -325,6 +333,7 @@ def calibration_text(doc: dict[str, Any]) -> str:
             lines.append(f"recommended        {k['recommended_crashkernel']}")
         else:
             lines.append("kexec minimum      none found in the range")
+    lines += shapes_text(doc)
     if doc.get("ablations_skipped"):
         lines.append("")
         lines.append(

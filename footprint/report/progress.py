@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from footprint.measure.bisect import Trial
 
 T = TypeVar("T")
 
 
-def with_progress(work: Callable[[Callable[[Trial, int, int], None]], T]) -> T:
-    """Run work(report) with a rich progress line on stderr and one line per trial."""
+def with_progress(work: Callable[[Any], T]) -> T:
+    """Run work(report) with a rich progress line on stderr (one per shape where trials are
+    labelled with their shape) and one line per trial."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -26,11 +27,17 @@ def with_progress(work: Callable[[Callable[[Trial, int, int], None]], T]) -> T:
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task("bisecting")
+        tasks = {"": progress.add_task("bisecting")}
+        counts: dict[str, int] = {}
 
-        def report(t: Trial, lo: int, hi: int) -> None:
+        def report(t: Trial, lo: int, hi: int, label: str = "") -> None:
             count[0] += 1
-            console.print(f"  trial {count[0]}:" + trial_lines([trial_dict(t)])[0][1:])
-            progress.update(task, description=f"bisecting, {count[0]} trials")
+            counts[label] = counts.get(label, 0) + 1
+            if label not in tasks:
+                tasks[label] = progress.add_task(label)
+            where = f" [{label}]" if label else ""
+            console.print(f"  trial {count[0]}{where}:" + trial_lines([trial_dict(t)])[0][1:])
+            what = f"{label}: bisecting" if label else "bisecting"
+            progress.update(tasks[label], description=f"{what}, {counts[label]} trials")
 
         return work(report)

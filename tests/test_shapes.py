@@ -1,0 +1,218 @@
+"""Machine shapes (issue 15): the ranged crashkernel= line from measured minima, the
+distributions' lines judged at each shape, shapes side by side (--jobs), and the command line.
+The integration test calibrates two small shapes of Debian's kdump-tools initrd for real."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import assert_schema, need, need_tool, real_image
+
+from footprint.cli import cli
+from footprint.errors import EXIT_USAGE
+from footprint.measure.backend import Outcome, ProbeSample, QemuRun, RunResult
+from footprint.measure.calibrate import Plan, calibrate
+from footprint.measure.shapes import Shape, ShapeRun, Verdict, ranges, shapes
+from footprint.measure.workflow import Stoppable, calibrate_shapes
+from footprint.model.crashkernel import (
+    DISTRO_LINES,
+    as_config,
+    distro_lines,
+    parse_crashkernel,
+    ranged,
+)
+from footprint.units import MIB
+
+G = 1 << 30
+
+
+def test_the_ranged_line_gives_each_range_what_its_largest_machine_needs() -> None:
+    line, basis = ranged({2 * G: 176 * MIB, 4 * G: 176 * MIB, 16 * G: 192 * MIB, 64 * G: 240 * MIB})
+    assert line.text == "2G-4G:176M,4G-16G:192M,16G-:240M"
+    assert [b.measured_at for b in basis] == [(2 * G, 4 * G), (4 * G, 16 * G), (16 * G, 64 * G)]
+    assert basis[-1].note == (
+        "the most that 16G and 64G need; above 64G not measured: larger machines may need more"
+    )
+    parsed = parse_crashkernel(line.text)  # the kernel's own syntax, read back
+    assert parsed.ranges == line.ranges
+    for ram, mib in ((2 * G, 176), (4 * G, 176), (16 * G, 192), (64 * G, 240)):
+        assert parsed.reservation_for(ram) >= mib * MIB
+    assert parsed.reservation_for(G) == 0  # below the smallest shape: as the distros do
+
+
+def test_equal_needs_merge_into_one_range_and_odd_sizes_stay_in_mib() -> None:
+    assert ranged({2 * G: 176 * MIB, 8 * G: 176 * MIB})[0].text == "2G-:176M"
+    assert ranged({1536 * MIB: 200 * MIB})[0].text == "1536M-:200M"
+    assert ranged({2 * G: 200 * MIB, 3 * G: 190 * MIB})[0].text == "2G-:200M"  # never less
+    with pytest.raises(ValueError, match="no measured shape"):
+        ranged({})
+
+
+def test_config_formats() -> None:
+    assert as_config("2G-:192M", "kernel") == "crashkernel=2G-:192M"
+    assert as_config("2G-:192M", "kdump-utils") == (
+        'grubby --update-kernel=ALL --args="crashkernel=2G-:192M"'
+    )
+    assert as_config("2G-:192M", "kdump-tools").splitlines()[1] == (
+        'GRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT crashkernel=2G-:192M"'
+    )
+    for d in DISTRO_LINES:  # every shipped line parses
+        assert parse_crashkernel(d.line).ranges
+    assert [d.line for d in distro_lines("x86_64")] == [
+        "384M-:128M",
+        "512M-:192M",
+        "2G-64G:256M,64G-:512M",
+    ]
+
+
+class _Needs:
+    """A kdump backend whose capture succeeds from `base` + `per_gib` × the first kernel's
+    GiB on (the search alone; the shape is the backend's)."""
+
+    name = "kdump"
+
+    def __init__(self, ram_mib: int, base: int, per_gib: int = 0, delay: float = 0.0) -> None:
+        self.need = base + per_gib * (ram_mib // 1024)
+        self.delay, self.runs = delay, []
+
+    def run(self, image: str, memory: int) -> RunResult:
+        time.sleep(self.delay)
+        self.runs.append(memory // MIB)
+        ok = memory >= self.need
+        sample = ProbeSample(1.0, {"AnonPages": 3 * MIB, "Slab": 2 * MIB}, MIB, ())
+        return RunResult(
+            "kdump", image, memory, Outcome.SUCCESS if ok else Outcome.OOM, "", 1.0,
+            min(memory, self.need), qemu=QemuRun("k", "tcg", (sample,)),
+        )  # fmt: skip
+
+
+PLAN = Plan(120 * MIB, 80 * MIB, 50 * MIB, 30 * MIB, 60 * MIB)
+
+
+def _one(backends: dict[Shape, _Needs]):  # noqa: ANN202
+    def one(shape: Shape, start: int | None, stop: threading.Event) -> ShapeRun:
+        b = Stoppable(backends[shape], stop)
+        return ShapeRun(shape, calibrate(b, "x.img", PLAN, 4 * MIB, start=start))
+
+    return one
+
+
+def test_shapes_one_after_another_start_from_the_previous_minimum() -> None:
+    wanted = shapes((8192, 2048), (1,))
+    assert [s.label for s in wanted] == ["2G × 1 CPU", "8G × 1 CPU"]
+    backends = {s: _Needs(s.ram_mib, 150 * MIB, MIB) for s in wanted}
+    runs = calibrate_shapes(wanted, _one(backends), 120 * MIB, jobs=1)
+    assert [r.marker.bisection.minimum_bytes // MIB for r in runs] == [152, 160]
+    assert backends[wanted[0]].runs == [120, 128, 160, 144, 152, 148]
+    assert backends[wanted[1]].runs == [152, 160, 156]  # from 2G's minimum: 3 trials
+    rg = ranges(runs, distro_lines("x86_64"))
+    assert rg is not None
+    assert rg.line.text == "2G-:192M"  # 8G's 160 + 5 + 16, to 16
+    by_name = {d.name: v for d, v in rg.distros}
+    assert [(v.reserved_bytes // MIB, v.words) for v in by_name["debian-bookworm"]] == [
+        (128, "too small by 24 MiB"),
+        (128, "too small by 32 MiB"),
+    ]
+    assert [v.words for v in by_name["kdump-utils"]] == ["wastes 80 MiB", "wastes 64 MiB"]
+
+
+def test_shapes_side_by_side_give_the_same_minima() -> None:
+    wanted = shapes((2048, 8192), (1, 4))
+    assert len(wanted) == 4
+    backends = {s: _Needs(s.ram_mib, 150 * MIB, 2 * MIB, delay=0.01) for s in wanted}
+    runs = calibrate_shapes(wanted, _one(backends), 120 * MIB, jobs=2)
+    assert [(r.shape.ram_mib, r.shape.cpus) for r in runs] == [
+        (2048, 1),
+        (2048, 4),
+        (8192, 1),
+        (8192, 4),
+    ]
+    assert [r.marker.bisection.minimum_bytes // MIB for r in runs] == [156, 156, 168, 168]
+    assert all(b.runs[0] == 120 for b in backends.values())  # each from the same start
+
+
+def test_an_error_in_one_shape_stops_the_others() -> None:
+    wanted = shapes((2048, 4096), (1,))
+
+    class Broken(_Needs):
+        def run(self, image: str, memory: int) -> RunResult:
+            raise RuntimeError("the trial broke")
+
+    backends = {wanted[0]: Broken(2048, 0), wanted[1]: _Needs(4096, 150 * MIB, delay=0.05)}
+    with pytest.raises(RuntimeError, match="the trial broke"):
+        calibrate_shapes(wanted, _one(backends), 120 * MIB, jobs=2)
+    assert len(backends[wanted[1]].runs) <= 2  # its next trial was refused, not run
+
+
+def test_verdict_words() -> None:
+    s = Shape(2048, 4)
+    assert Verdict(s, 128 * MIB, 176 * MIB, 208 * MIB).words == "too small by 48 MiB"
+    assert Verdict(s, 192 * MIB, 176 * MIB, 208 * MIB).words == "within the margin"
+    assert Verdict(s, 512 * MIB, 176 * MIB, 208 * MIB).words == "wastes 304 MiB"
+    assert Verdict(s, 0, 176 * MIB, 208 * MIB).words == "reserves nothing: kdump is off"
+    assert s.label == "2G × 4 CPUs"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ram", "2G"], "--ram and --cpus are machine shapes for --kdump"),
+        (["--kdump", "--cpus", "1,4"], "--cpus needs --ram"),
+        (["--kdump", "--ram", "2G,,4G"], "has an empty item"),
+        (["--kdump", "--ram", "2G,lots"], "'lots' is not a size"),
+        (["--kdump", "--ram", "128M"], "a first kernel needs 256M at least"),
+        (["--kdump", "--ram", "2G", "--cpus", "0"], "0 is not in the range"),
+        (["--kdump", "--ram", "2G", "--format", "yaml"], "'yaml' is not one of"),
+    ],
+)
+def test_bad_shapes_are_usage_errors(tmp_path, args: list[str], message: str) -> None:  # noqa: ANN001
+    image = tmp_path / "x.img"
+    image.write_bytes(b"x")
+    r = CliRunner().invoke(cli, ["calibrate", str(image), "--kernel", str(image), *args])
+    assert r.exit_code == EXIT_USAGE, r.output
+    assert message in r.output
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_two_small_shapes_of_the_kdump_tools_initrd() -> None:
+    """Two shapes side by side, each from the kernel profile's prediction (3 boots each)."""
+    image = real_image("kdump-tools.img")
+    need_tool("qemu-system-x86_64", "qemu-system-x86")
+    kernel = Path("/boot/vmlinuz-6.1.0-57-amd64")  # the kernel the profile is of
+    need(kernel.exists(), f"{kernel} is missing (apt-get install linux-image-amd64)")
+    profile = Path(__file__).parent / "data" / "kernel-profile-6.1.0-57-amd64.json"
+    r = CliRunner().invoke(
+        cli,
+        [
+            "calibrate", str(image), "--kernel", str(kernel), "--kernel-profile", str(profile),
+            "--kdump", "--ram", "1G,4G", "--jobs", "2", "--format", "kdump-utils", "--json",
+        ],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert_schema(doc, "calibration")
+    assert [(s["ram_mib"], s["cpus"]) for s in doc["shapes"]] == [(1024, 1), (4096, 1)]
+    for s in doc["shapes"]:
+        assert s["success_means"] == "marker"
+        outcomes = {t["memory_mib"]: t["outcome"] for t in s["trials"]}
+        assert outcomes[s["minimum_mib"]] == "success"
+        assert outcomes[s["minimum_mib"] - 4] != "success"  # the boundary, both sides tried
+        assert 100 <= s["minimum_mib"] <= 160
+    most = max(s["recommended_mib"] for s in doc["shapes"])
+    assert doc["crashkernel_ranges"] in (f"1G-:{most}M", f"1G-4G:{most}M,4G-:{most}M") or (
+        doc["crashkernel_ranges"].startswith("1G-4G:")
+    )
+    assert doc["crashkernel_config"] == (
+        f'grubby --update-kernel=ALL --args="crashkernel={doc["crashkernel_ranges"]}"'
+    )
+    ck = parse_crashkernel(doc["crashkernel_ranges"])
+    for s in doc["shapes"]:
+        assert ck.reservation_for(s["ram_mib"] * MIB) >= s["recommended_mib"] * MIB
+    debian = {d["name"]: d for d in doc["distro_lines"]}["debian-bookworm"]
+    assert [v["reserved_mib"] for v in debian["shapes"]] == [128, 128]
