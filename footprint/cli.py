@@ -260,7 +260,7 @@ def boot(image: str, memory: int, as_json: bool, qemu: QemuOptions) -> None:
 def calibrate(
     image: str,
     resolution: int,
-    repeat: int,
+    repeat: int | None,
     without: tuple[str, ...],
     ablate_all: bool,
     kdump: bool,

@@ -274,8 +274,9 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "repeat": option(
         "--repeat",
         type=click.IntRange(min=1),
-        default=1,
-        help="Repeat the boundary trials this many times and report the spread.",
+        default=None,
+        help="Repeat the boundary trials this many times and report the spread (default: 1; "
+        "3 for trials that save a dump on --root-disk, whose boundary is not deterministic).",
     ),
     "without": option(
         "--without",
