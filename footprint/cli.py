@@ -252,6 +252,7 @@ def boot(image: str, memory: int, as_json: bool, qemu: QemuOptions) -> None:
 @opt("kdump")
 @opt("ram")
 @opt("cpus")
+@opt("cma")
 @opt("jobs")
 @opt("format-crashkernel")
 @opt("json")
@@ -266,6 +267,7 @@ def calibrate(
     kdump: bool,
     rams: tuple[int, ...] | None,
     cpus: tuple[int, ...],
+    cma: bool,
     jobs: int,
     fmt: str,
     as_json: bool,
@@ -286,6 +288,8 @@ def calibrate(
     if (rams or cpus != (1,)) and not kdump:
         raise UsageError("--ram and --cpus are machine shapes for --kdump: add --kdump")
     wanted = shapes(tuple(r >> 20 for r in rams), cpus) if rams else ()
+    if cma and not kdump:
+        raise UsageError("--cma splits kdump's reservation: add --kdump")
     if cpus != (1,) and not rams:
         raise UsageError("--cpus needs --ram: every CPU count is calibrated with every RAM size")
     if any(s.ram_mib < 256 for s in wanted):
@@ -301,6 +305,7 @@ def calibrate(
         rules_file=reading.rules_file,
         kernel_profile=reading.runtime,
         shapes=wanted,
+        cma=cma,
         jobs=jobs or default_jobs(wanted),
     )
     run = with_progress(lambda report: calibrate_image(request, report))

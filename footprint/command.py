@@ -257,6 +257,13 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         default="1",
         help="With --kdump: the machine's CPUs (QEMU's -smp), each with every --ram.",
     ),
+    "cma": option(
+        "--cma",
+        is_flag=True,
+        help="With --kdump: also split the reservation into crashkernel=X (what kexec -p "
+        "loads) and crashkernel=Y,cma (the rest, usable by the first kernel until a crash); "
+        "Linux 6.17+ with CONFIG_CMA, refused (exit 4) on a kernel without it.",
+    ),
     "jobs": option(
         "--jobs",
         type=click.IntRange(min=0),

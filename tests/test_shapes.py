@@ -7,16 +7,19 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import assert_schema, need, need_tool, real_image
+from conftest import SAMPLES, assert_schema, need, need_tool, real_image
 
 from footprint.cli import cli
 from footprint.errors import EXIT_USAGE
 from footprint.measure.backend import Outcome, ProbeSample, QemuRun, RunResult
 from footprint.measure.calibrate import Plan, calibrate
+from footprint.measure.kdump import Split
+from footprint.measure.qemu import QemuOptions
 from footprint.measure.shapes import Shape, ShapeRun, Verdict, ranges, shapes
 from footprint.measure.workflow import Stoppable, calibrate_shapes
 from footprint.model.crashkernel import (
@@ -216,3 +219,78 @@ def test_two_small_shapes_of_the_kdump_tools_initrd() -> None:
         assert ck.reservation_for(s["ram_mib"] * MIB) >= s["recommended_mib"] * MIB
     debian = {d["name"]: d for d in doc["distro_lines"]}["debian-bookworm"]
     assert [v["reserved_mib"] for v in debian["shapes"]] == [128, 128]
+
+
+# -- crashkernel=X crashkernel=Y,cma ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _SplitNeeds:
+    """A kdump backend with the KdumpBackend fields calibrate_cma replaces: the capture loads
+    from `loads` bytes of fixed reservation on, and boots from `total` bytes in all."""
+
+    options: QemuOptions
+    first_kernel_mib: int | None = None
+    split: Split | None = None
+    loads: int = 80 * MIB
+    total: int = 130 * MIB
+    runs: list = field(default_factory=list, compare=False)
+    name: str = "kdump"
+
+    def run(self, image: str, memory: int) -> RunResult:
+        x, y = self.split.parts(memory) if self.split else (memory, 0)
+        self.runs.append((x // MIB, y // MIB))
+        ok = x >= self.loads and x + y >= self.total
+        outcome = Outcome.SUCCESS if ok else (
+            Outcome.LOAD_FAILED if x < self.loads else Outcome.UNPACK_FAILED
+        )
+        sample = ProbeSample(1.0, {"AnonPages": 3 * MIB, "Slab": 2 * MIB}, MIB, ())
+        return RunResult(
+            "kdump", image, memory, outcome, "", 1.0, 0, qemu=QemuRun("k", "tcg", (sample,))
+        )
+
+
+def test_the_cma_split_bisects_the_fixed_part_then_the_cma_part_and_verifies_both(
+    tmp_path: Path,
+) -> None:
+    from footprint.measure.cma import calibrate_cma
+    from footprint.report.shapes import cma_dict
+
+    kernel = Path("/boot/vmlinuz-6.1.0-57-amd64")  # read for its size: no boot here
+    need(kernel.exists(), f"{kernel} is missing (apt-get install linux-image-amd64)")
+    image = tmp_path / "x.img"
+    image.write_bytes(b"\0" * (4 * MIB))
+    backend = _SplitNeeds(QemuOptions(kernel=str(kernel)), 2048)
+    all_fixed = calibrate(backend, str(image), PLAN, 4 * MIB, bounds=(96 * MIB, 160 * MIB))
+    assert all_fixed.bisection.minimum_bytes == 132 * MIB
+    split = calibrate_cma(backend, str(image), PLAN, all_fixed, "seen", 4 * MIB, 1)
+    assert split is not None
+    doc = cma_dict(split)
+    # X: 80 (+10 %, to 16 MiB: 96); Y: 36 (with X = 96) + 10 % of 132, to 16 MiB: 64
+    assert (doc["fixed_minimum_mib"], doc["fixed_mib"]) == (80, 96)
+    assert (doc["cma_minimum_mib"], doc["cma_mib"]) == (36, 64)
+    assert doc["crashkernel"] == "crashkernel=96M crashkernel=64M,cma"
+    assert (doc["all_fixed_mib"], doc["returned_mib"]) == (160, 64)
+    assert [(t["fixed_mib"], t["cma_mib"], t["outcome"]) for t in doc["verify_trials"]] == [
+        (96, 64, "success"),
+        (96, 0, "unpack-failed"),
+    ]
+    assert doc["verified"] is True
+    assert all(y == 160 for x, y in backend.runs[len(all_fixed.bisection.trials) :][:3])
+
+
+def test_cma_is_refused_on_a_kernel_that_cannot_do_it() -> None:
+    from footprint.errors import EXIT_ENVIRONMENT
+
+    kernel = Path("/boot/vmlinuz-6.1.0-57-amd64")
+    need(kernel.exists(), f"{kernel} is missing (apt-get install linux-image-amd64)")
+    image = SAMPLES / "busybox-gzip.img"
+    r = CliRunner().invoke(
+        cli, ["calibrate", str(image), "--kernel", str(kernel), "--kdump", "--cma"]
+    )
+    assert r.exit_code == EXIT_ENVIRONMENT, r.output
+    assert "6.1.0-57-amd64 does not take crashkernel=,cma (its vmlinux has no ',cma' suffix" in (
+        r.output
+    )
+    r = CliRunner().invoke(cli, ["calibrate", str(image), "--kernel", str(kernel), "--cma"])
+    assert r.exit_code == EXIT_USAGE and "add --kdump" in r.output

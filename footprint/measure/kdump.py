@@ -39,7 +39,9 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 echo "footprint-stage1: loading the capture kernel"
-if kexec -p /capture/vmlinuz --initrd=/capture/initrd.img --append="$(cat /capture/cmdline)"
+# shellcheck disable=SC2046  # the flags are words
+if kexec $(cat /capture/kexec-flags) -p /capture/vmlinuz --initrd=/capture/initrd.img \
+    --append="$(cat /capture/cmdline)"
 then
   echo "footprint-stage1: loaded"
 else
@@ -81,8 +83,10 @@ def stage1(
     capture_initrd: str,
     capture_cmdline: str,
     arch: Arch = DEFAULT,
+    kexec_flags: str = "",
 ) -> str:
-    """Write the stage-1 initrd (uncompressed newc) and return its path."""
+    """Write the stage-1 initrd (uncompressed newc) and return its path; `kexec_flags` go
+    before `-p` (`-s`: kexec_file_load, which hands a crashkernel=,cma area to the capture)."""
     from footprint.elf.host import host_closure
 
     busybox = static_busybox()
@@ -125,6 +129,7 @@ def stage1(
     add_file("capture/vmlinuz", kernel, 0o644)
     add_file("capture/initrd.img", capture_initrd, 0o644)
     records.append(newc_entry("capture/cmdline", stat.S_IFREG | 0o644, capture_cmdline.encode()))
+    records.append(newc_entry("capture/kexec-flags", stat.S_IFREG | 0o644, kexec_flags.encode()))
     records.append(newc_entry("init", stat.S_IFREG | 0o755, STAGE1_INIT.encode()))
     out = os.path.join(directory, "stage1.img")
     with open(out, "wb") as f:
@@ -137,19 +142,44 @@ def stage1(
 
 
 @dataclass(frozen=True)
+class Split:
+    """`crashkernel=X crashkernel=Y,cma` (Linux 6.17+): a run's memory is X where
+    `fixed_bytes` is None, else Y with X = `fixed_bytes`; `cma_bytes` is Y where the run's
+    memory is X (0: no CMA part at all)."""
+
+    fixed_bytes: int | None = None
+    cma_bytes: int = 0
+
+    def parts(self, memory: int) -> tuple[int, int]:
+        """(X, Y) for a run given `memory`."""
+        if self.fixed_bytes is None:
+            return memory, self.cma_bytes
+        return self.fixed_bytes, memory
+
+
+@dataclass(frozen=True)
 class KdumpBackend:
-    """A real crash: `memory` is the first kernel's crashkernel= reservation."""
+    """A real crash: `memory` is the first kernel's crashkernel= reservation (with `split`:
+    its fixed or its CMA part)."""
 
     options: QemuOptions
     first_kernel_mib: int | None = None  # the crashing kernel's RAM (-m); None: the default
+    split: Split | None = None
     name: str = field(default="kdump", init=False)
 
     def run(self, image: str, memory: int) -> RunResult:
-        return kdump_boot(image, memory, self.options, self.first_kernel_mib)
+        if self.split is None:
+            return kdump_boot(image, memory, self.options, self.first_kernel_mib)
+        fixed, cma = self.split.parts(memory)
+        return kdump_boot(image, fixed, self.options, self.first_kernel_mib, cma)
 
 
 def kdump_boot(
-    image: str, crashkernel: int, options: QemuOptions, first_kernel_mib: int | None = None
+    image: str,
+    crashkernel: int,
+    options: QemuOptions,
+    first_kernel_mib: int | None = None,
+    cma: int = 0,
 ) -> RunResult:
     """Crash a first kernel of `first_kernel_mib` MiB booted with crashkernel=`crashkernel`
     into the image under test (the capture kernel's elfcorehdr describes that RAM).
@@ -160,7 +190,11 @@ def kdump_boot(
     dump-failed with what went wrong. The first kernel has FIRST_KERNEL_MIB, or
     ROOT_DISK_FIRST_KERNEL_MIB with a root disk, unless `first_kernel_mib` says otherwise.
     The timeout is at least MIN_TIMEOUT (DUMP_TIMEOUT with a root disk): the first kernel
-    boots before the one under test."""
+    boots before the one under test.
+
+    With `cma` the first kernel also reserves `crashkernel=<cma>,cma`, and the capture is
+    loaded with kexec_file_load (`kexec -s`), the path on which the kernel itself hands the
+    CMA area to the capture."""
     dump = options.root_disk is not None
     if first_kernel_mib is None:
         first_kernel_mib = ROOT_DISK_FIRST_KERNEL_MIB if dump else FIRST_KERNEL_MIB
@@ -175,9 +209,12 @@ def kdump_boot(
         )
     arch = o.arch
     with prepared(image, o, "kdump") as p:
-        s1 = stage1(p.tmp, p.kernel, p.initrd, p.cmdline, arch)
+        s1 = stage1(p.tmp, p.kernel, p.initrd, p.cmdline, arch, "-s" if cma else "")
         os.unlink(p.initrd)
-        first = f"console={arch.console} crashkernel={crashkernel >> 20}M panic=1 rdinit=/init"
+        reserve = f"crashkernel={crashkernel >> 20}M" + (
+            f" crashkernel={cma >> 20}M,cma" if cma else ""
+        )
+        first = f"console={arch.console} {reserve} panic=1 rdinit=/init"
         cmd = qemu_command(
             p.qemu,
             arch,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import psutil
 
 from footprint.measure.calibrate import Calibration
+from footprint.measure.cma import CmaSplit
 from footprint.model.crashkernel import Basis, Crashkernel, DistroLine, ranged
 from footprint.units import MIB
 
@@ -58,6 +59,7 @@ class ShapeRun:
     shape: Shape
     marker: Calibration
     dump: Calibration | None = None
+    cma: CmaSplit | None = None  # with --cma: the crashkernel=X crashkernel=Y,cma split
 
     @property
     def calibration(self) -> Calibration:

@@ -20,6 +20,7 @@ from footprint.measure import ablate
 from footprint.measure.backend import Backend, RunResult
 from footprint.measure.bisect import Trial
 from footprint.measure.calibrate import Calibration, Plan, calibrate
+from footprint.measure.cma import calibrate_cma, cma_support
 from footprint.measure.kdump import FIRST_KERNEL_MIB, ROOT_DISK_FIRST_KERNEL_MIB, KdumpBackend
 from footprint.measure.qemu import PROBE_PATH, QemuBackend, QemuOptions, kill_all
 from footprint.measure.rootdisk import read_disk
@@ -133,6 +134,7 @@ class CalibrateRequest:
     rules_file: str | None = None
     kernel_profile: KernelProfile | None = None  # start at its prediction
     shapes: tuple[Shape, ...] = ()  # kdump's machine shapes (none: the default one)
+    cma: bool = False  # also split each shape's reservation into crashkernel=X,Y,cma
     jobs: int = 1  # shapes calibrated at once
 
     @property
@@ -194,6 +196,7 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
     r = request
     if r.qemu.root_disk:
         read_disk(r.qemu.root_disk, r.qemu.root)  # a bad disk fails before any boot
+    detected = cma_support(r.qemu.kernel) if r.cma else ""  # refused before any boot
     a = analyze(r.image, kernel=r.qemu.kernel, rules_file=r.rules_file)
     plan = Plan.of(a.reservation)
     direct_start = kdump_start = None
@@ -260,20 +263,35 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
             progress=told,
             start=start,
         )
-        if not o.root_disk:
-            return ShapeRun(shape, kdump)
-        floor = kdump.bisection.minimum_bytes
-        dump = calibrate(
-            Stoppable(KdumpBackend(o, shape.ram_mib), stop),
-            r.image,
-            plan,
-            r.resolution,
-            r.repeat or DUMP_REPEAT,
-            bounds=dump_bounds(floor or plan.model, r.resolution),
-            progress=told,
-            floor=floor,
-        )
-        return ShapeRun(shape, kdump, dump)
+        dump = None
+        if o.root_disk:
+            floor = kdump.bisection.minimum_bytes
+            dump = calibrate(
+                Stoppable(KdumpBackend(o, shape.ram_mib), stop),
+                r.image,
+                plan,
+                r.resolution,
+                r.repeat or DUMP_REPEAT,
+                bounds=dump_bounds(floor or plan.model, r.resolution),
+                progress=told,
+                floor=floor,
+            )
+        split = None
+        if r.cma:  # of what kdump needs here: the dump saved where there is a disk
+            whole = dump or kdump
+            backend = KdumpBackend(o if dump else replace(o, root_disk=None, root=None))
+            split = calibrate_cma(
+                replace(backend, first_kernel_mib=shape.ram_mib),
+                r.image,
+                plan,
+                whole,
+                detected,
+                r.resolution,
+                r.repeat or (DUMP_REPEAT if dump else 1),
+                progress=told,
+                guard=lambda b: Stoppable(b, stop),
+            )
+        return ShapeRun(shape, kdump, dump, split)
 
     shape_runs = calibrate_shapes(r.kdump_shapes, shape_run, kdump_start, r.jobs) if r.kdump else ()
     ablations = []

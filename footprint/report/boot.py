@@ -221,6 +221,8 @@ def calibrate_run_dict(run: CalibrateRun, fmt: str = "kernel") -> dict[str, Any]
             doc["kexec_minus_direct_mib"] = (kexec - direct) // MIB
     if run.shapes:
         doc.update(shapes_fields(run.shapes, run.distro_arch, fmt))
+        if "cma" in doc["shapes"][0]:  # the first shape's split, where a check looks for it
+            doc["cma"] = doc["shapes"][0]["cma"]
     if run.ablations:
         doc["ablations"] = [ablation_row(a, run.direct) for a in run.ablations]
     if run.skipped:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from footprint.measure.calibrate import Calibration
+from footprint.measure.cma import TRADE_OFFS, CmaSplit
 from footprint.measure.shapes import Ranges, ShapeRun, ranges
 from footprint.model.crashkernel import as_config, distro_lines, size_text
 from footprint.report.measure import trial_dict
@@ -49,7 +50,56 @@ def shape_dict(s: ShapeRun) -> dict[str, Any]:
         "marker_trials": (
             [trial_dict(t) for t in s.marker.bisection.trials] if s.dump is not None else []
         ),
+        **({"cma": cma_dict(s.cma)} if s.cma is not None else {}),
     }
+
+
+def cma_dict(c: CmaSplit) -> dict[str, Any]:
+    x, y = _mib(c.fixed_bytes), _mib(c.cma_bytes)
+    return {
+        "fixed_mib": x,
+        "cma_mib": y,
+        "crashkernel": f"crashkernel={x}M crashkernel={y}M,cma" if x and y else None,
+        "all_fixed_mib": c.all_fixed_bytes // MIB,
+        "returned_mib": _mib(c.returned_bytes),
+        "fixed_minimum_mib": _mib(c.fixed.reliable_minimum_bytes),
+        "cma_minimum_mib": _mib(c.cma.reliable_minimum_bytes) if x else None,
+        "verified": c.verified_ok,
+        "detected": c.detected,
+        "fixed_trials": [trial_dict(t) for t in c.fixed.bisection.trials],
+        "cma_trials": [trial_dict(t) for t in c.cma.bisection.trials] if x else [],
+        "verify_trials": [
+            {"fixed_mib": x, "cma_mib": cma, **trial_dict(t)}
+            for t, cma in zip(c.verified, (y, 0), strict=False)
+        ],
+        "trade_offs": list(TRADE_OFFS),
+    }
+
+
+def cma_text(c: dict[str, Any]) -> list[str]:
+    lines = ["", "crashkernel=,cma split (" + c["detected"] + "):"]
+    if c["crashkernel"] is None:
+        lines.append(
+            "  no split found: "
+            + ("no fixed part worked" if c["fixed_mib"] is None else "no CMA part worked")
+        )
+        return lines
+    lines.append(
+        f"  fixed part minimum {c['fixed_minimum_mib']} MiB (with a {c['all_fixed_mib']} MiB "
+        f"CMA part), CMA part minimum {c['cma_minimum_mib']} MiB (with {c['fixed_mib']} MiB fixed)"
+    )
+    for t in c["verify_trials"]:
+        lines.append(
+            f"  verified: fixed {t['fixed_mib']} MiB + CMA {t['cma_mib']} MiB → {t['outcome']}"
+            + (f" ({t['detail']})" if t["detail"] else "")
+        )
+    lines.append(
+        f"recommended        {c['crashkernel']} — the first kernel gets {c['returned_mib']} MiB "
+        f"back against crashkernel={c['all_fixed_mib']}M"
+        + ("" if c["verified"] else " (NOT verified: see the trials above)")
+    )
+    lines += [f"  trade-off: {t}" for t in c["trade_offs"]]
+    return lines
 
 
 def ranges_dict(rg: Ranges, fmt: str) -> dict[str, Any]:
@@ -98,11 +148,13 @@ def shapes_fields(runs: tuple[ShapeRun, ...], arch: str, fmt: str) -> dict[str, 
 
 
 def shapes_text(doc: dict[str, Any]) -> list[str]:
-    """The shapes table, the measured line with its basis, and the distributions' lines."""
+    """The shapes table, the measured line with its basis, the distributions' lines, and
+    the ,cma split of each shape that has one."""
     shapes = doc.get("shapes") or []
+    lines = [line for s in shapes if s.get("cma") for line in cma_text(s["cma"])]
     if len(shapes) < 2 and not doc.get("distro_lines"):
-        return []
-    lines = ["", "machine shapes (first kernel's RAM × CPUs):"]
+        return lines
+    lines += ["", "machine shapes (first kernel's RAM × CPUs):"]
     rows = [
         (
             s["label"],
@@ -122,8 +174,7 @@ def shapes_text(doc: dict[str, Any]) -> list[str]:
         first, last = shapes[0], shapes[-1]
         grow = last["minimum_mib"] - first["minimum_mib"]
         lines.append(
-            f"  from {first['label']} to {last['label']}: minimum {grow:+} MiB"
-            + _grew(first, last)
+            f"  from {first['label']} to {last['label']}: minimum {grow:+} MiB" + _grew(first, last)
         )
     if not doc.get("crashkernel_ranges"):
         lines.append("no shape gave a recommendation: no crashkernel= line")
@@ -131,9 +182,7 @@ def shapes_text(doc: dict[str, Any]) -> list[str]:
     lines += ["", f"measured line      crashkernel={doc['crashkernel_ranges']}"]
     for r in doc["ranges"]:
         end = size_text(r["end_mib"] * MIB) if r["end_mib"] is not None else ""
-        lines.append(
-            f"  {size_text(r['start_mib'] * MIB)}-{end}: {r['size_mib']}M — {r['basis']}"
-        )
+        lines.append(f"  {size_text(r['start_mib'] * MIB)}-{end}: {r['size_mib']}M — {r['basis']}")
     lines.append("  (each size: the reliable minimum + makedumpfile if not run + margin)")
     lines += ["", "as configured:", *("  " + c for c in doc["crashkernel_config"].splitlines())]
     for d in doc.get("distro_lines") or ():
