@@ -34,12 +34,20 @@ FIRST_KERNEL_MIB = 3072  # ample: under TCG it costs nothing until touched
 DUMP_INTERVAL = 1.0  # seconds between probe samples of a dump trial: its walk costs CPU
 ROOT_DISK_FIRST_KERNEL_MIB = 2048  # with a root disk: the machine shape the dump is of
 CRASH = "sysrq: Trigger a crash"
+# @KEXEC@ is `kexec -p` (kexec_load), or `kexec -s -p` (kexec_file_load) with a CMA part: the
+# kernel adds the crashkernel=,cma ranges to the capture's memory map only on the
+# kexec_file_load path; bookworm's kexec-tools 2.0.25 builds the capture's e820 for kexec_load
+# from /proc/iomem's "Crash kernel" ranges, where CMA ranges never appear (seen on 7.3: with
+# `kexec -p` the capture gets the fixed part alone). The CMA line is for the trial's record.
 STAGE1_INIT = """#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+if [ -r /sys/kernel/kexec_crash_cma_ranges ]; then
+  echo "footprint-stage1: crashkernel cma ranges: $(cat /sys/kernel/kexec_crash_cma_ranges)"
+fi
 echo "footprint-stage1: loading the capture kernel"
-if kexec -p /capture/vmlinuz --initrd=/capture/initrd.img --append="$(cat /capture/cmdline)"
+if @KEXEC@ /capture/vmlinuz --initrd=/capture/initrd.img --append="$(cat /capture/cmdline)"
 then
   echo "footprint-stage1: loaded"
 else
@@ -81,8 +89,10 @@ def stage1(
     capture_initrd: str,
     capture_cmdline: str,
     arch: Arch = DEFAULT,
+    kexec_file: bool = False,
 ) -> str:
-    """Write the stage-1 initrd (uncompressed newc) and return its path."""
+    """Write the stage-1 initrd (uncompressed newc) and return its path; its init loads the
+    capture with `kexec -s -p` (kexec_file_load) if `kexec_file`, else `kexec -p`."""
     from footprint.elf.host import host_closure
 
     busybox = static_busybox()
@@ -125,7 +135,8 @@ def stage1(
     add_file("capture/vmlinuz", kernel, 0o644)
     add_file("capture/initrd.img", capture_initrd, 0o644)
     records.append(newc_entry("capture/cmdline", stat.S_IFREG | 0o644, capture_cmdline.encode()))
-    records.append(newc_entry("init", stat.S_IFREG | 0o755, STAGE1_INIT.encode()))
+    init = STAGE1_INIT.replace("@KEXEC@", "kexec -s -p" if kexec_file else "kexec -p")
+    records.append(newc_entry("init", stat.S_IFREG | 0o755, init.encode()))
     out = os.path.join(directory, "stage1.img")
     with open(out, "wb") as f:
         for name in sorted(dirs, key=lambda p: (p.count("/"), p)):
@@ -138,18 +149,24 @@ def stage1(
 
 @dataclass(frozen=True)
 class KdumpBackend:
-    """A real crash: `memory` is the first kernel's crashkernel= reservation."""
+    """A real crash: `memory` is the first kernel's crashkernel= reservation (its fixed
+    part when `cma_mib` adds `crashkernel=<cma_mib>M,cma`)."""
 
     options: QemuOptions
     first_kernel_mib: int | None = None  # the crashing kernel's RAM (-m); None: the default
+    cma_mib: int = 0  # crashkernel=Y,cma (Linux >= 6.17, CONFIG_CMA): loads with kexec -s -p
     name: str = field(default="kdump", init=False)
 
     def run(self, image: str, memory: int) -> RunResult:
-        return kdump_boot(image, memory, self.options, self.first_kernel_mib)
+        return kdump_boot(image, memory, self.options, self.first_kernel_mib, self.cma_mib)
 
 
 def kdump_boot(
-    image: str, crashkernel: int, options: QemuOptions, first_kernel_mib: int | None = None
+    image: str,
+    crashkernel: int,
+    options: QemuOptions,
+    first_kernel_mib: int | None = None,
+    cma_mib: int = 0,
 ) -> RunResult:
     """Crash a first kernel of `first_kernel_mib` MiB booted with crashkernel=`crashkernel`
     into the image under test (the capture kernel's elfcorehdr describes that RAM).
@@ -160,7 +177,10 @@ def kdump_boot(
     dump-failed with what went wrong. The first kernel has FIRST_KERNEL_MIB, or
     ROOT_DISK_FIRST_KERNEL_MIB with a root disk, unless `first_kernel_mib` says otherwise.
     The timeout is at least MIN_TIMEOUT (DUMP_TIMEOUT with a root disk): the first kernel
-    boots before the one under test."""
+    boots before the one under test. With `cma_mib` the first kernel also reserves
+    `crashkernel=<cma_mib>M,cma` and the stage-1 loads with `kexec -s -p`, the only path on
+    which the capture gets the CMA ranges; the crashing kernel then waits about 10 s for
+    in-flight DMA before it boots the capture."""
     dump = options.root_disk is not None
     if first_kernel_mib is None:
         first_kernel_mib = ROOT_DISK_FIRST_KERNEL_MIB if dump else FIRST_KERNEL_MIB
@@ -175,9 +195,12 @@ def kdump_boot(
         )
     arch = o.arch
     with prepared(image, o, "kdump") as p:
-        s1 = stage1(p.tmp, p.kernel, p.initrd, p.cmdline, arch)
+        s1 = stage1(p.tmp, p.kernel, p.initrd, p.cmdline, arch, kexec_file=cma_mib > 0)
         os.unlink(p.initrd)
-        first = f"console={arch.console} crashkernel={crashkernel >> 20}M panic=1 rdinit=/init"
+        reserve = f"crashkernel={crashkernel >> 20}M"
+        if cma_mib > 0:
+            reserve += f" crashkernel={cma_mib}M,cma"
+        first = f"console={arch.console} {reserve} panic=1 rdinit=/init"
         cmd = qemu_command(
             p.qemu,
             arch,
