@@ -8,7 +8,7 @@ SQUASH ?= $(REAL)/squash
 STAMP := $(VENV)/.installed
 EDITABLE := --config-settings editable_mode=compat
 
-.PHONY: run test test-fast lint samples samples-real samples-squash rootdisk bench fuzz clean compile
+.PHONY: run test test-fast lint samples samples-real samples-squash samples-kernels rootdisk bench fuzz clean compile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ samples-real:
 # layout), made by Debian trixie's dracut in a cached trixie chroot. Needs root and debootstrap.
 samples-squash:
 	sample_initrds/build-squash.sh $(SQUASH)
+
+# Debian's 6.1 (host), trixie's 6.12 and trixie-backports' newest kernel (>= 6.17: crashkernel=,cma),
+# downloaded and extracted, never installed, each with the kdump-tools initrd made for it, and
+# a manifest.json (kver, CONFIG_CMA, ...), into an ignored folder. Needs root; cached.
+KERNELS ?= $(REAL)/kernels
+samples-kernels:
+	sample_initrds/build-kernels.sh $(KERNELS)
 
 # A debootstrapped Debian 12 root disk with kdump-tools (for --root-disk) and the kdump initrd
 # its own packages made, into an ignored folder; built only when missing (6-11 min, root).

@@ -7,6 +7,7 @@
 # Environment:
 #   KVER=6.1.0-NN-amd64   kernel to build for (default: newest /lib/modules/*-amd64)
 #   KDUMP_MODULES=dep|list|most|netboot   force the kdump-tools image's MODULES= (see step 2)
+#   ONLY="kdump-tools.img ..."   build only these images (build-kernels.sh uses it)
 #
 # Idempotent: an image that already exists is skipped (delete it to rebuild). Each image is
 # written to a hidden temporary name in OUTDIR and renamed into place only once complete.
@@ -122,8 +123,10 @@ IMAGES=(initramfs-tools-zstd.img initramfs-tools-gzip.img initramfs-tools-xz.img
 installed() { [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]; }
 missing_pkgs() { local p; for p in "$@"; do installed "$p" || echo "$p"; done; }
 
+wanted() { [[ -z ${ONLY:-} || " $ONLY " == *" $1 "* ]]; }
 want=""
 for img in "${IMAGES[@]}"; do
+    wanted "$img" || continue
     [[ -s $OUT/$img ]] || want+=" ${NEEDS[$img]}"
 done
 # shellcheck disable=SC2046,SC2086  # word splitting of the package lists is intended
@@ -156,6 +159,7 @@ FAILED=()
 detail() { printf '%s' "$*" >>"$SCRATCH/detail"; }
 build() {   # build NAME FUNCTION
     local name=$1 fn=$2 dest=$OUT/$1 t0 miss rc
+    wanted "$name" || return 0
     if [[ -s $dest ]]; then
         printf '%-30s %14s %7ss  %s\n' "$name" "$(stat -L -c %s "$dest")" "0.0" "exists, skipped"
         return 0
@@ -480,20 +484,24 @@ build initramfs-tools-zstd.img build_it_zstd
 build initramfs-tools-gzip.img build_it_gzip
 build initramfs-tools-xz.img   build_it_xz
 build initramfs-tools-lz4.img  build_it_lz4
-if (( IS_ROOT )) && [[ ! -s $OUT/kdump-tools.img ]]; then kdump_save; fi
+if (( IS_ROOT )) && wanted kdump-tools.img && [[ ! -s $OUT/kdump-tools.img ]]; then kdump_save; fi
 build kdump-tools.img          build_kdump
 kdump_restore
 build dracut-systemd.img       build_dracut_systemd
 build dracut-nosystemd.img     build_dracut_nosystemd
 build debian-installer.img     build_debian_installer
-if [[ -s $OUT/uki.efi ]] || installed systemd-boot-efi; then
+if ! wanted uki.efi; then
+    :
+elif [[ -s $OUT/uki.efi ]] || installed systemd-boot-efi; then
     build uki.efi build_uki
 else
     note "systemd-boot-efi is not installed: uki.efi skipped"
 fi
 for img in initramfs-tools-firmware.img:build_it_firmware dracut-firmware.img:build_dracut_firmware \
            dracut-amdgpu.img:build_dracut_amdgpu; do
-    if (( IS_ROOT )) || [[ -s $OUT/${img%%:*} ]]; then
+    if ! wanted "${img%%:*}"; then
+        :
+    elif (( IS_ROOT )) || [[ -s $OUT/${img%%:*} ]]; then
         build "${img%%:*}" "${img#*:}"
     else
         note "not root (a mount namespace needs it): ${img%%:*} skipped"

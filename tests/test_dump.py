@@ -465,3 +465,24 @@ def test_repeats_give_the_reliable_minimum_and_the_flaky_band() -> None:
         "reliable minimum   208 MiB (every trial there succeeded); flaky: 204 MiB succeeded "
         "only sometimes" in calibration_text(doc)
     )
+
+
+def test_the_stage1_loads_with_kexec_file_load_for_a_cma_part(tmp_path: Path) -> None:
+    """crashkernel=Y,cma ranges reach the capture only through kexec_file_load (kexec -s -p):
+    bookworm's kexec -p builds the capture's memory map from /proc/iomem's Crash kernel."""
+    from footprint.errors import EnvironmentUnavailable
+    from footprint.measure.kdump import stage1
+
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"k")
+    initrd = tmp_path / "initrd.img"
+    initrd.write_bytes(b"i")
+    try:
+        plain = Path(stage1(str(tmp_path), str(kernel), str(initrd), "x")).read_bytes()
+        cma = Path(
+            stage1(str(tmp_path), str(kernel), str(initrd), "x", kexec_file=True)
+        ).read_bytes()
+    except EnvironmentUnavailable as e:
+        need(False, str(e))
+    assert b"\nif kexec -p /capture/vmlinuz" in plain and b"kexec -s -p" not in plain
+    assert b"\nif kexec -s -p /capture/vmlinuz" in cma

@@ -5,6 +5,7 @@ The integration test calibrates two small shapes of Debian's kdump-tools initrd 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -294,3 +295,51 @@ def test_cma_is_refused_on_a_kernel_that_cannot_do_it() -> None:
     )
     r = CliRunner().invoke(cli, ["calibrate", str(image), "--kernel", str(kernel), "--cma"])
     assert r.exit_code == EXIT_USAGE and "add --kdump" in r.output
+
+
+KERNELS = Path(os.environ.get("FOOTPRINT_REAL_IMAGES", SAMPLES / "real")) / "kernels"
+
+
+def _cma_kernel() -> tuple[str, str]:
+    """The newest kernel `make samples-kernels` made that takes ,cma, and its kdump-tools
+    initrd."""
+    manifest = KERNELS / "manifest.json"
+    need(manifest.exists(), f"{manifest} is missing: run `make samples-kernels`")
+    kernels = [k for k in json.loads(manifest.read_text())["kernels"] if k["crashkernel_cma"]]
+    need(kernels, "no kernel with crashkernel=,cma in `make samples-kernels`' manifest")
+    k = kernels[-1]
+    return str(KERNELS / k["vmlinuz"]), str(KERNELS / k["kdump_tools_image"])
+
+
+def test_cma_support_is_read_from_the_kernel_image() -> None:
+    from footprint.errors import EnvironmentUnavailable
+    from footprint.measure.cma import cma_support
+
+    kernel, _ = _cma_kernel()
+    assert "its vmlinux parses ',cma' and reports 'crashkernel CMA reserved'" in cma_support(
+        kernel
+    )
+    old = KERNELS / "vmlinuz-6.1.0-57-amd64"
+    need(old.exists(), f"{old} is missing: run `make samples-kernels`")
+    with pytest.raises(EnvironmentUnavailable, match="the option came with Linux 6.17"):
+        cma_support(str(old))
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_cma_pair_saves_what_its_fixed_part_alone_cannot() -> None:
+    """One trial above and one below (bench/ bisects): on Debian's newest kernel the capture
+    boots with 72M fixed + 192M in CMA (the CMA range reaches it through kexec -s -p), and
+    fails with the 72M alone (found here: 72M is the smallest that loads, 116M all fixed)."""
+    from footprint.measure.kdump import KdumpBackend
+
+    need_tool("qemu-system-x86_64", "qemu-system-x86")
+    kernel, image = _cma_kernel()
+    backend = KdumpBackend(QemuOptions(kernel=kernel), 2048, Split(None, 192 * MIB))
+    above = backend.run(image, 72 * MIB)
+    assert above.outcome is Outcome.SUCCESS, above.detail
+    assert "crashkernel CMA reserved: 192 MB" in above.console
+    assert "footprint-stage1: crashkernel cma ranges:" in above.console
+    assert "no /proc/vmcore" not in above.detail  # the probe saw the capture's vmcore
+    alone = KdumpBackend(QemuOptions(kernel=kernel), 2048, Split(None, 0)).run(image, 72 * MIB)
+    assert alone.outcome in (Outcome.OOM, Outcome.UNPACK_FAILED, Outcome.PANIC), alone.detail

@@ -22,9 +22,11 @@ from footprint.measure.kdump import KdumpBackend, Split
 from footprint.model.kernel import read_kernel
 from footprint.units import round_up
 
-# crash_reserve.c's suffix table since 6.17 ("crashkernel=Y,cma"), and what a kernel built
-# without CONFIG_CMA prints when asked for one: both are strings in the vmlinux.
+# crash_reserve.c's suffix table since 6.17 ("crashkernel=Y,cma", NUL-terminated: ",cma"
+# alone is in older kernels' other strings), what it prints once it has reserved the CMA part
+# (only built with CONFIG_CMA), and what a kernel without CONFIG_CMA prints instead.
 CMA_SUFFIX = b",cma\0"
+CMA_RESERVED = b"crashkernel CMA reserved"
 CMA_UNSUPPORTED = b"crashkernel CMA reservation not supported"
 TRADE_OFFS = (
     "pages in the CMA area are not in the dump (the first kernel's movable pages there are "
@@ -51,12 +53,12 @@ def cma_support(kernel: str) -> str:
             f"--cma: {release} does not take crashkernel=,cma (its vmlinux has no ',cma' "
             "suffix: the option came with Linux 6.17) — use a newer kernel or drop --cma"
         )
-    if CMA_UNSUPPORTED in k.vmlinux:
+    if CMA_UNSUPPORTED in k.vmlinux or CMA_RESERVED not in k.vmlinux:
         raise EnvironmentUnavailable(
-            f"--cma: {release} was built without CONFIG_CMA (its vmlinux says "
-            f"{CMA_UNSUPPORTED.decode()!r})"
+            f"--cma: {release} was built without CONFIG_CMA (its vmlinux parses ',cma' but has "
+            f"no {CMA_RESERVED.decode()!r} message)"
         )
-    how = f"{release}: the vmlinux parses the ',cma' suffix and has no 'not supported' stub"
+    how = f"{release}: its vmlinux parses ',cma' and reports {CMA_RESERVED.decode()!r}"
     for config in (
         os.path.join(os.path.dirname(kernel), f"config-{release}"),
         f"/boot/config-{release}",

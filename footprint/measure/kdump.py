@@ -34,14 +34,20 @@ FIRST_KERNEL_MIB = 3072  # ample: under TCG it costs nothing until touched
 DUMP_INTERVAL = 1.0  # seconds between probe samples of a dump trial: its walk costs CPU
 ROOT_DISK_FIRST_KERNEL_MIB = 2048  # with a root disk: the machine shape the dump is of
 CRASH = "sysrq: Trigger a crash"
+# @KEXEC@ is `kexec -p` (kexec_load), or `kexec -s -p` (kexec_file_load) with a CMA part: the
+# kernel adds the crashkernel=,cma ranges to the capture's memory map only on the
+# kexec_file_load path; bookworm's kexec-tools 2.0.25 builds the capture's e820 for kexec_load
+# from /proc/iomem's "Crash kernel" ranges, where CMA ranges never appear (seen on 7.3: with
+# `kexec -p` the capture gets the fixed part alone). The CMA line is for the trial's record.
 STAGE1_INIT = """#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+if [ -r /sys/kernel/kexec_crash_cma_ranges ]; then
+  echo "footprint-stage1: crashkernel cma ranges: $(cat /sys/kernel/kexec_crash_cma_ranges)"
+fi
 echo "footprint-stage1: loading the capture kernel"
-# shellcheck disable=SC2046  # the flags are words
-if kexec $(cat /capture/kexec-flags) -p /capture/vmlinuz --initrd=/capture/initrd.img \
-    --append="$(cat /capture/cmdline)"
+if @KEXEC@ /capture/vmlinuz --initrd=/capture/initrd.img --append="$(cat /capture/cmdline)"
 then
   echo "footprint-stage1: loaded"
 else
@@ -83,10 +89,10 @@ def stage1(
     capture_initrd: str,
     capture_cmdline: str,
     arch: Arch = DEFAULT,
-    kexec_flags: str = "",
+    kexec_file: bool = False,
 ) -> str:
-    """Write the stage-1 initrd (uncompressed newc) and return its path; `kexec_flags` go
-    before `-p` (`-s`: kexec_file_load, which hands a crashkernel=,cma area to the capture)."""
+    """Write the stage-1 initrd (uncompressed newc) and return its path; its init loads the
+    capture with `kexec -s -p` (kexec_file_load) if `kexec_file`, else `kexec -p`."""
     from footprint.elf.host import host_closure
 
     busybox = static_busybox()
@@ -129,8 +135,8 @@ def stage1(
     add_file("capture/vmlinuz", kernel, 0o644)
     add_file("capture/initrd.img", capture_initrd, 0o644)
     records.append(newc_entry("capture/cmdline", stat.S_IFREG | 0o644, capture_cmdline.encode()))
-    records.append(newc_entry("capture/kexec-flags", stat.S_IFREG | 0o644, kexec_flags.encode()))
-    records.append(newc_entry("init", stat.S_IFREG | 0o755, STAGE1_INIT.encode()))
+    init = STAGE1_INIT.replace("@KEXEC@", "kexec -s -p" if kexec_file else "kexec -p")
+    records.append(newc_entry("init", stat.S_IFREG | 0o755, init.encode()))
     out = os.path.join(directory, "stage1.img")
     with open(out, "wb") as f:
         for name in sorted(dirs, key=lambda p: (p.count("/"), p)):
@@ -192,9 +198,10 @@ def kdump_boot(
     The timeout is at least MIN_TIMEOUT (DUMP_TIMEOUT with a root disk): the first kernel
     boots before the one under test.
 
-    With `cma` the first kernel also reserves `crashkernel=<cma>,cma`, and the capture is
-    loaded with kexec_file_load (`kexec -s`), the path on which the kernel itself hands the
-    CMA area to the capture."""
+    With `cma` (bytes) the first kernel also reserves `crashkernel=<cma>,cma` and the stage-1
+    loads with `kexec -s -p` (kexec_file_load), the only path on which the capture gets the
+    CMA ranges (bookworm's `kexec -p` gives it the fixed part alone); the crashing kernel then
+    waits about 10 s for in-flight DMA before it boots the capture."""
     dump = options.root_disk is not None
     if first_kernel_mib is None:
         first_kernel_mib = ROOT_DISK_FIRST_KERNEL_MIB if dump else FIRST_KERNEL_MIB
@@ -209,7 +216,7 @@ def kdump_boot(
         )
     arch = o.arch
     with prepared(image, o, "kdump") as p:
-        s1 = stage1(p.tmp, p.kernel, p.initrd, p.cmdline, arch, "-s" if cma else "")
+        s1 = stage1(p.tmp, p.kernel, p.initrd, p.cmdline, arch, kexec_file=cma > 0)
         os.unlink(p.initrd)
         reserve = f"crashkernel={crashkernel >> 20}M" + (
             f" crashkernel={cma >> 20}M,cma" if cma else ""

@@ -19,8 +19,12 @@ UNPACK_FAILED = re.compile(
 )
 # Lines that show the unpack is over (an OOM after them is userspace's, not the unpack's).
 UNPACK_OVER = ("Freeing initrd memory", "Run /")
+# The first one found names why kexec -p could not load: the kernel's own reservation
+# failure first (a kernel before 6.17 given crashkernel=Y,cma rejects the whole option and
+# reserves nothing), then kexec's.
 KEXEC_LOAD_FAILED = re.compile(
-    r"kexec_file_load failed.*|Could not find a free area.*|crashkernel reservation failed.*"
+    r"crashkernel: unrecognized char.*|crashkernel reservation failed.*|"
+    r"kexec_file_load failed.*|Could not find a free area.*|Memory for crashkernel is not reserved"
 )
 CRASHKERNEL_FAILED = "crashkernel reservation failed"
 # What the capture's dump tooling (kdump-tools, kdump-config, makedumpfile) says went wrong.

@@ -71,7 +71,8 @@ AnonPages:|KernelStack:|PageTables:|Percpu:) echo "@@ m ${k%:} $v" ;;
   echo "@@ end"
 }
 _fp_nap() { sleep @INTERVAL@; }
-[ -e /proc/vmcore ] && echo "@@ vmcore present" >"$out"
+# $P, not /proc: initramfs-tools images (kdump-tools') have no /proc directory to mount on.
+[ -e $P/vmcore ] && echo "@@ vmcore present" >"$out"
 _fp_sample >"$out" 2>/dev/null
 (
   if mkfifo /.fp-nap 2>/dev/null && true 3<>/.fp-nap; then
