@@ -8,6 +8,7 @@ every trial as it ends.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -163,12 +164,46 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class Subject:
+    """What a calibration is of: the image and kernel (so that documents from many machines
+    can be told apart and merged) and the architecture booted."""
+
+    image: str
+    image_bytes: int
+    image_sha256: str
+    kernel: str
+    kernel_release: str  # as the kernel image says it ("" when it does not)
+    kernel_memory_bytes: int  # the kernel's PT_LOAD memory
+    arch: str = "x86_64"
+
+    @classmethod
+    def of(
+        cls, image: str, kernel: str, kernel_release: str, kernel_bytes: int, arch: str
+    ) -> Subject:
+        import hashlib
+
+        digest = hashlib.sha256()
+        with open(image, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+        return cls(
+            image, os.path.getsize(image), digest.hexdigest(), kernel, kernel_release,
+            kernel_bytes, arch,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class CalibrateRun:
     direct: Calibration
     shapes: tuple[ShapeRun, ...]  # kdump's, one per machine shape (none without --kdump)
     ablations: tuple[AblationRun, ...]
     skipped: tuple[Skipped, ...]
-    distro_arch: str = "x86_64"  # whose distribution lines the shapes are judged against
+    subject: Subject | None = None
+
+    @property
+    def arch(self) -> str:
+        """Whose distribution lines the shapes are judged against."""
+        return self.subject.arch if self.subject is not None else "x86_64"
 
     @property
     def kdump(self) -> Calibration | None:
@@ -304,7 +339,14 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
                 ablations.append(
                     AblationRun(p, run(QemuBackend(r.qemu), copy.path, model), copy.codec)
                 )
-    return CalibrateRun(direct, shape_runs, tuple(ablations), tuple(skipped), r.qemu.arch.name)
+    subject = Subject.of(
+        r.image,
+        r.qemu.kernel,
+        a.reservation.kernel_version,
+        a.reservation.kernel_bytes,
+        r.qemu.arch.name,
+    )
+    return CalibrateRun(direct, shape_runs, tuple(ablations), tuple(skipped), subject)
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,15 @@ def calibrate_run_dict(run: CalibrateRun, fmt: str = "kernel") -> dict[str, Any]
     from footprint.report.shapes import shapes_fields
 
     doc = calibration_dict(run.direct)
-    doc["arch"] = run.distro_arch
+    doc["arch"] = run.arch
+    if run.subject is not None:
+        s = run.subject
+        doc["image"] = {"path": s.image, "bytes": s.image_bytes, "sha256": s.image_sha256}
+        doc["kernel"] = {
+            "path": s.kernel,
+            "release": s.kernel_release,
+            "memory_mib": round(s.kernel_memory_bytes / MIB, 1),
+        }
     direct = run.direct.bisection.minimum_bytes
     if run.dump is not None:  # kdump's own success: the dump saved; the initrd alone beside
         assert run.kdump is not None
@@ -220,7 +228,7 @@ def calibrate_run_dict(run: CalibrateRun, fmt: str = "kernel") -> dict[str, Any]
         if kexec and direct:
             doc["kexec_minus_direct_mib"] = (kexec - direct) // MIB
     if run.shapes:
-        doc.update(shapes_fields(run.shapes, run.distro_arch, fmt))
+        doc.update(shapes_fields(run.shapes, run.arch, fmt))
         if "cma" in doc["shapes"][0]:  # the first shape's split, where a check looks for it
             doc["cma"] = doc["shapes"][0]["cma"]
     if run.ablations:
