@@ -83,37 +83,9 @@ trap 'exit 130' INT TERM HUP
 
 in_chroot() { chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 "$@"; }
 
-# --- The Debian archive this machine's apt uses -----------------------------------------------
-debian_mirror() {
-    local f uri
-    if [[ -n ${DEBIAN_MIRROR:-} ]]; then echo "$DEBIAN_MIRROR"; return; fi
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [[ -f $f ]] || continue
-        # deb822 stanzas: the first URI of an enabled `deb` stanza with a non-security suite.
-        uri=$(awk '
-            function flush() {
-                if (!found && types ~ /(^| )deb( |$)/ && enabled != "no" && uris != "" && suites != "") {
-                    n = split(suites, s, " ")
-                    for (i = 1; i <= n; i++) if (s[i] !~ /-security$/) { split(uris, u, " "); print u[1]; found = 1; exit }
-                }
-                types = uris = suites = enabled = ""
-            }
-            /^[ \t]*$/ { flush(); next }
-            /^#/ { next }
-            tolower($1) == "types:"   { $1 = ""; types = $0 }
-            tolower($1) == "uris:"    { $1 = ""; sub(/^ +/, ""); uris = $0 }
-            tolower($1) == "suites:"  { $1 = ""; suites = $0 }
-            tolower($1) == "enabled:" { enabled = tolower($2) }
-            END { flush() }' "$f")
-        if [[ -n $uri ]]; then echo "$uri"; return; fi
-    done
-    if [[ -f /etc/apt/sources.list ]]; then
-        uri=$(awk '$1 == "deb" { i = 2; if ($2 ~ /^\[/) while ($i !~ /\]$/) i++; if ($2 ~ /^\[/) i++
-                                 if ($(i + 1) !~ /-security$/) { print $i; exit } }' /etc/apt/sources.list)
-        if [[ -n $uri ]]; then echo "$uri"; return; fi
-    fi
-    return 1
-}
+# The Debian archive this machine's apt uses: debian_mirror, from lib.sh.
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --- 1. The trixie chroot, made once ----------------------------------------------------------
 # debootstrap (minbase) with dracut, its squash modules, both filesystems' tools and systemd;
