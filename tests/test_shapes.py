@@ -254,7 +254,8 @@ class _SplitNeeds:
 def test_the_cma_split_bisects_the_fixed_part_then_the_cma_part_and_verifies_both(
     tmp_path: Path,
 ) -> None:
-    from footprint.measure.cma import calibrate_cma
+    from footprint.measure.cma import CmaKernel, calibrate_cma
+    from footprint.model.kernel import read_kernel
     from footprint.report.shapes import cma_dict
 
     kernel = Path("/boot/vmlinuz-6.1.0-57-amd64")  # read for its size: no boot here
@@ -264,7 +265,9 @@ def test_the_cma_split_bisects_the_fixed_part_then_the_cma_part_and_verifies_bot
     backend = _SplitNeeds(QemuOptions(kernel=str(kernel)), 2048)
     all_fixed = calibrate(backend, str(image), PLAN, 4 * MIB, bounds=(96 * MIB, 160 * MIB))
     assert all_fixed.bisection.minimum_bytes == 132 * MIB
-    split = calibrate_cma(backend, str(image), PLAN, all_fixed, "seen", 4 * MIB, 1)
+    k = read_kernel(str(kernel))
+    room = CmaKernel("seen", max(k.file_bytes, k.init_size))
+    split = calibrate_cma(backend, str(image), PLAN, all_fixed, room, 4 * MIB, 1)
     assert split is not None
     doc = cma_dict(split)
     # X: 80 (+10 %, to 16 MiB: 96); Y: 36 (with X = 96) + 10 % of 132, to 16 MiB: 64
@@ -318,7 +321,7 @@ def test_cma_support_is_read_from_the_kernel_image() -> None:
     kernel, _ = _cma_kernel()
     assert "its vmlinux parses ',cma' and reports 'crashkernel CMA reserved'" in cma_support(
         kernel
-    )
+    ).detected
     old = KERNELS / "vmlinuz-6.1.0-57-amd64"
     need(old.exists(), f"{old} is missing: run `make samples-kernels`")
     with pytest.raises(EnvironmentUnavailable, match="the option came with Linux 6.17"):

@@ -38,9 +38,18 @@ TRADE_OFFS = (
 )
 
 
-def cma_support(kernel: str) -> str:
-    """How the kernel at `kernel` was found to take crashkernel=,cma (a sentence);
-    EnvironmentUnavailable (exit 4) saying how it was found not to."""
+@dataclass(frozen=True)
+class CmaKernel:
+    """A kernel that takes crashkernel=,cma: how that was found, and the fixed part's floor."""
+
+    detected: str
+    room_bytes: int  # what kexec -p needs for the kernel: its file, or init_size if larger
+
+
+def cma_support(kernel: str) -> CmaKernel:
+    """How the kernel at `kernel` was found to take crashkernel=,cma (read once: the
+    vmlinux is decompressed for it); EnvironmentUnavailable (exit 4) saying how it was found
+    not to."""
     k = read_kernel(kernel)
     release = k.version.split(" ", 1)[0] or os.path.basename(kernel)
     if k.vmlinux is None:
@@ -59,6 +68,7 @@ def cma_support(kernel: str) -> str:
             f"no {CMA_RESERVED.decode()!r} message)"
         )
     how = f"{release}: its vmlinux parses ',cma' and reports {CMA_RESERVED.decode()!r}"
+    room = max(k.file_bytes, k.init_size)
     for config in (
         os.path.join(os.path.dirname(kernel), f"config-{release}"),
         f"/boot/config-{release}",
@@ -70,8 +80,8 @@ def cma_support(kernel: str) -> str:
                 raise EnvironmentUnavailable(
                     f"--cma: {release} was built without CONFIG_CMA (says {config})"
                 )
-            return f"{how}; {config} has CONFIG_CMA=y"
-    return how
+            return CmaKernel(f"{how}; {config} has CONFIG_CMA=y", room)
+    return CmaKernel(how, room)
 
 
 @dataclass(frozen=True)
@@ -108,7 +118,7 @@ def calibrate_cma(
     image: str,
     plan: Plan,
     all_fixed: Calibration,
-    detected: str,
+    kernel: CmaKernel,
     resolution: int,
     repeat: int,
     progress: Callable[[Trial, int, int], None] | None = None,
@@ -124,8 +134,7 @@ def calibrate_cma(
     generous = guard(replace(backend, split=Split(None, whole)))
     # X holds at least the kernel (the room it decompresses in: init_size) and the initrd
     # kexec loads; at most the all-fixed minimum.
-    kernel = read_kernel(backend.options.kernel)
-    loads = max(kernel.file_bytes, kernel.init_size) + os.path.getsize(image)
+    loads = kernel.room_bytes + os.path.getsize(image)
     fixed = calibrate(
         generous,
         image,
@@ -137,7 +146,7 @@ def calibrate_cma(
     )
     x_min = fixed.reliable_minimum_bytes
     if x_min is None:
-        return CmaSplit(detected, whole, fixed, fixed, None, None, ())
+        return CmaSplit(kernel.detected, whole, fixed, fixed, None, None, ())
     x = round_up(x_min + int(x_min * MARGIN), ROUND)
     on_x = guard(replace(backend, split=Split(x)))
     cma = calibrate(
@@ -145,7 +154,7 @@ def calibrate_cma(
     )
     y_min = cma.reliable_minimum_bytes
     if y_min is None:
-        return CmaSplit(detected, whole, fixed, cma, x, None, ())
+        return CmaSplit(kernel.detected, whole, fixed, cma, x, None, ())
     y = round_up(y_min + int(minimum * MARGIN), ROUND)
     verified = []
     for check, memory in ((on_x, y), (guard(replace(backend, split=Split(None, 0))), x)):
@@ -153,4 +162,4 @@ def calibrate_cma(
         verified.append(t)
         if progress is not None:
             progress(t, x, y)
-    return CmaSplit(detected, whole, fixed, cma, x, y, tuple(verified))
+    return CmaSplit(kernel.detected, whole, fixed, cma, x, y, tuple(verified))

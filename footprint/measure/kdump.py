@@ -174,9 +174,7 @@ class KdumpBackend:
     name: str = field(default="kdump", init=False)
 
     def run(self, image: str, memory: int) -> RunResult:
-        if self.split is None:
-            return kdump_boot(image, memory, self.options, self.first_kernel_mib)
-        fixed, cma = self.split.parts(memory)
+        fixed, cma = self.split.parts(memory) if self.split is not None else (memory, 0)
         return kdump_boot(image, fixed, self.options, self.first_kernel_mib, cma)
 
 

@@ -231,7 +231,7 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
     r = request
     if r.qemu.root_disk:
         read_disk(r.qemu.root_disk, r.qemu.root)  # a bad disk fails before any boot
-    detected = cma_support(r.qemu.kernel) if r.cma else ""  # refused before any boot
+    cma = cma_support(r.qemu.kernel) if r.cma else None  # refused before any boot
     a = analyze(r.image, kernel=r.qemu.kernel, rules_file=r.rules_file)
     plan = Plan.of(a.reservation)
     direct_start = kdump_start = None
@@ -265,15 +265,17 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
         start: int | None = None,
         bounds: tuple[int, int] | None = None,
         floor: int | None = None,
+        repeat: int | None = None,  # unless --repeat says: DUMP_REPEAT for dumps, else 1
+        told: Callable[[Trial, int, int], None] | None = progress,
     ) -> Calibration:
         return calibrate(
             backend,
             image,
             replace(plan, model=model),
             r.resolution,
-            r.repeat or 1,
+            r.repeat or repeat or 1,
             bounds=bounds,
-            progress=progress,
+            progress=told,
             start=start,
             floor=floor,
         )
@@ -288,39 +290,29 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
         label = shape.label if len(r.kdump_shapes) > 1 else ""
         told = None if progress is None else functools.partial(progress, label=label)
         o = replace(r.qemu, cpus=shape.cpus)
-        marker = Stoppable(KdumpBackend(replace(o, root_disk=None, root=None), shape.ram_mib), stop)
-        kdump = calibrate(
-            marker,
-            r.image,
-            replace(plan, model=minimum or plan.model),
-            r.resolution,
-            r.repeat or 1,
-            progress=told,
-            start=start,
-        )
+        marker = KdumpBackend(replace(o, root_disk=None, root=None), shape.ram_mib)
+        saving = KdumpBackend(o, shape.ram_mib)  # with a root disk: the dump saved on it
+        kdump = run(Stoppable(marker, stop), r.image, minimum or plan.model, start, told=told)
         dump = None
         if o.root_disk:
             floor = kdump.bisection.minimum_bytes
-            dump = calibrate(
-                Stoppable(KdumpBackend(o, shape.ram_mib), stop),
+            dump = run(
+                Stoppable(saving, stop),
                 r.image,
-                plan,
-                r.resolution,
-                r.repeat or DUMP_REPEAT,
+                plan.model,
                 bounds=dump_bounds(floor or plan.model, r.resolution),
-                progress=told,
                 floor=floor,
+                repeat=DUMP_REPEAT,
+                told=told,
             )
         split = None
-        if r.cma:  # of what kdump needs here: the dump saved where there is a disk
-            whole = dump or kdump
-            backend = KdumpBackend(o if dump else replace(o, root_disk=None, root=None))
+        if cma is not None:  # of what kdump needs here: the dump saved where there is a disk
             split = calibrate_cma(
-                replace(backend, first_kernel_mib=shape.ram_mib),
+                saving if dump else marker,
                 r.image,
                 plan,
-                whole,
-                detected,
+                dump or kdump,
+                cma,
                 r.resolution,
                 r.repeat or (DUMP_REPEAT if dump else 1),
                 progress=told,
