@@ -21,6 +21,7 @@ from footprint.command import (
     cgroup_options,
     emit,
     emit_json,
+    kernels_qemu_options,
     note,
     opt,
     options,
@@ -238,13 +239,15 @@ def boot(image: str, memory: int, as_json: bool, qemu: QemuOptions) -> None:
     from footprint.report import boot as render
 
     run = boot_image(image, memory, qemu)
-    output(render.boot_dict(run.result, run.components), as_json, render.boot_text)
+    owners = run.owners
+    doc = render.boot_dict(run.result, owners.components(run.result), owners.packages)
+    output(doc, as_json, render.boot_text)
     if not run.result.succeeded:
         raise click.exceptions.Exit(1)
 
 
 @cli.command()
-@click.argument("image", type=FILE)
+@click.argument("images", metavar="IMAGE...", nargs=-1, required=True, type=FILE)
 @opt("resolution")
 @opt("repeat")
 @opt("without")
@@ -257,9 +260,9 @@ def boot(image: str, memory: int, as_json: bool, qemu: QemuOptions) -> None:
 @opt("format-crashkernel")
 @opt("json")
 @reading_options("kernel-profile", "rules")
-@qemu_options
+@kernels_qemu_options
 def calibrate(
-    image: str,
+    images: tuple[str, ...],
     resolution: int,
     repeat: int | None,
     without: tuple[str, ...],
@@ -272,16 +275,18 @@ def calibrate(
     fmt: str,
     as_json: bool,
     reading: ProfileOptions,
-    qemu: QemuOptions,
+    qemus: tuple[QemuOptions, ...],
 ) -> None:
     """The smallest RAM with which IMAGE boots, and the crashkernel= to reserve.
 
     Bisects QEMU's -m from bounds set by the static model, then prints the recommended
     reservation with its terms, next to the model and kdumpctl's formula. With --without or
     --ablate-all, also what removing components really saves, next to the model's marginal.
+    With several --kernel, each kernel with its own IMAGE (in the same order) or all with one,
+    and a table of the minimum per kernel.
     """
     from footprint.measure.shapes import default_jobs, shapes
-    from footprint.measure.workflow import CalibrateRequest, calibrate_image
+    from footprint.measure.workflow import CalibrateRequest, calibrate_image, calibrate_kernels
     from footprint.report import boot as render
     from footprint.report.progress import with_progress
 
@@ -294,23 +299,42 @@ def calibrate(
         raise UsageError("--cpus needs --ram: every CPU count is calibrated with every RAM size")
     if any(s.ram_mib < 256 for s in wanted):
         raise UsageError("--ram: a first kernel needs 256M at least")
-    request = CalibrateRequest(
-        image,
-        qemu,
-        resolution=resolution,
-        repeat=repeat,
-        without=without,
-        ablate_all=ablate_all,
-        kdump=kdump,
-        rules_file=reading.rules_file,
-        kernel_profile=reading.runtime,
-        shapes=wanted,
-        cma=cma,
-        jobs=jobs or default_jobs(wanted),
-    )
-    run = with_progress(lambda report: calibrate_image(request, report))
-    output(render.calibrate_run_dict(run, fmt), as_json, render.calibration_text)
-    if run.direct.bisection.minimum_bytes is None:
+    if len(images) not in (1, len(qemus)):
+        raise UsageError(
+            f"{len(images)} images for {len(qemus)} kernels: give one IMAGE per --kernel, "
+            "in the same order, or one for all"
+        )
+    paired = images * len(qemus) if len(images) == 1 else images
+    requests = [
+        CalibrateRequest(
+            image,
+            qemu,
+            resolution=resolution,
+            repeat=repeat,
+            without=without,
+            ablate_all=ablate_all,
+            kdump=kdump,
+            rules_file=reading.rules_file,
+            kernel_profile=reading.runtime,
+            shapes=wanted,
+            cma=cma,
+            jobs=jobs or default_jobs(wanted),
+            label=os.path.basename(qemu.kernel) if len(qemus) > 1 else "",
+        )
+        for image, qemu in zip(paired, qemus, strict=True)
+    ]
+    if len(requests) == 1:
+        run = with_progress(lambda report: calibrate_image(requests[0], report))
+        output(render.calibrate_run_dict(run, fmt), as_json, render.calibration_text)
+        if run.direct.bisection.minimum_bytes is None:
+            raise click.exceptions.Exit(1)
+        return
+    from footprint.report import kernels
+
+    each = jobs or default_jobs(wanted, len(requests))
+    runs = with_progress(lambda report: calibrate_kernels(requests, each, report))
+    output(kernels.kernels_dict(runs, fmt), as_json, kernels.kernels_text)
+    if any(r.direct.bisection.minimum_bytes is None for r in runs):
         raise click.exceptions.Exit(1)
 
 

@@ -425,30 +425,48 @@ def _reading(**values: Any) -> Any:
     return ProfileOptions(**values)
 
 
+def _qemu_each(kernel: tuple[str, ...], **values: Any) -> Any:
+    from footprint.measure.qemu import QemuOptions
+
+    return tuple(QemuOptions(kernel=k, **values) for k in kernel)
+
+
 # A QEMU boot's options, handed to the command as `qemu: QemuOptions`.
-qemu_options = gather(
-    "qemu",
-    _qemu,
+QEMU_FIELDS: dict[str, Any] = {
+    "kernel": opt("kernel", required=True, help="The capture kernel: a bzImage or a UKI."),
+    "append": click.option("--append", default="", help="Added to the kdump-like cmdline."),
+    "cmdline": opt("cmdline"),
+    "until": opt(
+        "until",
+        help="Success when this regular expression is on the console "
+        "(default: init settled, or finished).",
+    ),
+    "timeout": opt("timeout"),
+    "init": click.option("--rdinit", "init", default="/init", help="The image's init."),
+    "accel": opt("accel"),
+    "root_disk": click.option(
+        "--root-disk",
+        type=FILE,
+        help="A raw or qcow2 root disk, attached (virtio) through a copy-on-write overlay "
+        "per boot; with --kdump success is a dump saved on it.",
+    ),
+    "root": click.option(
+        "--root", help="root= for the boot (default: from --root-disk's layout: /dev/vda[N])."
+    ),
+}
+qemu_options = gather("qemu", _qemu, QEMU_FIELDS)
+# The same for kernels side by side, one QemuOptions per --kernel: `qemus: tuple[...]`.
+kernels_qemu_options = gather(
+    "qemus",
+    _qemu_each,
     {
-        "kernel": opt("kernel", required=True, help="The capture kernel: a bzImage or a UKI."),
-        "append": click.option("--append", default="", help="Added to the kdump-like cmdline."),
-        "cmdline": opt("cmdline"),
-        "until": opt(
-            "until",
-            help="Success when this regular expression is on the console "
-            "(default: init settled, or finished).",
-        ),
-        "timeout": opt("timeout"),
-        "init": click.option("--rdinit", "init", default="/init", help="The image's init."),
-        "accel": opt("accel"),
-        "root_disk": click.option(
-            "--root-disk",
-            type=FILE,
-            help="A raw or qcow2 root disk, attached (virtio) through a copy-on-write overlay "
-            "per boot; with --kdump success is a dump saved on it.",
-        ),
-        "root": click.option(
-            "--root", help="root= for the boot (default: from --root-disk's layout: /dev/vda[N])."
+        **QEMU_FIELDS,
+        "kernel": opt(
+            "kernel",
+            required=True,
+            multiple=True,
+            help="The capture kernel: a bzImage or a UKI; repeat it to calibrate kernels side "
+            "by side, each with its own IMAGE (or all with one).",
         ),
     },
 )

@@ -136,7 +136,13 @@ def test_wrong_documents_fail_their_schema() -> None:
     for doc in (m, b, c):
         assert_schema(doc)
     assert b["processes"] == [
-        {"name": "sh", "hwm_bytes": 8, "anon_peak_bytes": 4, "component": "busybox"}
+        {
+            "name": "sh",
+            "hwm_bytes": 8,
+            "anon_peak_bytes": 4,
+            "component": "busybox",
+            "package": None,
+        }
     ]
     assert c["at_minimum"]["kind"] == "boot" and c["trials"][0]["outcome"] == "success"
     for doc, key, value in (

@@ -201,6 +201,31 @@ def test_a_saved_dump_is_read_back_with_debugfs(tmp_path: Path) -> None:
     assert none.problem == "nothing was written to /var/crash"
 
 
+def test_process_names_map_to_the_disks_packages(tmp_path: Path) -> None:
+    from footprint.measure.dump import process_packages
+
+    _tools()
+    info = tmp_path / "tree/var/lib/dpkg/info"
+    info.mkdir(parents=True)
+    (info / "udev.list").write_text("/.\n/lib/systemd/systemd-udevd\n/bin/udevadm\n")
+    (info / "kdump-tools.list").write_text("/usr/sbin/kdump-config\n/etc/default/kdump-tools\n")
+    (info / "libc-bin.list").write_text("/usr/sbin/ldconfig\n/usr/lib/locale/C.utf8/LC_CTYPE\n")
+    (info / "libc6:amd64.list").write_text("/usr/lib/x86_64-linux-gnu/libc.so.6\n")
+    (info / "long.list").write_text("/usr/libexec/long/a-program-with-a-long-name\n")
+    (info / "libc6:amd64.md5sums").write_text("0 /usr/sbin/notalist\n")
+    fs = Filesystem(str(_ext4(tmp_path / "disk.raw", tmp_path / "tree")))
+    assert process_packages(fs) == {
+        "systemd-udevd": "udev",
+        "udevadm": "udev",
+        "(udev-worker)": "udev",  # systemd's name for udevd's workers
+        "kdump-config": "kdump-tools",
+        "ldconfig": "libc-bin",
+        "a-program-with-": "long",  # as the kernel cuts a process name: 15 bytes
+    }
+    empty = Filesystem(str(_ext4(tmp_path / "empty.raw", None)))
+    assert process_packages(empty) == {}
+
+
 def test_what_is_not_a_saved_dump(tmp_path: Path) -> None:
     _tools()
     cases = {
@@ -341,6 +366,24 @@ def test_one_dump_trial_above_and_one_below_the_minimum(tmp_path: Path) -> None:
     assert (after.st_mtime_ns, after.st_size) == (before.st_mtime_ns, before.st_size)
     ours = [n for n in os.listdir(tempfile.gettempdir()) if f"footprint-kdump-{os.getpid()}-" in n]
     assert ours == []  # the trials' overlays and raw copies are gone
+
+
+@pytest.mark.integration
+def test_the_root_disks_packages_name_the_captures_processes() -> None:
+    from footprint.measure.dump import disk_facts
+
+    disk, _, _ = _rootdisk()
+    packages = disk_facts(read_disk(disk)).packages
+    assert {
+        n: packages.get(n)
+        for n in ("makedumpfile", "kdump-config", "systemd", "(udev-worker)", "kexec")
+    } == {
+        "makedumpfile": "makedumpfile",
+        "kdump-config": "kdump-tools",
+        "systemd": "systemd",
+        "(udev-worker)": "udev",
+        "kexec": "kexec-tools",
+    }
 
 
 class _Dumps:

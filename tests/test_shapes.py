@@ -30,6 +30,7 @@ from footprint.model.crashkernel import (
     parse_crashkernel,
     ranged,
 )
+from footprint.report.kernels import kernels_text
 from footprint.units import MIB
 
 G = 1 << 30
@@ -98,8 +99,8 @@ class _Needs:
 PLAN = Plan(120 * MIB, 80 * MIB, 50 * MIB, 30 * MIB, 60 * MIB)
 
 
-def _one(backends: dict[Shape, _Needs]):  # noqa: ANN202
-    def one(shape: Shape, start: int | None, stop: threading.Event) -> ShapeRun:
+def _one(backends: dict[Shape, _Needs], stop: threading.Event):  # noqa: ANN202
+    def one(shape: Shape, start: int | None) -> ShapeRun:
         b = Stoppable(backends[shape], stop)
         return ShapeRun(shape, calibrate(b, "x.img", PLAN, 4 * MIB, start=start))
 
@@ -110,7 +111,7 @@ def test_shapes_one_after_another_start_from_the_previous_minimum() -> None:
     wanted = shapes((8192, 2048), (1,))
     assert [s.label for s in wanted] == ["2G × 1 CPU", "8G × 1 CPU"]
     backends = {s: _Needs(s.ram_mib, 150 * MIB, MIB) for s in wanted}
-    runs = calibrate_shapes(wanted, _one(backends), 120 * MIB, jobs=1)
+    runs = calibrate_shapes(wanted, _one(backends, stop := threading.Event()), 120 * MIB, 1, stop)
     assert [r.marker.bisection.minimum_bytes // MIB for r in runs] == [152, 160]
     assert backends[wanted[0]].runs == [120, 128, 160, 144, 152, 148]
     assert backends[wanted[1]].runs == [152, 160, 156]  # from 2G's minimum: 3 trials
@@ -129,7 +130,7 @@ def test_shapes_side_by_side_give_the_same_minima() -> None:
     wanted = shapes((2048, 8192), (1, 4))
     assert len(wanted) == 4
     backends = {s: _Needs(s.ram_mib, 150 * MIB, 2 * MIB, delay=0.01) for s in wanted}
-    runs = calibrate_shapes(wanted, _one(backends), 120 * MIB, jobs=2)
+    runs = calibrate_shapes(wanted, _one(backends, stop := threading.Event()), 120 * MIB, 2, stop)
     assert [(r.shape.ram_mib, r.shape.cpus) for r in runs] == [
         (2048, 1),
         (2048, 4),
@@ -149,7 +150,7 @@ def test_an_error_in_one_shape_stops_the_others() -> None:
 
     backends = {wanted[0]: Broken(2048, 0), wanted[1]: _Needs(4096, 150 * MIB, delay=0.05)}
     with pytest.raises(RuntimeError, match="the trial broke"):
-        calibrate_shapes(wanted, _one(backends), 120 * MIB, jobs=2)
+        calibrate_shapes(wanted, _one(backends, stop := threading.Event()), 120 * MIB, 2, stop)
     assert len(backends[wanted[1]].runs) <= 2  # its next trial was refused, not run
 
 
@@ -346,3 +347,60 @@ def test_a_cma_pair_saves_what_its_fixed_part_alone_cannot() -> None:
     assert "no /proc/vmcore" not in above.detail  # the probe saw the capture's vmcore
     alone = KdumpBackend(QemuOptions(kernel=kernel), 2048, Split(None, 0)).run(image, 72 * MIB)
     assert alone.outcome in (Outcome.OOM, Outcome.UNPACK_FAILED, Outcome.PANIC), alone.detail
+
+
+# -- kernels side by side -----------------------------------------------------------------------
+
+
+def test_images_and_kernels_pair_one_to_one_or_one_for_all(tmp_path: Path) -> None:
+    image = tmp_path / "x.img"
+    image.write_bytes(b"x")
+    args = ["calibrate", str(image), str(image), str(image)]
+    r = CliRunner().invoke(cli, [*args, "--kernel", str(image), "--kernel", str(image)])
+    assert r.exit_code == EXIT_USAGE, r.output
+    assert "3 images for 2 kernels: give one IMAGE per --kernel, in the same order" in r.output
+
+
+def _manifest_kernels() -> list[dict]:
+    manifest = KERNELS / "manifest.json"
+    need(manifest.exists(), f"{manifest} is missing: run `make samples-kernels`")
+    return json.loads(manifest.read_text())["kernels"]
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_kernels_side_by_side_each_with_its_own_initrd() -> None:
+    """Debian 6.1 and trixie's 6.12, each with the kdump-tools initrd made for it, two at once
+    at a 16 MiB resolution (a few boots each): one row per kernel with its own terms."""
+    need_tool("qemu-system-x86_64", "qemu-system-x86")
+    kernels = [k for k in _manifest_kernels() if k["kver"].startswith(("6.1.", "6.12."))]
+    need(len(kernels) == 2, "make samples-kernels made no 6.1 and 6.12 kernels")
+    args = [str(KERNELS / k["kdump_tools_image"]) for k in kernels]
+    for k in kernels:
+        args += ["--kernel", str(KERNELS / k["vmlinuz"])]
+    r = CliRunner().invoke(
+        cli, ["calibrate", *args, "--resolution", "16M", "--jobs", "2", "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert_schema(doc)
+    assert doc["kind"] == "kernels"
+    for c in doc["calibrations"]:
+        assert_schema(c)
+    rows = doc["kernels"]
+    assert [row["release"] for row in rows] == [k["kver"] for k in kernels]
+    assert [row["image"] for row in rows] == args[:2]
+    assert rows[0]["kernel_memory_mib"] != rows[1]["kernel_memory_mib"]  # each its own
+    for row, c in zip(rows, doc["calibrations"], strict=True):
+        assert row["kernel_memory_mib"] == c["kernel"]["memory_mib"] > 0
+        outcomes = {t["memory_mib"]: t["outcome"] for t in c["trials"]}
+        assert outcomes[row["minimum_mib"]] == "success"
+        assert outcomes.get(row["minimum_mib"] - 16, "oom") != "success"
+        assert 64 <= row["minimum_mib"] <= 192
+        assert row["minimum_mib"] == c["minimum_mib"]
+        assert row["kernel_runtime_mib"] == c["terms"]["kernel_runtime"]
+    text = kernels_text(doc)
+    assert text.splitlines()[-3].split() == [
+        "kernel", "memory", "runtime", "rootfs", "minimum", "Δ", "kexec", "recommended",
+    ]  # fmt: skip
+    assert text.splitlines()[-2].split()[:1] == [kernels[0]["kver"]]

@@ -126,7 +126,7 @@ def test_boot_and_calibration_text_keep_names_whole() -> None:
         "duration_s": 4.2, "detail": "init finished", "breakdown": None, "killed": [],
         "processes": [
             {"name": f"{long}-{i}", "hwm_bytes": 1 << 20, "anon_peak_bytes": 4096,
-             "component": "systemd"}
+             "component": "systemd", "package": None}
             for i in range(14)
         ],
     }  # fmt: skip
@@ -134,3 +134,10 @@ def test_boot_and_calibration_text_keep_names_whole() -> None:
     assert lines[2].split() == ["process", "VmHWM", "anon", "peak", "component"]
     assert lines[3].split() == [f"{long}-0", "1", "MiB", "4", "KiB", "systemd"]
     assert len(lines) == 3 + 12 + 1 and lines[-1] == "… 2 more (--json lists all)"
+    doc["processes"][1]["package"] = "systemd-container"  # with a root disk: its packages
+    lines = boot_text(doc).splitlines()
+    assert lines[2].split() == [
+        "process", "VmHWM", "anon", "peak", "component", "package", "(root", "disk)",
+    ]  # fmt: skip
+    assert lines[3].split()[-1] == "systemd"  # no package: the row ends with its component
+    assert lines[4].split()[-2:] == ["systemd", "systemd-container"]

@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from footprint import lifetime
@@ -42,6 +43,9 @@ MIN_DUMP_BYTES = 64 * 1024  # smaller than any header + bitmaps of a real machin
 SLACK_BYTES = 64 * MIB  # a dump is never larger than the crashed RAM and this
 PANIC_WORDS = ("Kernel panic", "sysrq triggered crash")
 KDUMP_DEFAULTS = "/etc/default/kdump-tools"
+DPKG_INFO = "/var/lib/dpkg/info"  # <package>[:<arch>].list: the files each package ships
+# Where the programs a process runs live (a daemon's helpers too: /lib/systemd/systemd-*).
+PROGRAM_DIRS = re.compile(r"^(/usr)?(/s?bin|/lib/systemd|/libexec(/[^/]+)?|/lib/udev)$")
 KDUMP_CONFIG = "/usr/sbin/kdump-config"
 # kdump-tools' names for a finished dump: makedumpfile's, or a copy of /proc/vmcore (ELF)
 # when makedumpfile failed.
@@ -101,6 +105,12 @@ class Filesystem:
             entries.append(Entry(parts[5], parts[2].startswith("04"), size))
         return entries
 
+    def copy_out(self, path: str, into: str) -> bool:
+        """Directory `path` and what it holds, written under the host directory `into`
+        (debugfs' rdump); False when it is not there."""
+        done = self._run(f'rdump "{path}" "{into}"')
+        return done.returncode == 0 and os.path.isdir(os.path.join(into, os.path.basename(path)))
+
     def read(self, path: str, limit: int) -> bytes:
         """The first `limit` bytes of file `path` (debugfs' cat, stopped there)."""
         with subprocess.Popen(
@@ -135,6 +145,7 @@ class DiskFacts:
 
     dumps: frozenset[str]  # the directories /var/crash already has: a trial's dump is new
     capture_append: str | None  # kdump-tools' KDUMP_CMDLINE_APPEND (None: not kdump-tools)
+    packages: Mapping[str, str]  # process name -> the dpkg package of the file it runs
 
 
 def disk_facts(disk: RootDisk) -> DiskFacts:
@@ -153,7 +164,33 @@ def _disk_facts(path: str, fmt: str, offset: int, _mtime: int, _size: int) -> Di
 
 def _facts(fs: Filesystem) -> DiskFacts:
     dumps = frozenset(e.name for e in fs.listing(CRASH_DIR) or () if e.directory)
-    return DiskFacts(dumps, capture_append(fs))
+    return DiskFacts(dumps, capture_append(fs), process_packages(fs))
+
+
+def process_packages(fs: Filesystem) -> dict[str, str]:
+    """Process name (as /proc/*/status says it: the file's name, cut to 15 bytes) -> the
+    package that ships a program of that name on the disk, from its dpkg database (every
+    package's list of files); empty where the disk has none."""
+    from footprint.components.processes import COMM_BYTES, RENAMED
+
+    by_name: dict[str, str] = {}
+    with lifetime.temp_dir("kdump") as tmp:
+        if not fs.copy_out(DPKG_INFO, tmp):
+            return by_name
+        info = os.path.join(tmp, os.path.basename(DPKG_INFO))
+        for list_file in sorted(os.listdir(info)):
+            if not list_file.endswith(".list"):
+                continue
+            package = list_file.removesuffix(".list").split(":", 1)[0]  # libc6:amd64
+            with open(os.path.join(info, list_file), encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    path = line.rstrip("\n")
+                    if PROGRAM_DIRS.match(os.path.dirname(path)):
+                        by_name.setdefault(os.path.basename(path)[:COMM_BYTES], package)
+    for name, file in RENAMED.items():
+        if file[:COMM_BYTES] in by_name:
+            by_name[name] = by_name[file[:COMM_BYTES]]
+    return by_name
 
 
 def capture_append(fs: Filesystem) -> str | None:

@@ -42,13 +42,14 @@ def shapes(rams_mib: tuple[int, ...], cpus: tuple[int, ...]) -> tuple[Shape, ...
     return tuple(sorted({Shape(r, c) for r, c in itertools.product(rams_mib, cpus)}))
 
 
-def default_jobs(shapes: tuple[Shape, ...]) -> int:
+def default_jobs(shapes: tuple[Shape, ...], items: int | None = None) -> int:
     """How many trials this machine holds at once: its cores over the largest shape's CPUs,
-    and its available memory over what one trial costs."""
+    and its available memory over what one trial costs; no more than the `items` (default:
+    the shapes) run side by side."""
     widest = max((s.cpus for s in shapes), default=1)
     by_cpu = (os.cpu_count() or 1) // widest
     by_memory = int(psutil.virtual_memory().available) // TRIAL_HOST_BYTES
-    return max(1, min(by_cpu, by_memory, len(shapes) or 1))
+    return max(1, min(by_cpu, by_memory, items or len(shapes) or 1))
 
 
 @dataclass(frozen=True)

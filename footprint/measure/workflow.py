@@ -10,9 +10,9 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from footprint import lifetime
 from footprint.analyze import Analysis, analyze
@@ -22,6 +22,7 @@ from footprint.measure.backend import Backend, RunResult
 from footprint.measure.bisect import Trial
 from footprint.measure.calibrate import Calibration, Plan, calibrate
 from footprint.measure.cma import calibrate_cma, cma_support
+from footprint.measure.dump import disk_facts
 from footprint.measure.kdump import FIRST_KERNEL_MIB, ROOT_DISK_FIRST_KERNEL_MIB, KdumpBackend
 from footprint.measure.qemu import PROBE_PATH, QemuBackend, QemuOptions, kill_all
 from footprint.measure.rootdisk import read_disk
@@ -32,12 +33,15 @@ from footprint.units import MIB
 if TYPE_CHECKING:
     from footprint.model.kernel_profile import KernelProfile
 
+T = TypeVar("T")
+
 
 class Progress(Protocol):
     """Told of every trial as it ends; `label` names the shape it is of, where there are
     several."""
 
     def __call__(self, trial: Trial, low: int, high: int, label: str = "") -> None: ...
+
 
 # A dump near its minimum is saved in some trials and not in others (seen on Debian's root
 # disk: 4 times in 6 at one size, 4 MiB more never failed): its boundary is tried 3 times.
@@ -103,23 +107,38 @@ def measure_image(request: MeasureRequest, progress: Progress | None = None) -> 
 
 # -- boot -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class Owners:
+    """Who ships the programs a boot's processes run, by process name: the image's
+    component, and with a root disk the disk's dpkg package (after switch_root, systemd,
+    kdump-tools and makedumpfile run from the disk)."""
+
+    component: Callable[[str], str]
+    packages: Mapping[str, str] | None = None  # None: no root disk
+
+    @classmethod
+    def of(cls, a: Analysis, options: QemuOptions) -> Owners:
+        packages = None
+        if options.root_disk:
+            packages = disk_facts(read_disk(options.root_disk, options.root)).packages
+        return cls(owner_by_name(a, {PROBE_PATH: PROBE_PATH}), packages)
+
+    def components(self, r: RunResult) -> dict[str, str]:
+        """The component of every process the probe saw in `r`."""
+        names = {p.name for s in (r.qemu.samples if r.qemu else ()) for p in s.processes}
+        return {n: self.component(n) for n in sorted(names)}
+
+
+@dataclass(frozen=True)
 class BootRun:
     result: RunResult
-    components: dict[str, str]  # process name -> component, for the processes seen
+    owners: Owners
 
 
 def boot_image(image: str, memory: int, options: QemuOptions) -> BootRun:
     if options.root_disk:
         read_disk(options.root_disk, options.root)  # a bad disk fails before the boot
     r = QemuBackend(options).run(image, memory)
-    return BootRun(r, process_components(analyze(image), r))
-
-
-def process_components(a: Analysis, r: RunResult) -> dict[str, str]:
-    """The component of every process the probe saw, by its name."""
-    owner = owner_by_name(a, {PROBE_PATH: PROBE_PATH})
-    names = {p.name for s in (r.qemu.samples if r.qemu else ()) for p in s.processes}
-    return {n: owner(n) for n in sorted(names)}
+    return BootRun(r, Owners.of(analyze(image), options))
 
 
 # -- calibrate --------------------------------------------------------------------------------
@@ -137,6 +156,7 @@ class CalibrateRequest:
     shapes: tuple[Shape, ...] = ()  # kdump's machine shapes (none: the default one)
     cma: bool = False  # also split each shape's reservation into crashkernel=X,Y,cma
     jobs: int = 1  # shapes calibrated at once
+    label: str = ""  # on every trial's progress line (kernels side by side: the kernel)
 
     @property
     def kdump_shapes(self) -> tuple[Shape, ...]:
@@ -199,6 +219,7 @@ class CalibrateRun:
     ablations: tuple[AblationRun, ...]
     skipped: tuple[Skipped, ...]
     subject: Subject | None = None
+    owners: Owners | None = None  # of the processes in the trials at the minimum
 
     @property
     def arch(self) -> str:
@@ -223,12 +244,18 @@ def dump_bounds(marker: int, resolution: int) -> tuple[int, int]:
     return marker - resolution, max(2 * marker, marker + DUMP_SPAN)
 
 
-def calibrate_image(request: CalibrateRequest, progress: Progress | None = None) -> CalibrateRun:
+def calibrate_image(
+    request: CalibrateRequest,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> CalibrateRun:
     """Calibrate direct boot; then, if asked, crashkernel= with a real crash (from the direct
-    minimum) and each ablation (from the minimum less the model's marginal)."""
+    minimum) and each ablation (from the minimum less the model's marginal). Once `stop` is
+    set (by calibrations side by side with this one), no new trial starts."""
     from footprint.image.repack import main_codec, repack
 
     r = request
+    stop = stop or threading.Event()
     if r.qemu.root_disk:
         read_disk(r.qemu.root_disk, r.qemu.root)  # a bad disk fails before any boot
     cma = cma_support(r.qemu.kernel) if r.cma else None  # refused before any boot
@@ -258,6 +285,11 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
             if n not in measured
         ]
 
+    def told(label: str) -> Progress | None:
+        """`progress`, with the request's label and `label` (a shape's) on every trial."""
+        label = " ".join(x for x in (r.label, label) if x)
+        return None if progress is None else functools.partial(progress, label=label)
+
     def run(
         backend: Backend,
         image: str,
@@ -266,16 +298,16 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
         bounds: tuple[int, int] | None = None,
         floor: int | None = None,
         repeat: int | None = None,  # unless --repeat says: DUMP_REPEAT for dumps, else 1
-        told: Callable[[Trial, int, int], None] | None = progress,
+        label: str = "",
     ) -> Calibration:
         return calibrate(
-            backend,
+            Stoppable(backend, stop),
             image,
             replace(plan, model=model),
             r.resolution,
             r.repeat or repeat or 1,
             bounds=bounds,
-            progress=told,
+            progress=told(label),
             start=start,
             floor=floor,
         )
@@ -283,27 +315,26 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
     direct = run(QemuBackend(r.qemu), r.image, plan.model, direct_start)
     minimum = direct.bisection.minimum_bytes
 
-    def shape_run(shape: Shape, start: int | None, stop: threading.Event) -> ShapeRun:
+    def shape_run(shape: Shape, start: int | None) -> ShapeRun:
         """With a root disk, first what the initrd alone needs (no disk: its marker, as
         without one), then the dump saved on the disk, from there upwards (first trial: that
         size itself)."""
         label = shape.label if len(r.kdump_shapes) > 1 else ""
-        told = None if progress is None else functools.partial(progress, label=label)
         o = replace(r.qemu, cpus=shape.cpus)
         marker = KdumpBackend(replace(o, root_disk=None, root=None), shape.ram_mib)
         saving = KdumpBackend(o, shape.ram_mib)  # with a root disk: the dump saved on it
-        kdump = run(Stoppable(marker, stop), r.image, minimum or plan.model, start, told=told)
+        kdump = run(marker, r.image, minimum or plan.model, start, label=label)
         dump = None
         if o.root_disk:
             floor = kdump.bisection.minimum_bytes
             dump = run(
-                Stoppable(saving, stop),
+                saving,
                 r.image,
                 plan.model,
                 bounds=dump_bounds(floor or plan.model, r.resolution),
                 floor=floor,
                 repeat=DUMP_REPEAT,
-                told=told,
+                label=label,
             )
         split = None
         if cma is not None:  # of what kdump needs here: the dump saved where there is a disk
@@ -315,12 +346,14 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
                 cma,
                 r.resolution,
                 r.repeat or (DUMP_REPEAT if dump else 1),
-                progress=told,
+                progress=told(label),
                 guard=lambda b: Stoppable(b, stop),
             )
         return ShapeRun(shape, kdump, dump, split)
 
-    shape_runs = calibrate_shapes(r.kdump_shapes, shape_run, kdump_start, r.jobs) if r.kdump else ()
+    shape_runs = (
+        calibrate_shapes(r.kdump_shapes, shape_run, kdump_start, r.jobs, stop) if r.kdump else ()
+    )
     ablations = []
     if plans and minimum is not None:
         codec = main_codec(a.inventory)  # the copies are written with the image's own codec
@@ -338,7 +371,8 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
         a.reservation.kernel_bytes,
         r.qemu.arch.name,
     )
-    return CalibrateRun(direct, shape_runs, tuple(ablations), tuple(skipped), subject)
+    owners = Owners.of(a, r.qemu)
+    return CalibrateRun(direct, shape_runs, tuple(ablations), tuple(skipped), subject, owners)
 
 
 @dataclass(frozen=True)
@@ -361,25 +395,46 @@ class Stoppable:
 
 def calibrate_shapes(
     shapes: tuple[Shape, ...],
-    one: Callable[[Shape, int | None, threading.Event], ShapeRun],
+    one: Callable[[Shape, int | None], ShapeRun],
     start: int | None,
     jobs: int,
+    stop: threading.Event,
 ) -> tuple[ShapeRun, ...]:
     """Every shape's calibration: one after another, each from the previous one's minimum
-    (the need changes little from shape to shape); or `jobs` at once, each from `start`. An
-    interruption (Ctrl-C, SIGTERM, an error in one) ends them all: the QEMUs running are
-    killed, no new trial starts."""
-    stop = threading.Event()
+    (the need changes little from shape to shape); or `jobs` at once, each from `start`."""
     if jobs <= 1 or len(shapes) == 1:
         done: list[ShapeRun] = []
         for shape in shapes:
-            done.append(one(shape, start, stop))
+            done.append(one(shape, start))
             start = done[-1].marker.bisection.minimum_bytes or start
         return tuple(done)
+    return side_by_side([functools.partial(one, s, start) for s in shapes], jobs, stop)
+
+
+def calibrate_kernels(
+    requests: Sequence[CalibrateRequest], jobs: int, progress: Progress | None = None
+) -> tuple[CalibrateRun, ...]:
+    """Kernels side by side: each request (one kernel with the image made for it) calibrated
+    in full, `jobs` at once (each one's shapes then one after another)."""
+    stop = threading.Event()
+    if jobs > 1:
+        requests = [replace(r, jobs=1) for r in requests]
+    calls = [functools.partial(calibrate_image, r, progress, stop) for r in requests]
+    return side_by_side(calls, jobs, stop)
+
+
+def side_by_side(
+    calls: Sequence[Callable[[], T]], jobs: int, stop: threading.Event
+) -> tuple[T, ...]:
+    """Each call's result, `jobs` at once in threads (each trial is a QEMU process). An
+    interruption (Ctrl-C, SIGTERM, an error in one) ends them all: `stop` is set so that no
+    new trial starts, and the QEMUs running are killed."""
+    if jobs <= 1:
+        return tuple(call() for call in calls)
     from concurrent.futures import ThreadPoolExecutor, wait
 
-    with ThreadPoolExecutor(jobs, thread_name_prefix="shape") as pool:
-        futures = [pool.submit(one, shape, start, stop) for shape in shapes]
+    with ThreadPoolExecutor(jobs, thread_name_prefix="calibrate") as pool:
+        futures = [pool.submit(call) for call in calls]
         try:
             return tuple(f.result() for f in futures)
         except BaseException:

@@ -15,11 +15,16 @@ from footprint.schemas import header
 from footprint.units import MIB, human
 
 if TYPE_CHECKING:
-    from footprint.measure.workflow import AblationRun, CalibrateRun
+    from footprint.measure.workflow import AblationRun, CalibrateRun, Owners
 
 
-def boot_dict(r: RunResult, components: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """One QEMU run (direct boot or kdump); `components` maps process names to components."""
+def boot_dict(
+    r: RunResult,
+    components: Mapping[str, str] | None = None,
+    packages: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """One QEMU run (direct boot or kdump); `components` maps process names to the image's
+    components, `packages` (with a root disk) to the disk's dpkg packages."""
     assert r.qemu is not None, "a boot is a QEMU run"
     q = r.qemu
     peak = max(q.samples, key=lambda s: s.used_bytes, default=None)
@@ -33,6 +38,7 @@ def boot_dict(r: RunResult, components: Mapping[str, str] | None = None) -> dict
                     "hwm_bytes": 0,
                     "anon_peak_bytes": 0,
                     "component": components.get(p.name) if components is not None else None,
+                    "package": packages.get(p.name) if packages is not None else None,
                 },
             )
             row["hwm_bytes"] = max(row["hwm_bytes"], p.hwm_bytes)
@@ -100,18 +106,30 @@ def boot_text(doc: dict[str, Any]) -> str:
     for k in doc["killed"]:
         lines.append(f"OOM       killed {k['name']} ({k['pid']})")
     if doc["processes"]:
-        n, more = shown(doc["processes"], PROCESSES)
-        rows = [
-            (p["name"], human(p["hwm_bytes"]), human(p["anon_peak_bytes"]), p["component"] or "")
-            for p in doc["processes"][:n]
-        ]
-        lines += [""] + columns(("process", "VmHWM", "anon peak", "component"), "<>><", rows)
-        if more:  # boot has no --top: the rest is in --json
-            lines.append(f"… {len(doc['processes']) - n} more (--json lists all)")
+        lines += [""] + process_lines(doc["processes"])
     return "\n".join(lines) + "\n"
 
 
-def calibration_dict(c: Calibration) -> dict[str, Any]:
+def process_lines(processes: list[dict[str, Any]]) -> list[str]:
+    """The largest processes of a boot, with what ships them (the image's component; with a
+    root disk, the disk's package)."""
+    n, more = shown(processes, PROCESSES)
+    heads = ["process", "VmHWM", "anon peak", "component"]
+    with_disk = any(p["package"] for p in processes)
+    if with_disk:
+        heads.append("package (root disk)")
+    rows = [
+        [p["name"], human(p["hwm_bytes"]), human(p["anon_peak_bytes"]), p["component"] or ""]
+        + ([p["package"] or ""] if with_disk else [])
+        for p in processes[:n]
+    ]
+    lines = columns(heads, "<>><<"[: len(heads)], rows)
+    if more:  # boot has no --top: the rest is in --json
+        lines.append(f"… {len(processes) - n} more (--json lists all)")
+    return lines
+
+
+def calibration_dict(c: Calibration, owners: Owners | None = None) -> dict[str, Any]:
     b, plan = c.bisection, c.plan
     return {
         **header("calibration"),
@@ -140,7 +158,7 @@ def calibration_dict(c: Calibration) -> dict[str, Any]:
         }
         if c.terms
         else None,
-        "at_minimum": run_dict(b.at_minimum) if b.at_minimum is not None else None,
+        "at_minimum": run_dict(b.at_minimum, owners) if b.at_minimum is not None else None,
     }
 
 
@@ -187,9 +205,14 @@ def _prediction_line(doc: dict[str, Any]) -> list[str]:
     return [line]
 
 
-def run_dict(r: RunResult) -> dict[str, Any]:
-    """A run of any backend as its document: a boot (QEMU) or a measurement (cgroup)."""
-    return boot_dict(r) if r.qemu is not None else measurement_dict(r)
+def run_dict(r: RunResult, owners: Owners | None = None) -> dict[str, Any]:
+    """A run of any backend as its document: a boot (QEMU), its processes' owners where
+    known, or a measurement (cgroup)."""
+    if r.qemu is None:
+        return measurement_dict(r)
+    if owners is None:
+        return boot_dict(r)
+    return boot_dict(r, owners.components(r), owners.packages)
 
 
 def calibrate_run_dict(run: CalibrateRun, fmt: str = "kernel") -> dict[str, Any]:
@@ -197,7 +220,7 @@ def calibrate_run_dict(run: CalibrateRun, fmt: str = "kernel") -> dict[str, Any]
     the ranged line as `fmt`'s configuration takes it) and ablations if run."""
     from footprint.report.shapes import shapes_fields
 
-    doc = calibration_dict(run.direct)
+    doc = calibration_dict(run.direct, run.owners)
     doc["arch"] = run.arch
     if run.subject is not None:
         s = run.subject
@@ -213,17 +236,17 @@ def calibrate_run_dict(run: CalibrateRun, fmt: str = "kernel") -> dict[str, Any]
         marker = run.kdump.bisection.minimum_bytes
         at = run.dump.bisection.at_minimum
         doc["kdump"] = {
-            **calibration_dict(run.dump),
+            **calibration_dict(run.dump, run.owners),
             "success_means": "dump-saved",
             "dump": dump_dict(at) if at is not None else None,
             "marker_minimum_mib": marker // MIB if marker else None,
-            "marker": calibration_dict(run.kdump),
+            "marker": calibration_dict(run.kdump, run.owners),
         }
         kexec = run.dump.bisection.minimum_bytes
         if kexec and direct:
             doc["kexec_minus_direct_mib"] = (kexec - direct) // MIB
     elif run.kdump is not None:
-        doc["kdump"] = calibration_dict(run.kdump)
+        doc["kdump"] = calibration_dict(run.kdump, run.owners)
         kexec = run.kdump.bisection.minimum_bytes
         if kexec and direct:
             doc["kexec_minus_direct_mib"] = (kexec - direct) // MIB
@@ -288,6 +311,10 @@ def _dump_lines(k: dict[str, Any]) -> list[str]:
             f"recommended        {k['recommended_crashkernel']}: dump-saved minimum + margin "
             f"{t['margin']} MiB, rounded up to 16 MiB"
         )
+    at = k.get("at_minimum") or {}
+    if at.get("processes"):  # the capture's processes, on the root disk too
+        lines += ["", "processes of the capture at the dump-saved minimum:"]
+        lines += process_lines(at["processes"])
     return lines
 
 

@@ -27,6 +27,7 @@ KINDS = (
     "measurement",
     "boot",
     "calibration",
+    "kernels",
     "kernel-profile",
 )
 TYPED = {kind: "footprint.profile" for kind in ("profile", "inspect", "components")}
