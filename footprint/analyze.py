@@ -30,7 +30,7 @@ from footprint.elf.worker import MODULE, ElfWorker
 from footprint.errors import UsageError
 from footprint.image.cpio import FILE, CpioEntry, EntryData
 from footprint.image.reader import Inventory, scan
-from footprint.image.rootfs import Node
+from footprint.image.rootfs import Node, inner_path
 from footprint.image.summary import DEFAULT_PAGE_SIZE, Summary, summarize
 from footprint.model.kernel import read_kernel
 from footprint.model.reservation import ComponentTerms, Reservation, component_terms, reservation
@@ -109,7 +109,8 @@ class _Collector:
         if node is None or node.kind != FILE or data is None or not data.size:
             return
         path = node.path
-        if any(fnmatch.fnmatch(path, p) for p in KEEP_TEXT) and data.size < 1 << 20:
+        inner = inner_path(path)  # inside an inner image, its files see its root
+        if any(fnmatch.fnmatch(inner, p) for p in KEEP_TEXT) and data.size < 1 << 20:
             self.texts[path] = data.read().decode("utf-8", "replace")
             return
         if is_module(path):

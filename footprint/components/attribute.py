@@ -18,7 +18,7 @@ from footprint.components.firmware import FirmwareRequests
 from footprint.components.rules import Rules
 from footprint.elf.facts import SHARED, ElfFacts
 from footprint.elf.resolve import Resolver
-from footprint.image.rootfs import Inode, Rootfs
+from footprint.image.rootfs import Inode, Rootfs, inner_path
 from footprint.units import page_round
 
 OTHER = "other"  # files no rule claims and that are not libraries
@@ -82,7 +82,9 @@ def attribute(
     libraries: list[str] = []
     users: dict[str, set[str]] = defaultdict(set)
     for inode, first, names in inodes.values():
-        best = min((i for i in (rules.index(n) for n in names) if i is not None), default=None)
+        # inside an inner image, rules see paths from its root (where its files run)
+        indexes = (rules.index(inner_path(n)) for n in names)
+        best = min((i for i in indexes if i is not None), default=None)
         if best is not None and firmware is not None and rules.rules[best].name == FIRMWARE:
             requesters = firmware.component(inode)
             if len(requesters) == 1:
@@ -162,7 +164,8 @@ def _inodes_with_names(rootfs: Rootfs) -> dict[int, tuple[Inode, str, list[str]]
     """Each file inode once: (the inode, its first path, all its names)."""
     out: dict[int, tuple[Inode, str, list[str]]] = {}
     for node in rootfs.nodes.values():
-        if node.inode is None:
+        # an inner image's file is counted as the files inside it (each its own owner)
+        if node.inode is None or node.path in rootfs.layers:
             continue
         key = id(node.inode)
         if key in out:

@@ -141,11 +141,16 @@ def summarize(inv: Inventory, page_size: int = DEFAULT_PAGE_SIZE, top: int = 10)
     )
     largest = sorted(inodes.values(), key=lambda item: (-item[0].size, item[1].path))[:top]
     layers = [_layer(inv, path, page_size) for path in sorted(inv.rootfs.layers)]
+    made_by = generator(nodes)
+    for path in sorted(inv.rootfs.layers) if made_by == "unknown" else ():
+        made_by = generator(inv.rootfs.layers[path].tree.nodes)  # its markers moved inside
+        if made_by != "unknown":
+            break
     return Summary(
         totals,
         boot,
         kernel_versions(nodes),
-        generator(nodes),
+        made_by,
         [
             LargeFile("/" + n.path, i.size, page_round(i.size, page_size), i.names)
             for i, n in largest
