@@ -18,7 +18,7 @@ from footprint.components.firmware import FirmwareRequests
 from footprint.components.rules import Rules
 from footprint.elf.facts import SHARED, ElfFacts
 from footprint.elf.resolve import Resolver
-from footprint.image.rootfs import Inode, Rootfs, inner_path
+from footprint.image.rootfs import Inode, Rootfs, inner_path, split_layer
 from footprint.units import page_round
 
 OTHER = "other"  # files no rule claims and that are not libraries
@@ -35,6 +35,9 @@ class Component:
     exclusive_bytes: int = 0  # page-rounded bytes of libraries only this component loads
     shared_bytes: int = 0  # page-rounded bytes of the shared libraries it loads (whole)
     proportional_bytes: float = 0.0  # own + exclusive + its share of every shared library
+    # the part of proportional_bytes inside inner images (squashfs-root.img): page cache
+    # when read, not rootfs
+    inner_bytes: float = 0.0
     paths: list[str] = field(default_factory=list)
     exclusive: list[str] = field(default_factory=list)
     shared: list[str] = field(default_factory=list)
@@ -127,6 +130,7 @@ def attribute(
         c.bytes += size
         c.page_rounded_bytes += rounded
         c.proportional_bytes += rounded
+        c.inner_bytes += rounded if split_layer(path)[0] else 0
         c.paths.append(path)
     for lib in libraries:
         size, rounded = sizes[lib]
@@ -139,6 +143,7 @@ def attribute(
             c.bytes += size
             c.page_rounded_bytes += rounded
             c.proportional_bytes += rounded
+            c.inner_bytes += rounded if split_layer(lib)[0] else 0
             if who:
                 c.exclusive_bytes += rounded
                 c.exclusive.append(lib)
@@ -151,6 +156,7 @@ def attribute(
                 c = comp(name)
                 c.shared_bytes += rounded
                 c.proportional_bytes += rounded / len(who)
+                c.inner_bytes += rounded / len(who) if split_layer(lib)[0] else 0
                 c.shared.append(lib)
     for _, first, names in inodes.values():  # a hardlink's other names have the same owner
         for name in names[1:]:

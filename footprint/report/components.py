@@ -97,6 +97,13 @@ COMPONENT_NOTE = (
 )
 
 
+INNER_NOTE = (
+    "inner = the part of proport. inside the image's squashfs/erofs root (path "
+    "IMAGE//PATH), counted unpacked: in the page cache only when the boot reads it; in rootfs "
+    "it is held compressed, as the image file (rootfs' own files are the rest)."
+)
+
+
 def components_text(doc: dict[str, Any], sort: str = "proportional", top: int = 0) -> str:
     """Every component (or the `top` first by `sort`), a total row, then the shared
     libraries; names and paths are never cut, in a terminal or a pipe."""
@@ -114,6 +121,7 @@ def components_text(doc: dict[str, Any], sort: str = "proportional", top: int = 
         key=lambda c: c["name"] if key == "name" else (-c.get(key, 0), c["name"]),
     )
     n, more = shown(comps, top)
+    inner = any(c.get("inner_bytes") for c in comps)  # an image with a squashfs/erofs root
     rows = [
         [
             c["name"],
@@ -125,6 +133,7 @@ def components_text(doc: dict[str, Any], sort: str = "proportional", top: int = 
             human(c.get("compressed_share_bytes", 0)),
             human(c.get("tmpfs_floor_bytes", 0)),
         ]
+        + ([human(c.get("inner_bytes", 0))] if inner else [])
         for c in comps[:n]
     ]
     rows.append(
@@ -138,11 +147,17 @@ def components_text(doc: dict[str, Any], sort: str = "proportional", top: int = 
             human(t["compressed_bytes"]),
             human(2 * t["proportional_bytes"]),
         ]
+        + ([human(sum(c.get("inner_bytes", 0) for c in comps))] if inner else [])
     )
-    heads = ("component", "files", "own+excl", "shared", "proport.", "marginal", "+compr.", "tmpfs")
-    table = columns(heads, "<>>>>>>>", rows)
+    heads: tuple[str, ...] = (
+        "component", "files", "own+excl", "shared", "proport.", "marginal", "+compr.", "tmpfs",
+    )  # fmt: skip
+    heads = (*heads, "inner") if inner else heads
+    table = columns(heads, "<>>>>>>>" + (">" if inner else ""), rows)
     lines += table[:-1] + ([more] if more else []) + table[-1:]  # the total row last
     lines += [""] + prose(COMPONENT_NOTE.format(method=t["compressed_share_method"]))
+    if inner:
+        lines += prose(INNER_NOTE)
     libraries = doc["shared_libraries"]
     if libraries:
         n, more = shown(libraries, top)
