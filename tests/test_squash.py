@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import need, need_tool
+from conftest import REAL, need, need_tool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -280,3 +280,69 @@ def test_mutated_inner_images_never_crash(
             del image[pos:]
     inv = scan_wrapped(bytes(image), tmp_path)
     summarize(inv)  # type: ignore[arg-type]
+
+
+# -- real images: trixie's dracut with squash-squashfs / squash-erofs (make samples-squash) -----
+SQUASH = Path(os.environ.get("FOOTPRINT_SQUASH_IMAGES", REAL / "squash"))
+REAL_IMAGES = {"squashfs": "dracut-trixie-squashfs.img", "erofs": "dracut-trixie-erofs.img"}
+
+
+def real_squash(name: str) -> Path:
+    path = SQUASH / name
+    need(path.exists(), f"{path} is missing: run `make samples-squash` (root, debootstrap)")
+    return path
+
+
+def container(image: Path, fstype: str, into: Path) -> Path:
+    """The inner image file of a dracut image, written out as footprint reads it."""
+    out = into / f"{fstype}-root.img"
+
+    def keep(entry, data, node):  # noqa: ANN001
+        if node is not None and node.path == out.name and data is not None:
+            with open(out, "wb") as f:
+                for chunk in data.chunks():
+                    f.write(chunk)
+
+    scan(str(image), visit=keep)
+    assert out.exists()
+    return out
+
+
+def their_listing(fstype: str, image: Path, tmp: Path) -> tuple[int, int]:
+    """(regular file names, their bytes) as squashfs-tools or erofs-utils see the image."""
+    if fstype == "squashfs":
+        return unsquashfs_lls(image)
+    tool = need_tool("fsck.erofs", "erofs-utils")
+    subprocess.run([tool, f"--extract={tmp / 'x'}", str(image)], check=True, capture_output=True)
+    sizes = [v[1] for v in source_listing(tmp / "x").values() if v[0] == "file"]
+    return len(sizes), sum(sizes)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fstype", sorted(REAL_IMAGES))
+def test_real_inner_listing_equals_the_filesystem_tools(fstype: str, tmp_path: Path) -> None:
+    image = real_squash(REAL_IMAGES[fstype])
+    inv = scan(str(image))
+    (layer,) = summarize(inv).layers
+    assert (layer.path, layer.fstype, layer.warning) == (f"/{fstype}-root.img", fstype, None)
+    theirs = their_listing(fstype, container(image, fstype, tmp_path), tmp_path)
+    assert (layer.files, layer.file_bytes) == theirs
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fstype", sorted(REAL_IMAGES))
+def test_real_components_inside_equal_the_unsquashed_image(fstype: str) -> None:
+    """What `components` attributes inside the squashed image is what it attributes in the
+    same dracut configuration without squash: every component of 1 MiB or more within 5 %."""
+    from footprint.profile import open_profile
+
+    plain = open_profile(str(real_squash("dracut-trixie.img")))
+    squashed = open_profile(str(real_squash(REAL_IMAGES[fstype])))
+    inner = {c.name: c.inner_bytes for c in squashed.components}
+    big = [c for c in plain.components if c.proportional_bytes >= 1 << 20]
+    assert len(big) >= 10
+    for c in big:
+        assert abs(inner.get(c.name, 0) - c.proportional_bytes) <= 0.05 * c.proportional_bytes, c
+    assert sum(inner.values()) == pytest.approx(
+        sum(c.proportional_bytes for c in plain.components), rel=0.01
+    )
