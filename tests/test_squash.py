@@ -346,3 +346,29 @@ def test_real_components_inside_equal_the_unsquashed_image(fstype: str) -> None:
     assert sum(inner.values()) == pytest.approx(
         sum(c.proportional_bytes for c in plain.components), rel=0.01
     )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fstype", sorted(REAL_IMAGES))
+def test_real_working_set_of_the_inner_root(fstype: str) -> None:
+    """The static model adds the page cache of what the boot reads from the inner image:
+    systemd as /init, the programs of the units its *.wants pull in, their libraries."""
+    from footprint.analyze import analyze
+
+    a = analyze(str(real_squash(REAL_IMAGES[fstype])))
+    (ws,) = a.working_sets
+    assert ws.layer == f"/{fstype}-root.img"
+    assert ws.programs[0] == "/init"
+    assert {"/usr/lib/systemd/systemd-udevd", "/usr/lib/systemd/systemd-journald"} <= set(
+        ws.programs
+    )
+    (layer,) = a.summary.layers
+    assert 8 << 20 < ws.page_cache_bytes < layer.page_rounded_bytes / 2
+    r = a.reservation
+    assert r.inner_working_set_bytes == ws.page_cache_bytes
+    assert r.inner_image_bytes == layer.image_bytes
+    plain = analyze(str(real_squash("dracut-trixie.img"))).reservation
+    assert plain.inner_working_set_bytes == 0
+    # the squashed image's estimate: its rootfs (loader + image) and unpack, plus what is read
+    peak = r.unpack_peak_bytes + r.inner_working_set_bytes
+    assert r.static_estimate_bytes == int(peak * 4096 / (4096 - 64))

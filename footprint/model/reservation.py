@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from footprint.components.attribute import Attribution
     from footprint.elf.facts import ElfFacts
     from footprint.elf.modules import ModuleFacts
+    from footprint.model.inner import InnerWorkingSet
     from footprint.model.kernel import KernelImage
 
 STRUCT_PAGE = DEFAULT_ARCH.struct_page_bytes  # bytes of struct page per page (x86-64: 64)
@@ -72,6 +73,11 @@ class Reservation:
     predicted_minimum_bytes: Bytes | None = None  # direct boot, -m
     predicted_crashkernel_bytes: Bytes | None = None  # a kexec -p capture, crashkernel=
     prediction: Prediction | None = None
+    # model/inner.py, for an image whose root is a squashfs/erofs inside it: the image file is
+    # in rootfs_bytes already; the page cache of what the boot reads from it (plus the loop
+    # device's cache of its compressed blocks) is added to static_estimate_bytes
+    inner_image_bytes: Bytes = 0
+    inner_working_set_bytes: Bytes = 0
 
 
 def reservation(
@@ -82,6 +88,7 @@ def reservation(
     page_size: int,
     texts: dict[str, str] | None = None,
     modules: dict[str, ModuleFacts] | None = None,
+    inner: list[InnerWorkingSet] | None = None,
 ) -> Reservation:
     kernel_bytes, method, version = 0, "", ""
     if kernel is not None:
@@ -101,8 +108,9 @@ def reservation(
     # A kdump command line carries root=, so the capture kernel's rootfs is ramfs (no cap;
     # init/do_mounts.c init_rootfs: tmpfs only without root= or with rootfstype=tmpfs);
     # without root= it is tmpfs, capped at half the RAM, whose short symlinks take no page.
-    before_memmap = kernel_bytes + boot.peak_bytes
-    tmpfs_before = kernel_bytes + boot.ram_floor_tmpfs_bytes
+    working = sum(w.bytes for w in inner or ())
+    before_memmap = kernel_bytes + boot.peak_bytes + working
+    tmpfs_before = kernel_bytes + boot.ram_floor_tmpfs_bytes + working
     # struct page covers all of the capture kernel's RAM, itself included.
     total = int(before_memmap * page_size / (page_size - STRUCT_PAGE))
     kdumpctl = kdumpctl_formula(kernel_bytes, module_bytes, inv.image_bytes)
@@ -124,6 +132,8 @@ def reservation(
         unpack_workspace_bytes=unpack_workspace(inv),
         modules_unpacked_bytes=modules_unpacked,
         rootfs_inodes=boot.inodes,
+        inner_image_bytes=sum(w.image_bytes for w in inner or ()),
+        inner_working_set_bytes=working,
     )
 
 

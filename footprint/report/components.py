@@ -263,10 +263,14 @@ def groups_text(doc: dict[str, Any], top: int = 0) -> str:
 def reservation_line(p: Profile) -> str:
     """The reservation's figures in one line, for `profile -o`'s note."""
     r = p.reservation
-    line = (
-        f"static estimate {r.static_estimate_bytes >> 20} MiB, "
-        f"kdumpctl formula {r.kdumpctl_formula_bytes >> 20} MiB"
-    )
+    line = f"static estimate {r.static_estimate_bytes >> 20} MiB"
+    if r.inner_working_set_bytes:
+        line += (
+            f" (of which {r.inner_working_set_bytes >> 20} MiB is the page cache of what the "
+            f"boot reads from the inner root image, an estimate: its init, its units' programs "
+            f"and their libraries; the image itself, {r.inner_image_bytes >> 20} MiB, is rootfs)"
+        )
+    line += f", kdumpctl formula {r.kdumpctl_formula_bytes >> 20} MiB"
     if r.prediction is not None and r.prediction.basis == "kernel-profile":
         line += (
             f", predicted crashkernel {(r.predicted_crashkernel_bytes or 0) >> 20} MiB "
