@@ -372,3 +372,25 @@ def test_real_working_set_of_the_inner_root(fstype: str) -> None:
     # the squashed image's estimate: its rootfs (loader + image) and unpack, plus what is read
     peak = r.unpack_peak_bytes + r.inner_working_set_bytes
     assert r.static_estimate_bytes == int(peak * 4096 / (4096 - 64))
+
+
+def test_diff_of_two_releases_names_the_inner_files_that_grew(tree: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from footprint.gate.diff import diff
+    from footprint.profile import open_profile
+
+    newer = tmp_path / "newer"
+    shutil.copytree(tree, newer, symlinks=True, ignore=lambda d, names: ["fifo"])
+    with open(newer / "usr/bin/seq", "a") as f:
+        f.write("more\n" * 2000)
+    (newer / "etc/new-file").write_bytes(b"n" * 5000)
+    images = []
+    for name, root in (("old", tree), ("new", newer)):
+        sq = mksquashfs(root, tmp_path / f"{name}.sq", "zstd")
+        images.append(wrap(sq, "squashfs-root.img", tmp_path / f"{name}.img"))
+    d = diff(open_profile(str(images[0])), open_profile(str(images[1])))
+    changes = {c.key: (c.kind, c.new - c.old) for c in d.files}
+    assert changes["squashfs-root.img//bin/seq"] == ("grown", 10_000)
+    assert changes["squashfs-root.img//etc/new-file"] == ("added", 5000)
+    assert changes["squashfs-root.img"][0] == "grown"  # the image file in rootfs, compressed
