@@ -28,6 +28,11 @@ EROFS_LAYOUTS = {
     "lz4": ["-zlz4"],
     "lz4hc": ["-zlz4hc"],
     "lz4hc-ztailpacking": ["-zlz4hc", "-Eztailpacking"],
+    # erofs-utils 1.6+ (trixie's 1.8): FOOTPRINT_MKFS_EROFS and FOOTPRINT_FSCK_EROFS name them
+    "lzma": ["-zlzma"],
+    "deflate": ["-zdeflate"],
+    "zstd": ["-zzstd"],
+    "lzma-fragments-dedupe": ["-zlzma", "-Eall-fragments,dedupe"],
 }
 
 
@@ -138,14 +143,15 @@ def test_squashfs_every_compressor_reads_as_unsquashfs_lists_it(
 
 
 def mkfs_erofs(tree: Path, out: Path, options: list[str]) -> Path:
-    tool = need_tool("mkfs.erofs", "erofs-utils")
+    tool = os.environ.get("FOOTPRINT_MKFS_EROFS") or need_tool("mkfs.erofs", "erofs-utils")
     r = subprocess.run([tool, "--quiet", *options, str(out), str(tree)], capture_output=True)
-    need(r.returncode == 0, f"mkfs.erofs {options} is not supported here")
+    if r.returncode != 0:  # an older erofs-utils (bookworm's 1.5: lz4 only): not a failure
+        pytest.skip(f"this mkfs.erofs cannot make {options} (set FOOTPRINT_MKFS_EROFS)")
     return out
 
 
 def fsck_erofs_listing(image: Path, into: Path) -> dict[str, tuple[str, int, str]]:
-    tool = need_tool("fsck.erofs", "erofs-utils")
+    tool = os.environ.get("FOOTPRINT_FSCK_EROFS") or need_tool("fsck.erofs", "erofs-utils")
     subprocess.run([tool, f"--extract={into}", str(image)], check=True, capture_output=True)
     return source_listing(into)
 
@@ -157,9 +163,15 @@ def test_erofs_layouts_read_as_fsck_erofs_extracts_them(
     image = mkfs_erofs(tree, tmp_path / "er.img", EROFS_LAYOUTS[layout])
     found = read_layer(wrap(image, "erofs-root.img", tmp_path / "c.img"), "erofs-root.img")
     theirs = fsck_erofs_listing(image, tmp_path / "x")
-    assert found == theirs == source_listing(tree)
+    assert found == source_listing(tree)
+    # erofs-utils 1.8's fsck.erofs --extract leaves a chunk-based file that is all holes empty
+    assert {k: v[0] for k, v in found.items()} == {k: v[0] for k, v in theirs.items()}
+    assert {k: v for k, v in found.items() if k != "etc/sparse"} == {
+        k: v for k, v in theirs.items() if k != "etc/sparse"
+    }
     (layer,) = summarize(scan(str(tmp_path / "c.img"))).layers
-    assert layer.compression == ("none" if layout in ("plain", "chunked") else "lz4")
+    want = {"plain": "none", "chunked": "none"}.get(layout, layout.split("-")[0])
+    assert layer.compression == want.replace("lz4hc", "lz4")  # lz4hc writes lz4 blocks
 
 
 def test_the_rootfs_counts_the_image_once_and_the_layer_its_files(
@@ -394,3 +406,30 @@ def test_diff_of_two_releases_names_the_inner_files_that_grew(tree: Path, tmp_pa
     assert changes["squashfs-root.img//bin/seq"] == ("grown", 10_000)
     assert changes["squashfs-root.img//etc/new-file"] == ("added", 5000)
     assert changes["squashfs-root.img"][0] == "grown"  # the image file in rootfs, compressed
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_real_boot_shows_the_inner_page_cache(tmp_path: Path) -> None:
+    """`boot` on the squashfs image up to initrd.target: the page cache of the mounted image
+    (Cached less Shmem and ramfs) is measured, near the static working set."""
+    import json
+    import sys
+
+    from footprint.analyze import analyze
+
+    need_tool("qemu-system-x86_64", "qemu-system-x86")
+    image = real_squash(REAL_IMAGES["squashfs"])
+    kernel = real_squash("trixie-vmlinuz")
+    run = subprocess.run(
+        [sys.executable, "-m", "footprint", "boot", str(image), "--kernel", str(kernel),
+         "--memory", "512M", "--accel", os.environ.get("FOOTPRINT_QEMU_ACCEL", "tcg"),
+         "--timeout", "300", "--until", "initrd.target", "--json"],
+        capture_output=True, text=True, timeout=400,
+    )  # fmt: skip
+    doc = json.loads(run.stdout)
+    assert doc["outcome"] == "success", doc["detail"]
+    measured = doc["breakdown"]["file_cache_bytes"]
+    predicted = analyze(str(image)).reservation.inner_working_set_bytes
+    assert measured > 8 << 20  # the image's files, read after switch_root
+    assert 0.5 * predicted < measured < 1.5 * predicted, (measured, predicted)
