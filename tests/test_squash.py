@@ -358,6 +358,11 @@ def test_real_components_inside_equal_the_unsquashed_image(fstype: str) -> None:
     assert sum(inner.values()) == pytest.approx(
         sum(c.proportional_bytes for c in plain.components), rel=0.01
     )
+    # in rootfs the inner files are the image file: the floors add up to the rootfs's
+    rootfs = summarize(scan(str(real_squash(REAL_IMAGES[fstype])))).totals.page_rounded_bytes
+    assert sum(c.tmpfs_floor_bytes for c in squashed.components) == pytest.approx(
+        2 * rootfs, rel=0.01
+    )
 
 
 @pytest.mark.integration

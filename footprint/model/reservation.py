@@ -24,7 +24,7 @@ from footprint.schemas.fields import Bytes, Count
 from footprint.units import page_round
 
 if TYPE_CHECKING:
-    from footprint.components.attribute import Attribution
+    from footprint.components.attribute import Attribution, Component
     from footprint.elf.facts import ElfFacts
     from footprint.elf.modules import ModuleFacts
     from footprint.model.inner import InnerWorkingSet
@@ -200,22 +200,38 @@ def modules_to_load(
 
 def component_terms(inv: Inventory, attribution: Attribution) -> list[ComponentTerms]:
     """Each component's static terms, largest first: its rootfs share, its share of the
-    compressed image held during unpack (proportional to its bytes), its tmpfs floor."""
+    compressed image held during unpack (proportional to its bytes), its tmpfs floor.
+
+    Files inside an inner image (squashfs-root.img) are not in rootfs: the image file is,
+    compressed. A component's rootfs share counts its inner bytes at the image's ratio
+    (image file bytes / the unpacked bytes inside), so the shares still add up to the rootfs.
+    """
     terms: list[ComponentTerms] = []
-    if attribution.total_page_rounded_bytes:
-        total_rounded = attribution.total_page_rounded_bytes
-        for c in sorted(attribution.components.values(), key=lambda c: -c.proportional_bytes):
-            share = inv.image_bytes * c.proportional_bytes / total_rounded
-            marginal_share = inv.image_bytes * c.marginal_bytes / total_rounded
+    comps = sorted(attribution.components.values(), key=lambda c: -c.proportional_bytes)
+    inner = sum(c.inner_bytes for c in comps)
+    images = sum(page_round(layer.image_bytes, 4096) for layer in inv.rootfs.layers.values())
+    ratio = images / inner if inner else 1.0
+
+    def resident(c: Component) -> float:
+        return c.proportional_bytes - c.inner_bytes * (1 - ratio)
+
+    total = sum(resident(c) for c in comps)
+    if attribution.total_page_rounded_bytes and total > 0:
+        for c in comps:
+            rootfs = resident(c)
+            scale = rootfs / c.proportional_bytes if c.proportional_bytes else 1.0
+            marginal = c.marginal_bytes * scale
+            share = inv.image_bytes * rootfs / total
+            marginal_share = inv.image_bytes * marginal / total
             terms.append(
                 ComponentTerms(
                     c.name,
-                    c.proportional_bytes,
+                    rootfs,
                     share,
-                    c.proportional_bytes + share,
-                    2 * c.proportional_bytes,
+                    rootfs + share,
+                    2 * rootfs,
                     c.marginal_bytes,
-                    c.marginal_bytes + marginal_share,
+                    marginal + marginal_share,
                 )
             )
     return terms

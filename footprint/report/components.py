@@ -100,7 +100,8 @@ COMPONENT_NOTE = (
 INNER_NOTE = (
     "inner = the part of proport. inside the image's squashfs/erofs root (path "
     "IMAGE//PATH), counted unpacked: in the page cache only when the boot reads it; in rootfs "
-    "it is held compressed, as the image file (rootfs' own files are the rest)."
+    "it is held compressed, as the image file, so +compr. and tmpfs count it at the image's "
+    "ratio (image file / unpacked bytes inside)."
 )
 
 
@@ -145,7 +146,10 @@ def components_text(doc: dict[str, Any], sort: str = "proportional", top: int = 
             human(t["proportional_bytes"]),
             "",
             human(t["compressed_bytes"]),
-            human(2 * t["proportional_bytes"]),
+            # with an inner image, the floors count its files at the image's ratio
+            human(sum(c.get("tmpfs_floor_bytes", 0) for c in comps))
+            if inner
+            else human(2 * t["proportional_bytes"]),
         ]
         + ([human(sum(c.get("inner_bytes", 0) for c in comps))] if inner else [])
     )
