@@ -308,6 +308,10 @@ class ErofsImage:
     def _extract(self) -> str:
         if self._extracted is not None:
             return self._extracted
+        # The whole tree is walked (and its names checked) before erofs-utils writes any of
+        # it: the first compressed file may come before a name that would climb out.
+        for _ in self.entries():
+            pass
         total = sum(i.size for i in self._files.values())
         if total > MAX_EXTRACTED:
             raise BadImage(f"erofs files would take {total >> 20} MiB extracted — a bomb?")
@@ -330,6 +334,7 @@ class ErofsImage:
                 capture_output=True,
                 timeout=EXTRACT_TIMEOUT,
                 check=False,
+                cwd=self._tmp,
             )
         except subprocess.TimeoutExpired:
             raise BadImage(f"fsck.erofs --extract took more than {EXTRACT_TIMEOUT} s") from None
