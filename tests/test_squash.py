@@ -438,3 +438,20 @@ def test_real_boot_shows_the_inner_page_cache(tmp_path: Path) -> None:
     predicted = analyze(str(image)).reservation.inner_working_set_bytes
     assert measured > 8 << 20  # the image's files, read after switch_root
     assert 0.5 * predicted < measured < 1.5 * predicted, (measured, predicted)
+
+
+def test_repack_keeps_the_inner_image_whole(tree: Path, tmp_path: Path) -> None:
+    """Ablation repacks the cpio: an inner image's files stay in the image file, and removing
+    one of them is refused (it would mean rebuilding the filesystem)."""
+    from footprint.errors import UsageError
+    from footprint.image.repack import repack
+
+    image = mksquashfs(tree, tmp_path / "sq.img", "gzip")
+    cpio = wrap(image, "squashfs-root.img", tmp_path / "c.img")
+    out = repack(str(cpio), str(tmp_path / "r.img"), {"init"}, "none")
+    assert (out.dropped_files, out.kept_files) == (1, 1)
+    again = scan(str(tmp_path / "r.img"))
+    assert sorted(p for p in again.rootfs.nodes if "//" not in p) == ["", "squashfs-root.img"]
+    assert len(again.rootfs.layers["squashfs-root.img"].tree.nodes) > 10
+    with pytest.raises(UsageError, match="inside /squashfs-root.img"):
+        repack(str(cpio), str(tmp_path / "r2.img"), {"squashfs-root.img//usr/bin/seq"}, "none")
