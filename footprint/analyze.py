@@ -30,8 +30,9 @@ from footprint.elf.worker import MODULE, ElfWorker
 from footprint.errors import UsageError
 from footprint.image.cpio import FILE, CpioEntry, EntryData
 from footprint.image.reader import Inventory, scan
-from footprint.image.rootfs import Node
+from footprint.image.rootfs import Node, inner_path
 from footprint.image.summary import DEFAULT_PAGE_SIZE, Summary, summarize
+from footprint.model.inner import UNIT_TEXT, InnerWorkingSet, working_sets
 from footprint.model.kernel import read_kernel
 from footprint.model.reservation import ComponentTerms, Reservation, component_terms, reservation
 from footprint.paths import is_firmware, is_module
@@ -50,6 +51,7 @@ KEEP_TEXT = (
     "lib/modules-load.d/*.conf",
     "lib/modules/*/modules.dep",
     "usr/lib/modules/*/modules.dep",
+    *UNIT_TEXT,  # an inner root's units: what its boot runs (model/inner.py)
 )
 KERNEL_KEY = "\0kernel"  # the worker key of the --kernel vmlinux
 
@@ -67,6 +69,7 @@ class Analysis:
     modules: dict[str, ModuleFacts] = field(default_factory=dict)  # every module, by path
     firmware: FirmwareRequests | None = None  # what the modules ask for (with components)
     unpacked: dict[str, int] = field(default_factory=dict)  # compressed firmware, expanded
+    working_sets: list[InnerWorkingSet] = field(default_factory=list)  # inner images' reads
 
     def closure_of(self, path: str) -> Closure:
         """The library closure of the ELF at `path` in the image; UsageError if it is none."""
@@ -109,7 +112,8 @@ class _Collector:
         if node is None or node.kind != FILE or data is None or not data.size:
             return
         path = node.path
-        if any(fnmatch.fnmatch(path, p) for p in KEEP_TEXT) and data.size < 1 << 20:
+        inner = inner_path(path)  # inside an inner image, its files see its root
+        if any(fnmatch.fnmatch(inner, p) for p in KEEP_TEXT) and data.size < 1 << 20:
             self.texts[path] = data.read().decode("utf-8", "replace")
             return
         if is_module(path):
@@ -212,11 +216,13 @@ def analyze(
         fw = firmware.requests(inv.rootfs, modules)
         attribution = attribute(inv.rootfs, facts, resolver, rules, page_size, fw)
         terms = component_terms(inv, attribution)
-    res = reservation(inv, summary, kimage, kernel_facts, page_size, collector.texts, modules)
+    sets = working_sets(inv, resolver, facts, collector.texts, page_size)
+    res = reservation(inv, summary, kimage, kernel_facts, page_size, collector.texts, modules, sets)
     rid = rules_id(rules_file, dracut_modules)
     return Analysis(
-        inv, summary, facts, resolver, attribution, res, terms, rid, modules, fw, collector.unpacked
-    )
+        inv, summary, facts, resolver, attribution, res, terms, rid, modules, fw,
+        collector.unpacked, sets,
+    )  # fmt: skip
 
 
 def rules_id(rules_file: str | None, dracut_modules: bool) -> str:

@@ -80,6 +80,9 @@ class ComponentCost:
     compressed_share_bytes: Bytes = 0  # its share of the compressed image held during unpack
     unpack_bytes: Bytes = 0  # proportional + compressed share
     tmpfs_floor_bytes: Bytes = 0  # 2 x proportional, the floor under tmpfs's 50 % cap
+    # the part of proportional_bytes inside inner images (dracut's squashfs-root.img): in the
+    # page cache only if read, its files held compressed in the image file
+    inner_bytes: Bytes = 0
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,7 @@ def from_analysis(a: Analysis) -> Profile:
                 round(t.compressed_share_bytes) if t else 0,
                 round(t.unpack_bytes) if t else 0,
                 round(t.tmpfs_floor_bytes) if t else 0,
+                round(c.inner_bytes),
             )
         )
     inodes = inv.rootfs.inodes().values()

@@ -27,7 +27,13 @@ WORK = ROOT / ".fuzz"  # corpora and findings of local campaigns (git-ignored)
 FINDINGS = ROOT / "fuzz" / "findings"  # committed: minimised, fixed, replayed by the tests
 TIMEOUT_S = 10  # a hang: more than this on one input
 RSS_LIMIT_MB = 512  # a blow-up: the process above this
-MAX_LEN = {"reader": 1 << 18, "extract": 1 << 18, "budget": 1 << 12, "profile": 1 << 17}
+MAX_LEN = {
+    "reader": 1 << 18,
+    "extract": 1 << 18,
+    "budget": 1 << 12,
+    "profile": 1 << 17,
+    "inner": 1 << 16,
+}
 
 
 def seeds(target: str, into: Path) -> None:
@@ -48,8 +54,40 @@ def seeds(target: str, into: Path) -> None:
 
         for name in ("busybox-early-zstd.img", "small-hardlinks.img", "devices.img"):
             (into / f"{name}.json").write_text(open_profile(str(samples / name)).to_json())
+    elif target == "inner":
+        _inner_seeds(into)
     for finding in (FINDINGS / target).glob("*"):
         (into / f"finding-{finding.name}").write_bytes(finding.read_bytes())
+
+
+def _inner_seeds(into: Path) -> None:
+    """Small squashfs (each compressor) and erofs images of a tiny tree, made by the real
+    mksquashfs and mkfs.erofs when they are installed (squashfs-tools, erofs-utils)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "root"
+        (root / "a/b").mkdir(parents=True)
+        (root / "a/b/file").write_bytes(b"x" * 5000 + bytes(range(256)) * 12)
+        (root / "a/link").symlink_to("b/file")
+        (root / "top").write_text("top\n")
+        if shutil.which("mksquashfs"):
+            for comp in ("gzip", "xz", "lz4", "zstd", "lzo"):
+                out = into / f"squashfs-{comp}.img"
+                subprocess.run(
+                    ["mksquashfs", str(root), str(out), "-comp", comp, "-noappend", "-quiet"],
+                    capture_output=True,
+                )
+        if shutil.which("mkfs.erofs"):
+            for name, opts in (
+                ("plain", []),
+                ("lz4", ["-zlz4"]),
+                ("chunked", ["--chunksize=4096"]),
+            ):
+                out = into / f"erofs-{name}.img"
+                subprocess.run(["mkfs.erofs", *opts, str(out), str(root)], capture_output=True)
 
 
 def child(target: str, args: list[str]) -> None:
@@ -148,7 +186,7 @@ def campaign(target: str, seconds: int) -> dict[str, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("targets", nargs="*", help="reader, extract, budget, profile (all)")
+    parser.add_argument("targets", nargs="*", help="reader, extract, budget, profile, inner (all)")
     parser.add_argument("--time", type=int, default=60, help="seconds per target")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--minimise", metavar="FILE", help="minimise a finding of TARGET")

@@ -69,6 +69,33 @@ def extract(data: bytes) -> None:
         shutil.rmtree(parent, ignore_errors=True)
 
 
+def inner(data: bytes) -> None:
+    """The bytes as a filesystem image inside a sound cpio (dracut's squashfs-root.img): the
+    scan must always succeed — a malformed inner image is its layer's warning — and
+    extracting it must stay inside the target."""
+    import stat
+
+    from footprint.image.cpio import newc_entry, newc_trailer
+    from footprint.image.extract import extract as unpack
+    from footprint.image.reader import scan
+    from footprint.image.summary import summarize
+    from footprint.report import inspect as render
+
+    image = newc_entry("squashfs-root.img", stat.S_IFREG | 0o644, data) + newc_trailer()
+    with _file(image) as f:
+        inv = scan("fuzz.img", file=f)
+        summary = summarize(inv)
+        render.as_text(inv, summary, render.file_rows(inv))
+        parent = tempfile.mkdtemp(prefix="footprint-fuzz-")
+        try:
+            unpack("fuzz.img", os.path.join(parent, "tree"), file=f)
+            outside = set(os.listdir(parent)) - {"tree"}
+            if outside:
+                raise AssertionError(f"extract wrote outside its target: {sorted(outside)}")
+        finally:
+            shutil.rmtree(parent, ignore_errors=True)
+
+
 @cache
 def _profile() -> object:
     from footprint.profile import open_profile
@@ -113,4 +140,10 @@ def profile(data: bytes) -> None:
     p.to_json()
 
 
-TARGETS = {"reader": reader, "extract": extract, "budget": budget, "profile": profile}
+TARGETS = {
+    "reader": reader,
+    "extract": extract,
+    "budget": budget,
+    "profile": profile,
+    "inner": inner,
+}

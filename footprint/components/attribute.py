@@ -18,7 +18,7 @@ from footprint.components.firmware import FirmwareRequests
 from footprint.components.rules import Rules
 from footprint.elf.facts import SHARED, ElfFacts
 from footprint.elf.resolve import Resolver
-from footprint.image.rootfs import Inode, Rootfs
+from footprint.image.rootfs import Inode, Rootfs, inner_path, split_layer
 from footprint.units import page_round
 
 OTHER = "other"  # files no rule claims and that are not libraries
@@ -35,6 +35,9 @@ class Component:
     exclusive_bytes: int = 0  # page-rounded bytes of libraries only this component loads
     shared_bytes: int = 0  # page-rounded bytes of the shared libraries it loads (whole)
     proportional_bytes: float = 0.0  # own + exclusive + its share of every shared library
+    # the part of proportional_bytes inside inner images (squashfs-root.img): page cache
+    # when read, not rootfs
+    inner_bytes: float = 0.0
     paths: list[str] = field(default_factory=list)
     exclusive: list[str] = field(default_factory=list)
     shared: list[str] = field(default_factory=list)
@@ -82,7 +85,9 @@ def attribute(
     libraries: list[str] = []
     users: dict[str, set[str]] = defaultdict(set)
     for inode, first, names in inodes.values():
-        best = min((i for i in (rules.index(n) for n in names) if i is not None), default=None)
+        # inside an inner image, rules see paths from its root (where its files run)
+        indexes = (rules.index(inner_path(n)) for n in names)
+        best = min((i for i in indexes if i is not None), default=None)
         if best is not None and firmware is not None and rules.rules[best].name == FIRMWARE:
             requesters = firmware.component(inode)
             if len(requesters) == 1:
@@ -125,6 +130,7 @@ def attribute(
         c.bytes += size
         c.page_rounded_bytes += rounded
         c.proportional_bytes += rounded
+        c.inner_bytes += rounded if split_layer(path)[0] else 0
         c.paths.append(path)
     for lib in libraries:
         size, rounded = sizes[lib]
@@ -137,6 +143,7 @@ def attribute(
             c.bytes += size
             c.page_rounded_bytes += rounded
             c.proportional_bytes += rounded
+            c.inner_bytes += rounded if split_layer(lib)[0] else 0
             if who:
                 c.exclusive_bytes += rounded
                 c.exclusive.append(lib)
@@ -149,6 +156,7 @@ def attribute(
                 c = comp(name)
                 c.shared_bytes += rounded
                 c.proportional_bytes += rounded / len(who)
+                c.inner_bytes += rounded / len(who) if split_layer(lib)[0] else 0
                 c.shared.append(lib)
     for _, first, names in inodes.values():  # a hardlink's other names have the same owner
         for name in names[1:]:
@@ -162,7 +170,8 @@ def _inodes_with_names(rootfs: Rootfs) -> dict[int, tuple[Inode, str, list[str]]
     """Each file inode once: (the inode, its first path, all its names)."""
     out: dict[int, tuple[Inode, str, list[str]]] = {}
     for node in rootfs.nodes.values():
-        if node.inode is None:
+        # an inner image's file is counted as the files inside it (each its own owner)
+        if node.inode is None or node.path in rootfs.layers:
             continue
         key = id(node.inode)
         if key in out:

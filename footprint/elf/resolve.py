@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from footprint.arch import DEFAULT as DEFAULT_ARCH
 from footprint.elf.facts import ElfFacts
 from footprint.image.cpio import FILE
-from footprint.image.rootfs import Rootfs
+from footprint.image.rootfs import LAYER_SEP, Rootfs, split_layer
 
 TRIPLETS = {
     "X86_64": "x86_64-linux-gnu",
@@ -61,21 +61,26 @@ class Resolver:
         """`conf_text`: the image's etc/ld.so.conf and ld.so.conf.d/* contents by path."""
         self.rootfs, self.facts = rootfs, facts
         self.conf_text = conf_text or {}
-        self._cache_dirs = self._ld_so_cache_dirs()
+        # per layer: an executable inside an inner image loads from that image (its root)
+        self._cache_dirs: dict[str, list[str] | None] = {}
         self._found: dict[tuple[str, str], str | None] = {}
         self._closures: dict[str, Closure] = {}
 
     # -- configuration of the image -------------------------------------------------------
-    def _ld_so_cache_dirs(self) -> list[str] | None:
-        """Directories ldconfig put in the image's ld.so.cache; None when it has no cache."""
-        if self.rootfs.lookup("etc/ld.so.cache") is None:
-            return None
-        dirs: list[str] = []
-        self._read_conf("etc/ld.so.conf", dirs, 0)
-        return dirs
+    def _ld_so_cache_dirs(self, prefix: str = "") -> list[str] | None:
+        """Directories ldconfig put in the image's (or the inner image's at `prefix`)
+        ld.so.cache; None when it has no cache."""
+        if prefix not in self._cache_dirs:
+            if self.rootfs.lookup(prefix + "etc/ld.so.cache") is None:
+                self._cache_dirs[prefix] = None
+            else:
+                dirs: list[str] = []
+                self._read_conf("etc/ld.so.conf", dirs, 0, prefix)
+                self._cache_dirs[prefix] = dirs
+        return self._cache_dirs[prefix]
 
-    def _read_conf(self, path: str, dirs: list[str], depth: int) -> None:
-        text = self.conf_text.get(path)
+    def _read_conf(self, path: str, dirs: list[str], depth: int, prefix: str = "") -> None:
+        text = self.conf_text.get(prefix + path)
         if text is None or depth > 8:
             return
         for raw in text.splitlines():
@@ -84,8 +89,9 @@ class Resolver:
                 continue
             if line.startswith("include"):
                 pattern = line.split(None, 1)[1].strip().lstrip("/")
-                for conf in sorted(p for p in self.conf_text if fnmatch.fnmatch(p, pattern)):
-                    self._read_conf(conf, dirs, depth + 1)
+                confs = [p[len(prefix) :] for p in self.conf_text if p.startswith(prefix)]
+                for conf in sorted(p for p in confs if fnmatch.fnmatch(p, pattern)):
+                    self._read_conf(conf, dirs, depth + 1, prefix)
             else:
                 d = line.split("=", 1)[0].strip().strip("/")
                 if d and d not in dirs:
@@ -125,26 +131,27 @@ class Resolver:
         self, name: str, loader: ElfFacts, chain: list[ElfFacts], main: ElfFacts
     ) -> str | None:
         machine = loader.machine
+        prefix = _prefix(loader.path)
         if "/" in name:
-            node = self.rootfs.lookup(name.lstrip("/"))
+            node = self.rootfs.lookup(prefix + name.lstrip("/"))
             return node.path if node is not None and node.kind == FILE else None
         dirs: list[str] = []
         if not loader.runpath:
             for obj in chain:
-                origin = "/" + posixpath.dirname(obj.path)
+                origin = "/" + posixpath.dirname(split_layer(obj.path)[1])
                 dirs += [self._expand(d, origin, machine) for d in obj.rpath]
             if main is not loader and main not in chain:
-                dirs += [
-                    self._expand(d, "/" + posixpath.dirname(main.path), machine) for d in main.rpath
-                ]
+                origin = "/" + posixpath.dirname(split_layer(main.path)[1])
+                dirs += [self._expand(d, origin, machine) for d in main.rpath]
         else:
-            origin = "/" + posixpath.dirname(loader.path)
+            origin = "/" + posixpath.dirname(split_layer(loader.path)[1])
             dirs += [self._expand(d, origin, machine) for d in loader.runpath]
-        if self._cache_dirs is not None:
-            dirs += self._cache_dirs
+        cache_dirs = self._ld_so_cache_dirs(prefix)
+        if cache_dirs is not None:
+            dirs += cache_dirs
         dirs += self._default_dirs(machine)
         for d in dirs:
-            found = self._find_in(d, name, machine)
+            found = self._find_in(prefix + d.lstrip("/"), name, machine)
             if found is not None:
                 return found
         return None
@@ -169,7 +176,7 @@ class Resolver:
         loaded = {real}
         chains: dict[str, list[ElfFacts]] = {real: [root]}
         if root.interpreter:
-            interp = self.rootfs.lookup(root.interpreter.lstrip("/"))
+            interp = self.rootfs.lookup(_prefix(real) + root.interpreter.lstrip("/"))
             if interp is not None:
                 loaded.add(interp.path)
                 result.objects.append(Loaded(root.interpreter, interp.path, real, 1))
@@ -206,3 +213,9 @@ class Resolver:
         """What loading `soname` at run time from `loader` (dlopen) brings in."""
         found = self._search(soname, loader, [loader], loader)
         return self.closure(found).paths if found is not None else []
+
+
+def _prefix(path: str) -> str:
+    """The key prefix of the layer `path` lives in: "<image>//" inside an inner image."""
+    outer = split_layer(path)[0]
+    return f"{outer}{LAYER_SEP}" if outer else ""

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from footprint.errors import UsageError
+from footprint.image.rootfs import LAYER_SEP
 from footprint.profile import Profile
 
 _RULES = (
@@ -28,9 +29,11 @@ def normalise(path: str, raw: bool = False) -> str:
     path = path.lstrip("/")
     if raw:
         return path
+    # inside an inner image (squashfs-root.img//usr/lib/…) the rules apply from its root
+    outer, sep, path = path.rpartition(LAYER_SEP)
     for pattern, repl in _RULES:
         path = pattern.sub(repl, path)
-    return path
+    return f"{outer}{sep}{path}"
 
 
 @dataclass(frozen=True)

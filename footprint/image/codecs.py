@@ -271,3 +271,60 @@ def unpack(data: bytes, limit: int) -> Iterator[bytes]:
             yield bytes(chunk)
     finally:
         member.close()
+
+
+# -- single blocks of a filesystem image (squashfs, erofs) ---------------------------------
+# A filesystem compresses each block on its own, without the stream framing the kernel's
+# initramfs decompressors read: zlib (squashfs "gzip"), raw deflate (erofs), lzma-alone, xz,
+# a bare lz4 block, a bare lzo1x block, a zstd frame. Every one is bounded by `limit`: a
+# block that would unpack to more is corrupt (a filesystem knows its block size).
+BLOCK_METHODS = ("zlib", "deflate", "lzma", "xz", "lzo", "lz4", "zstd")
+
+
+def decompress_block(method: str, data: bytes, limit: int) -> bytes:
+    """One compressed block of a filesystem image; BadImage if it is corrupt or unpacks to
+    more than `limit` bytes, UnsupportedCodec if its decompressor is not installed."""
+    try:
+        if method in ("zlib", "deflate"):
+            dec = zlib.decompressobj(wbits=15 if method == "zlib" else -15)
+            out = dec.decompress(data, limit)
+            if dec.unconsumed_tail:
+                raise TooLarge(limit)
+            return out
+        if method in ("lzma", "xz"):
+            fmt = lzma.FORMAT_XZ if method == "xz" else lzma.FORMAT_ALONE
+            ldec = lzma.LZMADecompressor(format=fmt)
+            out = ldec.decompress(data, limit)
+            if not ldec.eof and not ldec.needs_input:
+                raise TooLarge(limit)
+            return out
+        if method == "lz4":
+            import lz4.block
+
+            return bytes(lz4.block.decompress(data, uncompressed_size=limit))
+        if method == "lzo":
+            try:
+                import lzo
+            except ImportError:
+                raise UnsupportedCodec(
+                    "lzo block found but python-lzo is not installed — "
+                    "apt-get install liblzo2-dev && pip install 'footprint[lzo]'"
+                ) from None
+            return bytes(lzo.decompress(data, False, limit))
+        if method == "zstd":
+            try:
+                from compression import zstd  # Python 3.14
+            except ImportError:
+                from backports import zstd
+            zdec = zstd.ZstdDecompressor(
+                options={zstd.DecompressionParameter.window_log_max: ZSTD_WINDOW_LOG_MAX}
+            )
+            out = zdec.decompress(data, max_length=limit)
+            if not zdec.eof and not zdec.needs_input:
+                raise TooLarge(limit)
+            return bytes(out)
+    except (BadImage, ImportError):
+        raise
+    except Exception as e:  # zlib.error, LZMAError, LZ4BlockError, lzo.error, ZstdError
+        raise BadImage(f"corrupt {method} block: {e}") from None
+    raise UnsupportedCodec(f"{method} blocks are not supported")

@@ -12,12 +12,15 @@ import errno
 import os
 import shutil
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 from footprint.errors import EnvironmentUnavailable, UnsafeExtraction, UsageError
 from footprint.image.cpio import BLOCK, CHAR, DIR, FIFO, FILE, SOCKET, SYMLINK, CpioEntry, EntryData
-from footprint.image.rootfs import Node, Rootfs
+from footprint.image.rootfs import Node, Rootfs, split_layer
+
+# An inner image's tree (squashfs-root.img) is written beside the image's: <image path>.d/
+LAYER_DIR_SUFFIX = ".d"
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -57,6 +60,7 @@ class _Writer:
         self._cached: tuple[str, int] | None = None  # the last parent opened
         self._inode_paths: dict[int, str] = {}  # inode id -> first path written
         self._dirs: list[tuple[str, int, int]] = []  # (path, mode, mtime), fixed up at the end
+        self._layer_dirs: set[str] = set()  # inner images whose directory exists
 
     def close(self) -> None:
         self._drop_cache()
@@ -96,6 +100,9 @@ class _Writer:
         if not node.path:  # the root itself: only its mode and time
             self._dirs.append(("", entry.mode, entry.mtime))
             return
+        if node.layer:
+            self._visit_inner(entry, data, node)
+            return
         if self.rootfs.resolve(entry.name, confined=True) != node.path:
             self.result.refused.append(
                 (
@@ -104,6 +111,25 @@ class _Writer:
                 )
             )
             return
+        self._write(entry, data, node)
+
+    def _visit_inner(self, entry: CpioEntry, data: EntryData | None, node: Node) -> None:
+        """A file of an inner image: into <image>.d/, confined by the image's own tree."""
+        layer = self.rootfs.layers[node.layer]
+        inner = split_layer(node.path)[1]
+        if layer.tree.resolve(split_layer(entry.name)[1], confined=True) != inner:
+            self.result.refused.append(
+                (entry.name, "its path climbs out of its image's root (via '..' or a symlink)")
+            )
+            return
+        top = node.layer + LAYER_DIR_SUFFIX
+        if node.layer not in self._layer_dirs:
+            self._layer_dirs.add(node.layer)
+            made = Node(top, DIR, stat.S_IFDIR | 0o755, 0, 0, entry.mtime, node.segment)
+            self._write(replace(entry, name=top, mode=made.mode, size=0), None, made)
+        self._write(entry, data, replace(node, path=f"{top}/{inner}"))
+
+    def _write(self, entry: CpioEntry, data: EntryData | None, node: Node) -> None:
         parent, _, name = node.path.rpartition("/")
         try:
             pfd = self._parent_fd(parent)

@@ -15,9 +15,10 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from footprint.errors import UsageError
 from footprint.image.cpio import NEWC, CpioEntry, EntryData, newc_entry, newc_trailer
 from footprint.image.reader import Inventory, scan
-from footprint.image.rootfs import Node
+from footprint.image.rootfs import LAYER_SEP, Node
 
 
 def _compressor(codec: str) -> tuple[str, Any]:
@@ -64,6 +65,8 @@ class _Writer:
         self.out.write(self.comp.compress(data) if self.comp is not None else data)
 
     def visit(self, entry: CpioEntry, data: EntryData | None, node: Node | None) -> None:
+        if node is not None and node.layer:
+            return  # a file inside an inner image: the image file carries it
         if node is not None and node.path in self.drop:
             self.dropped_files += entry.kind == "file"
             self.dropped_bytes += entry.size if entry.kind == "file" else 0
@@ -108,6 +111,14 @@ def main_codec(inv: Inventory) -> str:
 def repack(image: str, out_path: str, drop: set[str], codec: str) -> Repacked:
     """Copy `image` to `out_path`, compressed with `codec` (main_codec() of its inventory,
     which the caller has already), without the files whose tree paths are in `drop`."""
+    inner = sorted(p for p in drop if LAYER_SEP in p)
+    if inner:
+        image_file = inner[0].split(LAYER_SEP, 1)[0]
+        raise UsageError(
+            f"cannot remove /{inner[0]} and {len(inner) - 1} more: they are inside "
+            f"/{image_file}, an inner filesystem image — removing them means rebuilding it "
+            "(measure the component with an image built without it)"
+        )
     with open(out_path, "wb") as out:
         writer = _Writer(out, codec, drop)
         scan(image, visit=writer.visit)

@@ -51,6 +51,7 @@ class Node:
     inode: Inode | None = None  # regular files
     target: str | None = None  # symlinks
     rdev: tuple[int, int] = (0, 0)  # device nodes
+    layer: str = ""  # "" in the cpio rootfs; else the path of the inner image it lives in
 
     @property
     def size(self) -> int:
@@ -68,6 +69,40 @@ class Skipped:
     reason: str
 
 
+LAYER_SEP = "//"  # between an inner image's path and a path inside it: "squashfs-root.img//usr"
+
+
+def split_layer(path: str) -> tuple[str, str]:
+    """(the inner image's path, the path inside it) of a tree key; ("", path) in the rootfs."""
+    outer, sep, inner = path.partition(LAYER_SEP)
+    return (outer, inner) if sep else ("", path)
+
+
+def inner_path(path: str) -> str:
+    """The path as the files of its layer see it: inside an inner image, from its root."""
+    return split_layer(path)[1]
+
+
+@dataclass
+class Layer:
+    """A filesystem image in the tree (dracut's squashfs-root.img, erofs-root.img), read as a
+    second layer: its files are nodes of the same tree, keyed `<image path>//<inner path>`.
+
+    dracut's squash init mounts it (under an overlay) as the new root, so paths inside it —
+    symlinks, library search paths — resolve against its own root, never the rootfs's.
+    """
+
+    path: str  # of the image file in the rootfs
+    fstype: str  # squashfs, erofs
+    compression: str
+    image_bytes: int
+    tree: Rootfs  # its own tree, keyed by inner paths
+    warning: str | None = None  # why it was read only in part (a malformed image)
+
+    def key(self, inner: str) -> str:
+        return f"{self.path}{LAYER_SEP}{inner}"
+
+
 @dataclass
 class Rootfs:
     nodes: dict[str, Node] = field(default_factory=dict)
@@ -76,12 +111,26 @@ class Rootfs:
     skipped: list[Skipped] = field(default_factory=list)
     _links: dict[tuple[int, int, int, int], str] = field(default_factory=dict)
     _archive: tuple[int, int] = (-1, -1)
+    layers: dict[str, Layer] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.nodes[""] = Node("", DIR, stat.S_IFDIR | 0o755, 0, 0, 0, -1)
 
     # -- paths --------------------------------------------------------------------------
     def resolve(self, name: str, confined: bool = False) -> str | None:
+        """Where `name` lands (see _resolve_here); `<image>//<path>` inside that image's layer."""
+        layer = self._layer_of(name)
+        if layer is not None:
+            found = layer.tree.resolve(split_layer(name.lstrip("/"))[1], confined)
+            return None if found is None else layer.key(found)
+        return self._resolve_here(name, confined)
+
+    def _layer_of(self, name: str) -> Layer | None:
+        if not self.layers or LAYER_SEP not in name:
+            return None
+        return self.layers.get(split_layer(name.lstrip("/"))[0])
+
+    def _resolve_here(self, name: str, confined: bool = False) -> str | None:
         """Where `name` lands: lexically normalised, parents followed through symlinks.
 
         None when a parent is missing or not a directory, or symlinks loop. The kernel stops
@@ -134,6 +183,10 @@ class Rootfs:
 
     def lookup(self, path: str) -> Node | None:
         """The node `path` names inside the tree, following every symlink (even the last)."""
+        layer = self._layer_of(path)
+        if layer is not None:
+            inner = layer.tree.lookup(split_layer(path.lstrip("/"))[1])
+            return None if inner is None else self.nodes.get(layer.key(inner.path))
         resolved = self.resolve(path)
         for _ in range(MAX_SYMLINK_HOPS):
             node = self.nodes.get(resolved) if resolved is not None else None
@@ -152,7 +205,7 @@ class Rootfs:
             self._links.clear()
         if entry.skipped:
             return self._skip(entry, entry.skipped)
-        path = self.resolve(entry.name)
+        path = self._resolve_here(entry.name)
         if path is None:
             return self._skip(entry, "its parent directory does not exist")
         kind = entry.kind
@@ -233,11 +286,38 @@ class Rootfs:
         self.skipped.append(Skipped(entry.name, entry.segment, reason))
         return None
 
+    # -- inner images ----------------------------------------------------------------------------
+    def add_inner(self, layer: Layer, entry: CpioEntry) -> Node | None:
+        """Apply one entry of an inner image (its name relative to the image's root) to its
+        layer's own tree, and add the node to this tree under the layer's key."""
+        self.layers.setdefault(layer.path, layer)
+        inner = layer.tree.add(entry, (0, 0))
+        if inner is None:
+            return None
+        key = layer.key(inner.path)
+        node = self.nodes.get(key)
+        if node is None or node.inode is not inner.inode:
+            node = Node(
+                key, inner.kind, inner.mode, inner.uid, inner.gid, inner.mtime, inner.segment,
+                inner.inode, inner.target, inner.rdev, layer.path,
+            )  # fmt: skip
+            self.nodes[key] = node
+        return node
+
+    def outer_nodes(self) -> dict[str, Node]:
+        """The nodes of the cpio rootfs, without any inner image's."""
+        if not self.layers:
+            return self.nodes
+        return {p: n for p, n in self.nodes.items() if not n.layer}
+
     # -- results ----------------------------------------------------------------------------
-    def inodes(self) -> dict[int, tuple[Inode, Node]]:
-        """Each live file inode once, with its first name in the tree."""
+    def inodes(self, layers: bool = True) -> dict[int, tuple[Inode, Node]]:
+        """Each live file inode once, with its first name in the tree (without `layers`, of
+        the cpio rootfs only)."""
         seen: dict[int, tuple[Inode, Node]] = {}
         for node in self.nodes.values():
+            if node.layer and not layers:
+                continue
             if node.inode is not None and id(node.inode) not in seen:
                 seen[id(node.inode)] = (node.inode, node)
         return seen

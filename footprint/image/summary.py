@@ -5,7 +5,7 @@ Pure functions of an Inventory; the page size is a parameter, never read from th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from footprint.components.generators import generator
 from footprint.image.cpio import DIR, FILE, SYMLINK
@@ -71,16 +71,34 @@ class LargeFile:
 
 
 @dataclass(frozen=True)
+class LayerSummary:
+    """An inner filesystem image: its file in rootfs, and the tree it holds."""
+
+    path: str  # of the image file, "/…"
+    fstype: str
+    compression: str
+    image_bytes: int  # what it holds in rootfs (its file, compressed)
+    files: int  # names of regular files, as unsquashfs -lls lists them
+    dirs: int
+    symlinks: int
+    file_bytes: int  # the sizes of those names, summed (a hardlink's each time)
+    unique_bytes: int  # each inode once
+    page_rounded_bytes: int  # each inode once, in pages: its page cache if all were read
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
 class Summary:
     totals: Totals
     boot: BootMemory
     kernel_versions: list[str]
     generator: str
     largest: list[LargeFile]
+    layers: list[LayerSummary] = field(default_factory=list)
 
 
 def summarize(inv: Inventory, page_size: int = DEFAULT_PAGE_SIZE, top: int = 10) -> Summary:
-    nodes = inv.rootfs.nodes
+    nodes = inv.rootfs.outer_nodes()  # an inner image is in rootfs as its file, once
     counts = {FILE: 0, DIR: 0, SYMLINK: 0}
     devices = 0
     long_symlinks = 0
@@ -91,7 +109,7 @@ def summarize(inv: Inventory, page_size: int = DEFAULT_PAGE_SIZE, top: int = 10)
             devices += 1
         if node.kind == SYMLINK and node.size + 1 > SHORT_SYMLINK_LEN:
             long_symlinks += 1
-    inodes = inv.rootfs.inodes()
+    inodes = inv.rootfs.inodes(layers=False)
     unique = sum(inode.size for inode, _ in inodes.values())
     rounded = sum(page_round(inode.size, page_size) for inode, _ in inodes.values())
     hardlinks = sum(inode.names - 1 for inode, _ in inodes.values())
@@ -122,15 +140,48 @@ def summarize(inv: Inventory, page_size: int = DEFAULT_PAGE_SIZE, top: int = 10)
         created,
     )
     largest = sorted(inodes.values(), key=lambda item: (-item[0].size, item[1].path))[:top]
+    layers = [_layer(inv, path, page_size) for path in sorted(inv.rootfs.layers)]
+    made_by = generator(nodes)
+    for path in sorted(inv.rootfs.layers) if made_by == "unknown" else ():
+        made_by = generator(inv.rootfs.layers[path].tree.nodes)  # its markers moved inside
+        if made_by != "unknown":
+            break
     return Summary(
         totals,
         boot,
         kernel_versions(nodes),
-        generator(nodes),
+        made_by,
         [
             LargeFile("/" + n.path, i.size, page_round(i.size, page_size), i.names)
             for i, n in largest
         ],
+        layers,
+    )
+
+
+def _layer(inv: Inventory, path: str, page_size: int) -> LayerSummary:
+    layer = inv.rootfs.layers[path]
+    counts = {FILE: 0, DIR: 0, SYMLINK: 0}
+    named = 0
+    inodes: dict[int, int] = {}
+    for node in layer.tree.nodes.values():
+        if node.kind in counts and node.path:
+            counts[node.kind] += 1
+        if node.inode is not None:
+            named += node.inode.size
+            inodes[id(node.inode)] = node.inode.size
+    return LayerSummary(
+        "/" + path,
+        layer.fstype,
+        layer.compression,
+        layer.image_bytes,
+        counts[FILE],
+        counts[DIR],
+        counts[SYMLINK],
+        named,
+        sum(inodes.values()),
+        sum(page_round(n, page_size) for n in inodes.values()),
+        layer.warning,
     )
 
 

@@ -24,9 +24,10 @@ from footprint.schemas.fields import Bytes, Count
 from footprint.units import page_round
 
 if TYPE_CHECKING:
-    from footprint.components.attribute import Attribution
+    from footprint.components.attribute import Attribution, Component
     from footprint.elf.facts import ElfFacts
     from footprint.elf.modules import ModuleFacts
+    from footprint.model.inner import InnerWorkingSet
     from footprint.model.kernel import KernelImage
 
 STRUCT_PAGE = DEFAULT_ARCH.struct_page_bytes  # bytes of struct page per page (x86-64: 64)
@@ -72,6 +73,11 @@ class Reservation:
     predicted_minimum_bytes: Bytes | None = None  # direct boot, -m
     predicted_crashkernel_bytes: Bytes | None = None  # a kexec -p capture, crashkernel=
     prediction: Prediction | None = None
+    # model/inner.py, for an image whose root is a squashfs/erofs inside it: the image file is
+    # in rootfs_bytes already; the page cache of what the boot reads from it (plus the loop
+    # device's cache of its compressed blocks) is added to static_estimate_bytes
+    inner_image_bytes: Bytes = 0
+    inner_working_set_bytes: Bytes = 0
 
 
 def reservation(
@@ -82,6 +88,7 @@ def reservation(
     page_size: int,
     texts: dict[str, str] | None = None,
     modules: dict[str, ModuleFacts] | None = None,
+    inner: list[InnerWorkingSet] | None = None,
 ) -> Reservation:
     kernel_bytes, method, version = 0, "", ""
     if kernel is not None:
@@ -101,8 +108,9 @@ def reservation(
     # A kdump command line carries root=, so the capture kernel's rootfs is ramfs (no cap;
     # init/do_mounts.c init_rootfs: tmpfs only without root= or with rootfstype=tmpfs);
     # without root= it is tmpfs, capped at half the RAM, whose short symlinks take no page.
-    before_memmap = kernel_bytes + boot.peak_bytes
-    tmpfs_before = kernel_bytes + boot.ram_floor_tmpfs_bytes
+    working = sum(w.bytes for w in inner or ())
+    before_memmap = kernel_bytes + boot.peak_bytes + working
+    tmpfs_before = kernel_bytes + boot.ram_floor_tmpfs_bytes + working
     # struct page covers all of the capture kernel's RAM, itself included.
     total = int(before_memmap * page_size / (page_size - STRUCT_PAGE))
     kdumpctl = kdumpctl_formula(kernel_bytes, module_bytes, inv.image_bytes)
@@ -124,6 +132,8 @@ def reservation(
         unpack_workspace_bytes=unpack_workspace(inv),
         modules_unpacked_bytes=modules_unpacked,
         rootfs_inodes=boot.inodes,
+        inner_image_bytes=sum(w.image_bytes for w in inner or ()),
+        inner_working_set_bytes=working,
     )
 
 
@@ -190,22 +200,38 @@ def modules_to_load(
 
 def component_terms(inv: Inventory, attribution: Attribution) -> list[ComponentTerms]:
     """Each component's static terms, largest first: its rootfs share, its share of the
-    compressed image held during unpack (proportional to its bytes), its tmpfs floor."""
+    compressed image held during unpack (proportional to its bytes), its tmpfs floor.
+
+    Files inside an inner image (squashfs-root.img) are not in rootfs: the image file is,
+    compressed. A component's rootfs share counts its inner bytes at the image's ratio
+    (image file bytes / the unpacked bytes inside), so the shares still add up to the rootfs.
+    """
     terms: list[ComponentTerms] = []
-    if attribution.total_page_rounded_bytes:
-        total_rounded = attribution.total_page_rounded_bytes
-        for c in sorted(attribution.components.values(), key=lambda c: -c.proportional_bytes):
-            share = inv.image_bytes * c.proportional_bytes / total_rounded
-            marginal_share = inv.image_bytes * c.marginal_bytes / total_rounded
+    comps = sorted(attribution.components.values(), key=lambda c: -c.proportional_bytes)
+    inner = sum(c.inner_bytes for c in comps)
+    images = sum(page_round(layer.image_bytes, 4096) for layer in inv.rootfs.layers.values())
+    ratio = images / inner if inner else 1.0
+
+    def resident(c: Component) -> float:
+        return c.proportional_bytes - c.inner_bytes * (1 - ratio)
+
+    total = sum(resident(c) for c in comps)
+    if attribution.total_page_rounded_bytes and total > 0:
+        for c in comps:
+            rootfs = resident(c)
+            scale = rootfs / c.proportional_bytes if c.proportional_bytes else 1.0
+            marginal = c.marginal_bytes * scale
+            share = inv.image_bytes * rootfs / total
+            marginal_share = inv.image_bytes * marginal / total
             terms.append(
                 ComponentTerms(
                     c.name,
-                    c.proportional_bytes,
+                    rootfs,
                     share,
-                    c.proportional_bytes + share,
-                    2 * c.proportional_bytes,
+                    rootfs + share,
+                    2 * rootfs,
                     c.marginal_bytes,
-                    c.marginal_bytes + marginal_share,
+                    marginal + marginal_share,
                 )
             )
     return terms

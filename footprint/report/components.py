@@ -97,6 +97,14 @@ COMPONENT_NOTE = (
 )
 
 
+INNER_NOTE = (
+    "inner = the part of proport. inside the image's squashfs/erofs root (path "
+    "IMAGE//PATH), counted unpacked: in the page cache only when the boot reads it; in rootfs "
+    "it is held compressed, as the image file, so +compr. and tmpfs count it at the image's "
+    "ratio (image file / unpacked bytes inside)."
+)
+
+
 def components_text(doc: dict[str, Any], sort: str = "proportional", top: int = 0) -> str:
     """Every component (or the `top` first by `sort`), a total row, then the shared
     libraries; names and paths are never cut, in a terminal or a pipe."""
@@ -114,6 +122,7 @@ def components_text(doc: dict[str, Any], sort: str = "proportional", top: int = 
         key=lambda c: c["name"] if key == "name" else (-c.get(key, 0), c["name"]),
     )
     n, more = shown(comps, top)
+    inner = any(c.get("inner_bytes") for c in comps)  # an image with a squashfs/erofs root
     rows = [
         [
             c["name"],
@@ -125,6 +134,7 @@ def components_text(doc: dict[str, Any], sort: str = "proportional", top: int = 
             human(c.get("compressed_share_bytes", 0)),
             human(c.get("tmpfs_floor_bytes", 0)),
         ]
+        + ([human(c.get("inner_bytes", 0))] if inner else [])
         for c in comps[:n]
     ]
     rows.append(
@@ -136,13 +146,22 @@ def components_text(doc: dict[str, Any], sort: str = "proportional", top: int = 
             human(t["proportional_bytes"]),
             "",
             human(t["compressed_bytes"]),
-            human(2 * t["proportional_bytes"]),
+            # with an inner image, the floors count its files at the image's ratio
+            human(sum(c.get("tmpfs_floor_bytes", 0) for c in comps))
+            if inner
+            else human(2 * t["proportional_bytes"]),
         ]
+        + ([human(sum(c.get("inner_bytes", 0) for c in comps))] if inner else [])
     )
-    heads = ("component", "files", "own+excl", "shared", "proport.", "marginal", "+compr.", "tmpfs")
-    table = columns(heads, "<>>>>>>>", rows)
+    heads: tuple[str, ...] = (
+        "component", "files", "own+excl", "shared", "proport.", "marginal", "+compr.", "tmpfs",
+    )  # fmt: skip
+    heads = (*heads, "inner") if inner else heads
+    table = columns(heads, "<>>>>>>>" + (">" if inner else ""), rows)
     lines += table[:-1] + ([more] if more else []) + table[-1:]  # the total row last
     lines += [""] + prose(COMPONENT_NOTE.format(method=t["compressed_share_method"]))
+    if inner:
+        lines += prose(INNER_NOTE)
     libraries = doc["shared_libraries"]
     if libraries:
         n, more = shown(libraries, top)
@@ -248,10 +267,14 @@ def groups_text(doc: dict[str, Any], top: int = 0) -> str:
 def reservation_line(p: Profile) -> str:
     """The reservation's figures in one line, for `profile -o`'s note."""
     r = p.reservation
-    line = (
-        f"static estimate {r.static_estimate_bytes >> 20} MiB, "
-        f"kdumpctl formula {r.kdumpctl_formula_bytes >> 20} MiB"
-    )
+    line = f"static estimate {r.static_estimate_bytes >> 20} MiB"
+    if r.inner_working_set_bytes:
+        line += (
+            f" (of which {r.inner_working_set_bytes >> 20} MiB is the page cache of what the "
+            f"boot reads from the inner root image, an estimate: its init, its units' programs "
+            f"and their libraries; the image itself, {r.inner_image_bytes >> 20} MiB, is rootfs)"
+        )
+    line += f", kdumpctl formula {r.kdumpctl_formula_bytes >> 20} MiB"
     if r.prediction is not None and r.prediction.basis == "kernel-profile":
         line += (
             f", predicted crashkernel {(r.predicted_crashkernel_bytes or 0) >> 20} MiB "

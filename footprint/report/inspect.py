@@ -40,6 +40,8 @@ def _row(node: Node) -> dict[str, Any]:
         "gid": node.gid,
         "segment": node.segment,
     }
+    if node.layer:
+        row["layer"] = "/" + node.layer
     if node.target is not None:
         row["target"] = node.target
     if node.inode is not None and node.inode.names > 1:
@@ -82,6 +84,8 @@ def as_dict(inv: Inventory, summary: Summary, files: list[dict[str, Any]] | None
         "overwritten": [{"path": "/" + p, "bytes": b} for p, b in inv.rootfs.overwritten],
         "skipped": [asdict(s) for s in inv.rootfs.skipped],
     }
+    if summary.layers:
+        doc["layers"] = [asdict(layer) for layer in summary.layers]
     if inv.uki is not None:
         doc["uki"] = {"linux_bytes": inv.uki.linux_bytes, "sections": inv.uki.sections}
     if files is not None:
@@ -152,6 +156,17 @@ def as_text(
             f"50 % of RAM), {human(b.ram_floor_ramfs_bytes)} with ramfs",
         ),
     ]
+    for layer in summary.layers:
+        facts.append(
+            (
+                "inner",
+                f"{layer.path}: {layer.fstype} ({layer.compression}), {human(layer.image_bytes)} "
+                f"in rootfs holding {layer.files} files, {layer.dirs} dirs, {layer.symlinks} "
+                f"symlinks, {human(layer.unique_bytes)} ({human(layer.page_rounded_bytes)} in "
+                "pages, page cache only for what the boot reads); its files are listed as "
+                f"{layer.path}//PATH",
+            )
+        )
     key_width = max(len(key) for key, _ in facts)
     lines += [f"{bold(key.ljust(key_width))}  {value}" for key, value in facts]
     lines.append("")
@@ -168,6 +183,7 @@ def as_text(
         f"kernel: {skip.reason}"
         for skip in inv.rootfs.skipped
     ]
+    lines += [f"{warning}: {layer.warning}" for layer in summary.layers if layer.warning]
     if files is not None:
         # Plain lines, like ls -l: fast for thousands of entries and easy to grep.
         lines += [""] if lines[-1] else []
