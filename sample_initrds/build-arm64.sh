@@ -7,8 +7,9 @@
 # Writes, in OUTDIR:
 #   vmlinuz              linux-image-arm64's kernel (an EFI zboot image holding a gzip'ed arm64
 #                        Image on Debian 12), with config and System.map beside it
-#   initramfs-tools.img  what the kernel package's postinst made: update-initramfs, Debian's
-#                        defaults (MODULES=most, COMPRESS=zstd, BUSYBOX=auto)
+#   initramfs-tools.img  what the kernel package's postinst hook runs: update-initramfs -c,
+#                        Debian's defaults (MODULES=most, COMPRESS=zstd, BUSYBOX=auto); the
+#                        slow one under qemu-user (ITOOLS=0 skips it)
 #   kdump-tools.img      kdump-tools' own initrd: its kernel hook's steps replayed (confdir
 #                        /var/lib/kdump/initramfs-tools, MODULES=dep, KDUMP=y); MODULES=dep cannot
 #                        find the root device in a chroot, so, as build-real.sh does, MODULES=list
@@ -21,13 +22,15 @@
 # 1. mmdebstrap --arch=arm64 bookworm (variant apt, no recommends) with linux-image-arm64,
 #    initramfs-tools, kdump-tools, kexec-tools, busybox-static, zstd, from the machine's own
 #    Debian archive (read from /etc/apt/sources.list* at run time: lib.sh's debian_mirror;
-#    DEBIAN_MIRROR=URL overrides). kdump-tools' kernel hook is kept out of this install
-#    (dpkg path-exclude) because MODULES=dep fails in a chroot and would fail the kernel's
-#    postinst; step 3 replays it.
-# 2. initramfs-tools.img: copied from the chroot's /boot/initrd.img-KVER.
-# 3. kdump-tools.img: mkinitramfs -d /var/lib/kdump/initramfs-tools in the chroot (a private
+#    DEBIAN_MIRROR=URL overrides). The kernel hooks of kdump-tools and initramfs-tools are
+#    kept out of this install (dpkg path-exclude): kdump-tools' MODULES=dep fails in a chroot
+#    and would fail the kernel's postinst, and the steps below run each one as its own cached
+#    step.
+# 2. kdump-tools.img: mkinitramfs -d /var/lib/kdump/initramfs-tools in the chroot (a private
 #    mount namespace with /proc, /sys and /dev mounted).
+# 3. initramfs-tools.img: update-initramfs -c -k KVER in the chroot, as the hook would.
 # Measured on a 2-core x86_64 machine under qemu-user: see sample_initrds/README.md.
+# Environment: ITOOLS=0 (no initramfs-tools.img), SUITE (default bookworm), DEBIAN_MIRROR=URL.
 # Needs root, mmdebstrap, arch-test, qemu-user-static and binfmt-support (binfmt_misc registered).
 set -euo pipefail
 
@@ -44,7 +47,7 @@ now_us() { local t=${EPOCHREALTIME//[.,]/}; echo "$t"; }
 secs()   { local us=$(( $(now_us) - $1 )); printf '%d.%d' $((us / 1000000)) $((us % 1000000 / 100000)); }
 step()   { printf 'build-arm64: %-40s %7ss\n' "$1" "$(secs "$2")"; }
 
-if [[ -s $OUT/vmlinuz && -s $OUT/initramfs-tools.img && -s $OUT/kdump-tools.img \
+if [[ -s $OUT/vmlinuz && ( ${ITOOLS:-1} == 0 || -s $OUT/initramfs-tools.img ) && -s $OUT/kdump-tools.img \
       && -s $OUT/manifest.json && -x $OUT/root/sbin/kexec ]]; then
     echo "build-arm64: $OUT is built (kernel $(sed -n 's/.*"kver": "\([^"]*\)".*/\1/p' "$OUT/manifest.json")); delete it to rebuild"
     exit 0
@@ -82,6 +85,7 @@ if [[ ! -x $ROOT/sbin/kexec || ! -f $ROOT/.complete ]]; then
     mmdebstrap --arch=arm64 --variant=apt --mode=root \
         --aptopt='APT::Install-Recommends "false"' \
         --dpkgopt='path-exclude=/etc/kernel/postinst.d/kdump-tools' \
+        --dpkgopt='path-exclude=/etc/kernel/postinst.d/initramfs-tools' \
         --include="${PACKAGES// /,}" \
         "$SUITE" "$OUT/.root.partial" "deb $signed$mirror $SUITE main" \
         >"$LOGS/mmdebstrap.log" 2>&1 \
@@ -97,26 +101,15 @@ KVER=$(basename "$(compgen -G "$ROOT/lib/modules/*-arm64" | sort -V | tail -n 1)
 in_root() {         # in_root CMD...: run in the chroot with /proc, /sys, /dev of its own
     unshare -m --propagation private sh -c '
         r=$1; shift
-        mount -t proc proc "$r/proc" && mount -t sysfs sysfs "$r/sys" && mount --rbind /dev "$r/dev"
+        mount -t proc proc "$r/proc" && mount --rbind /sys "$r/sys" && mount --rbind /dev "$r/dev" || exit 1
         exec chroot "$r" "$@"' in_root "$ROOT" "$@"
 }
 
-# --- 2. initramfs-tools.img: the kernel postinst's update-initramfs ---------------------------
 for f in vmlinuz config System.map; do
     [[ -s $OUT/$f ]] || cp "$ROOT/boot/$f-$KVER" "$OUT/$f"
 done
-if [[ ! -s $OUT/initramfs-tools.img ]]; then
-    t0=$(now_us)
-    if [[ ! -s $ROOT/boot/initrd.img-$KVER ]]; then
-        in_root update-initramfs -c -k "$KVER" >"$LOGS/initramfs-tools.log" 2>&1 \
-            || die "update-initramfs failed (log: $LOGS/initramfs-tools.log)"
-    fi
-    cp "$ROOT/boot/initrd.img-$KVER" "$OUT/.initramfs-tools.img.partial"
-    mv "$OUT/.initramfs-tools.img.partial" "$OUT/initramfs-tools.img"
-    step "initramfs-tools.img" "$t0"
-fi
 
-# --- 3. kdump-tools.img: kdump-tools' kernel hook, replayed (build-real.sh's step 2) -----------
+# --- 2. kdump-tools.img: kdump-tools' kernel hook, replayed (build-real.sh's step 2) -----------
 if [[ ! -s $OUT/kdump-tools.img ]]; then
     t0=$(now_us)
     in_root sh -eu -c '
@@ -134,6 +127,18 @@ if [[ ! -s $OUT/kdump-tools.img ]]; then
     step "kdump-tools.img (MODULES=list)" "$t0"
 fi
 
+# --- 3. initramfs-tools.img: update-initramfs, as the kernel's postinst hook runs it -----------
+if [[ ${ITOOLS:-1} == 1 && ! -s $OUT/initramfs-tools.img ]]; then
+    t0=$(now_us)
+    if [[ ! -s $ROOT/boot/initrd.img-$KVER ]]; then
+        in_root update-initramfs -c -k "$KVER" >"$LOGS/initramfs-tools.log" 2>&1 \
+            || die "update-initramfs failed (log: $LOGS/initramfs-tools.log)"
+    fi
+    cp "$ROOT/boot/initrd.img-$KVER" "$OUT/.initramfs-tools.img.partial"
+    mv "$OUT/.initramfs-tools.img.partial" "$OUT/initramfs-tools.img"
+    step "initramfs-tools.img" "$t0"
+fi
+
 version() { chroot "$ROOT" dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo unknown; }
 cat >"$OUT/manifest.json" <<EOF
 {
@@ -145,7 +150,7 @@ cat >"$OUT/manifest.json" <<EOF
   "kdump-tools": "$(version kdump-tools)",
   "kexec-tools": "$(version kexec-tools)",
   "kernel": "vmlinuz",
-  "images": {"initramfs-tools": "initramfs-tools.img", "kdump-tools": "kdump-tools.img"},
+  "images": {"initramfs-tools": "$( [[ -s $OUT/initramfs-tools.img ]] && echo initramfs-tools.img || true)", "kdump-tools": "kdump-tools.img"},
   "kdump_modules": "list: $KDUMP_FALLBACK_MODULES",
   "stage1_root": "root"
 }

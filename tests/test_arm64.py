@@ -27,7 +27,7 @@ MIB = 1 << 20
 # What Debian's arm64 Image header says (image_size: text to the end of bss), per release.
 IMAGE_SIZE = {"6.1.0-50-arm64": 33_619_968}
 # initramfs-tools' init, past its modules and udev: looking for the (absent) root device.
-ITOOLS_MARKER = r"Begin: Running /scripts/local-block"
+ITOOLS_MARKER = "Begin: Running /scripts/local-block"
 
 
 def _arm64(name: str) -> Path:
@@ -132,6 +132,25 @@ def test_calibrate_arm64_kdump_tools(vmlinuz: Path) -> None:
     below = [t for t in doc["trials"] if t["memory_mib"] < doc["minimum_mib"]]
     assert below and not any(t["success"] for t in below)
     assert doc["at_minimum"]["memory_mib"] == doc["minimum_mib"]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_kdump_of_arm64_one_trial_each_side(vmlinuz: Path) -> None:
+    """A real arm64 crash: the stage-1 runs the arm64 chroot's kexec -p (root/ beside the
+    kernel), the capture boots kdump-tools' initrd inside crashkernel=; 72M is below the
+    direct minimum (80 MiB on 6.1.0-50), 112M well above it."""
+    from footprint.measure.kdump import kdump_boot
+
+    need_tool("qemu-system-aarch64", "qemu-system-arm")
+    need((ARM64 / "root" / "sbin" / "kexec").exists(), f"{ARM64}/root is not built")
+    image = str(_arm64("kdump-tools.img"))
+    options = QemuOptions(str(vmlinuz), arch=AARCH64, timeout=240)
+    r = kdump_boot(image, 112 * MIB, options)
+    assert r.outcome == "success" and "no /proc/vmcore" not in r.detail, r.console[-3000:]
+    assert "footprint-stage1: loaded" in r.console and "Starting crashdump kernel" in r.console
+    r = kdump_boot(image, 72 * MIB, options)
+    assert not r.succeeded, r.console[-3000:]
 
 
 # -- the next architectures: a boot to the marker ------------------------------------------------
