@@ -28,7 +28,7 @@ for tool in apt-get:apt dpkg-deb:dpkg; do
 done
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-declare -A FLAVOUR=([ppc64el]=powerpc64le [s390x]=s390x)
+declare -A FLAVOUR=([ppc64el]=powerpc64le [s390x]=s390x [arm64]=arm64)
 for darch in ${OTHER_ARCHES:-ppc64el s390x}; do
     [[ -n ${FLAVOUR[$darch]:-} ]] || die "OTHER_ARCHES: no kernel flavour known for $darch"
     dest=$OUT/$darch
@@ -59,7 +59,9 @@ for darch in ${OTHER_ARCHES:-ppc64el s390x}; do
     k=$(compgen -G "$apt/x/boot/vmlinu[xz]-$kver" | head -n 1)
     [[ -n $k ]] || die "no kernel in $pkg"
     cp "$k" "$dest/$(basename "${k%-"$kver"}")"
-    cp "$apt/x/bin/busybox" "$dest/busybox"
+    bb=$(compgen -G "$apt/x/bin/busybox" || compgen -G "$apt/x/usr/bin/busybox") \
+        || die "no busybox in busybox-static ($darch)"
+    cp "$bb" "$dest/busybox"
     echo "$kver" >"$dest/kver"
     rm -rf "$apt/x"
     step "$darch: $pkg, busybox-static" "$t0"

@@ -71,6 +71,35 @@ def test_a_gzipped_image_is_read_and_booted_decompressed(vmlinuz: Path, tmp_path
     assert Path(booted).read_bytes() == data and kernel_arch(str(gz)) is AARCH64
 
 
+def test_an_efi_zboot_image_is_read_through_its_header(vmlinuz: Path, tmp_path: Path) -> None:
+    """EFI zboot (Fedora's aarch64 vmlinuz; Debian's bookworm and trixie arm64 kernels are
+    bare Images) laid out as drivers/firmware/efi/libstub/zboot-header.S does, around the
+    real Image gzip'ed: "MZ", "zimg" at 4, payload offset and size, "gzip" at 0x18, the PE
+    header's machine arm64."""
+    data = vmlinuz.read_bytes()
+    payload = gzip.compress(data, 1)
+    head = bytearray(0x200)
+    head[0:2], head[4:8] = b"MZ", b"zimg"
+    struct.pack_into("<II", head, 8, len(head), len(payload))
+    head[0x18:0x1D] = b"gzip\0"
+    struct.pack_into("<I", head, 0x3C, 0x40)
+    head[0x40:0x46] = b"PE\0\0" + struct.pack("<H", 0xAA64)
+    zboot = tmp_path / "vmlinuz.efi"
+    zboot.write_bytes(bytes(head) + payload)
+    k = read_kernel(str(zboot))
+    assert (k.arch, k.format, k.image, k.file_bytes) == (
+        AARCH64,
+        "zboot",
+        data,
+        zboot.stat().st_size,
+    )
+    assert k.init_size == read_kernel(str(vmlinuz)).init_size
+    assert kernel_arch(str(zboot)) is AARCH64
+    with open(zboot, "rb") as f:
+        assert linux_section(f, str(zboot)) is None  # no UKI either
+    assert Path(kernel_file(str(zboot), str(tmp_path))).read_bytes() == data
+
+
 def test_an_arm64_image_is_no_uki(vmlinuz: Path, tmp_path: Path) -> None:
     with open(vmlinuz, "rb") as f:
         assert linux_section(f, str(vmlinuz)) is None
@@ -80,6 +109,8 @@ def test_an_arm64_image_is_no_uki(vmlinuz: Path, tmp_path: Path) -> None:
 
 
 def test_the_kernel_says_its_architecture_and_arch_checks_it(vmlinuz: Path) -> None:
+    with pytest.raises(UsageError, match="is an aarch64 kernel, not x86_64"):
+        boot("unused.img", 256 * MIB, QemuOptions(str(vmlinuz)))  # QemuOptions' default arch
     assert resolve_arch(str(vmlinuz), None) is AARCH64
     assert resolve_arch(str(vmlinuz), "aarch64") is AARCH64
     assert by_name("arm64") is AARCH64 and by_name("amd64") is X86_64
@@ -117,7 +148,8 @@ def test_boot_arm64_initramfs_tools_to_its_marker(vmlinuz: Path, name: str) -> N
     if name == "initramfs-tools.img" and not image.exists():
         pytest.skip(f"{image} is not built (ITOOLS=0 make samples-arm64)")
     image = _arm64(name)
-    r = boot(str(image), 512 * MIB, QemuOptions(str(vmlinuz), until=ITOOLS_MARKER, timeout=300))
+    options = QemuOptions(str(vmlinuz), until=ITOOLS_MARKER, timeout=300, arch=AARCH64)
+    r = boot(str(image), 512 * MIB, options)
     assert r.outcome == "success", r.console[-3000:]
     assert r.qemu is not None and r.qemu.accel in ("kvm", "tcg") and r.qemu.samples
     assert "Booting Linux on physical CPU" in r.console and "ttyAMA0" in r.console

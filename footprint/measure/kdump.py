@@ -78,6 +78,7 @@ def static_busybox(root: str = "/") -> str:
     from footprint.elf.facts import ElfFacts
     from footprint.elf.host import HostFacts
 
+    root = os.path.realpath(root)  # the paths below are taken relative to it
     busybox = _find(BUSYBOX_CANDIDATES, "busybox-static", root)
     full = os.path.join(root, busybox.lstrip("/"))
     real = os.path.relpath(os.path.realpath(full), root)
@@ -122,6 +123,7 @@ def stage1(
     busybox and kexec (with kexec's libraries) are `root`'s."""
     from footprint.elf.host import host_closure
 
+    root = os.path.realpath(root)  # host_closure's paths are relative to the resolved root
     busybox = static_busybox(root)
     kexec = _find(KEXEC_CANDIDATES, "kexec-tools", root)
     objects, missing = host_closure(kexec, root)

@@ -427,6 +427,11 @@ class Prepared:
 def prepared(image: str, o: QemuOptions, kind: str) -> Iterator[Prepared]:
     """The QEMU binary, kernel file, accelerator, probed copy and command line of a run of
     `image`, in a temporary directory that lives as long as the context."""
+    from footprint.model.kernel import kernel_arch
+
+    own = kernel_arch(o.kernel)
+    if own is not None and own is not o.arch:
+        raise UsageError(f"{o.kernel} is an {own.name} kernel, not {o.arch.name}")
     qemu = qemu_binary(o.arch)
     marker = re.compile(o.until) if o.until else None
     with lifetime.temp_dir(kind) as tmp:
