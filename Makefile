@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 EDITABLE := --config-settings editable_mode=compat
 
 .PHONY: run test test-fast lint samples samples-real samples-squash samples-kernels rootdisk bench fuzz clean compile
+.PHONY: samples-arm64
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +64,14 @@ samples-squash:
 KERNELS ?= $(REAL)/kernels
 samples-kernels:
 	sample_initrds/build-kernels.sh $(KERNELS)
+
+# Real arm64 images from Debian 12's arm64 packages (kernel, initramfs-tools' and kdump-tools'
+# initrds, and the chroot whose kexec the arm64 kdump stage-1 runs), made in an arm64 chroot
+# under qemu-user-static, into an ignored folder; cached. Needs root, mmdebstrap, arch-test,
+# qemu-user-static, binfmt-support.
+ARM64 ?= $(REAL)/arm64
+samples-arm64:
+	sample_initrds/build-arm64.sh $(ARM64)
 
 # A debootstrapped Debian 12 root disk with kdump-tools (for --root-disk) and the kdump initrd
 # its own packages made, into an ignored folder; built only when missing (6-11 min, root).

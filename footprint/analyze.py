@@ -184,7 +184,7 @@ def _unpacked_size(data: bytes) -> int:
 def analyze(
     image: str,
     *,
-    page_size: int = DEFAULT_PAGE_SIZE,
+    page_size: int | None = None,
     rules_file: str | None = None,
     kernel: str | None = None,
     components: bool = True,
@@ -201,6 +201,9 @@ def analyze(
         parsed = {**worker.results(), **collector.unparsed}
         modules = collector.modules_read(worker.modinfo())
     kernel_facts = parsed.pop(KERNEL_KEY, None)
+    if page_size is None:  # the kernel's own (an arm64 Image's header says 4K, 16K or 64K)
+        own = (kimage.page_size or kimage.arch.page_size) if kimage is not None else 0
+        page_size = own or DEFAULT_PAGE_SIZE
     # Every name of an inode shares its facts (hardlinked busybox applets, for one).
     by_inode = {collector.inode_of[p]: f for p, f in parsed.items() if p in collector.inode_of}
     facts: dict[str, ElfFacts] = {}

@@ -404,10 +404,10 @@ def gather(into: str, make: Callable[..., Any], fields: dict[str, Any]) -> Calla
     return apply
 
 
-def _qemu(**values: Any) -> Any:
-    from footprint.measure.qemu import QemuOptions
+def _qemu(arch: str | None, **values: Any) -> Any:
+    from footprint.measure.qemu import QemuOptions, resolve_arch
 
-    return QemuOptions(**values)
+    return QemuOptions(arch=resolve_arch(values["kernel"], arch), **values)
 
 
 def _cgroup(run: str | None, rdinit: str, cmdline: str | None, **values: Any) -> Any:
@@ -467,6 +467,19 @@ kernels_qemu_options = gather(
             multiple=True,
             help="The capture kernel: a bzImage or a UKI; repeat it to calibrate kernels side "
             "by side, each with its own IMAGE (or all with one).",
+        ),
+        "arch": click.option(
+            "--arch",
+            type=click.Choice(["x86_64", "aarch64", "ppc64le", "s390x"]),
+            help="The architecture to boot (default: the kernel's own, read from its image; "
+            "given, it must agree with what the image says).",
+        ),
+        "stage1_root": click.option(
+            "--stage1-root",
+            type=click.Path(exists=True, file_okay=False),
+            help="--kdump: a root of the kernel's architecture whose static busybox and kexec "
+            "the stage-1 initrd runs (default: the host's for its own architecture; for "
+            "another, a root/ directory beside the kernel, as build-arm64.sh makes).",
         ),
     },
 )

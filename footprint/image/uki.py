@@ -53,14 +53,19 @@ def locate(path: str, need_initrd: bool = True) -> UkiSections:
     return UkiSections(parts, ranges)
 
 
+def is_kernel_pe(head: bytes) -> bool:
+    """Whether a PE file that starts with `head` (0x206 bytes) is an EFI-stub kernel."""
+    return head[0x202:0x206] == b"HdrS" or head[0x38:0x3C] == b"ARM\x64" or head[4:8] == b"zimg"
+
+
 def linux_section(f: BinaryIO, path: str) -> tuple[int, int] | None:
     """Where a UKI's kernel (.linux) lies in the kernel file `f`; None when the file is the
-    kernel itself: not a PE, or an EFI-stub bzImage (a PE with the x86 boot header)."""
+    kernel itself: not a PE, or an EFI-stub kernel, a PE that is a kernel of its own (the x86
+    boot header "HdrS" at 0x202, the arm64 Image magic "ARM\\x64" at 0x38, or EFI zboot's
+    "zimg" at 4, as Debian's arm64 vmlinuz is)."""
     f.seek(0)
-    if f.read(2) != PE_MAGIC:
-        return None
-    f.seek(0x202)
-    if f.read(4) == b"HdrS":
+    head = f.read(0x206)
+    if head[:2] != PE_MAGIC or is_kernel_pe(head):
         return None
     linux = locate(path, need_initrd=False).section_ranges.get(".linux")
     if not linux:

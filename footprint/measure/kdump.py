@@ -3,7 +3,9 @@ capture kernel with `kexec -p` and the image under test (probe appended), then p
 capture kernel boots inside the reservation exactly as in production.
 
 The stage-1 initrd is written by footprint's own cpio writer: the host's static busybox, the
-host's kexec with its library closure (footprint's resolver), the kernel and the image.
+host's kexec with its library closure (footprint's resolver), the kernel and the image. For a
+kernel of another architecture they come from a root of that architecture (--stage1-root, or
+a root/ directory beside the kernel: build-arm64.sh's chroot).
 """
 
 from __future__ import annotations
@@ -62,25 +64,49 @@ BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 KEXEC_CANDIDATES = ("/sbin/kexec", "/usr/sbin/kexec")
 
 
-def _find(candidates: tuple[str, ...], package: str) -> str:
+def _find(candidates: tuple[str, ...], package: str, root: str = "/") -> str:
     for path in candidates:
-        if os.path.isfile(path):
+        if os.path.isfile(os.path.join(root, path.lstrip("/"))):
             return path
-    raise EnvironmentUnavailable(f"{candidates[0]} is missing — apt-get install {package}")
+    where = "" if root == "/" else f" in {root}"
+    raise EnvironmentUnavailable(f"{candidates[0]} is missing{where} — apt-get install {package}")
 
 
-def static_busybox() -> str:
-    """The host's statically linked busybox, for the initrds footprint writes itself."""
+def static_busybox(root: str = "/") -> str:
+    """The statically linked busybox of `root` (the host's by default), for the initrds
+    footprint writes itself: its path on the host."""
     from footprint.elf.facts import ElfFacts
     from footprint.elf.host import HostFacts
 
-    busybox = _find(BUSYBOX_CANDIDATES, "busybox-static")
-    facts: ElfFacts | None = HostFacts().get(os.path.realpath(busybox).lstrip("/"))
+    root = os.path.realpath(root)  # the paths below are taken relative to it
+    busybox = _find(BUSYBOX_CANDIDATES, "busybox-static", root)
+    full = os.path.join(root, busybox.lstrip("/"))
+    real = os.path.relpath(os.path.realpath(full), root)
+    facts: ElfFacts | None = HostFacts(root).get(real)
     if facts is None or facts.dynamic:
         raise EnvironmentUnavailable(
-            f"{busybox} is not statically linked — apt-get install busybox-static"
+            f"{full} is not statically linked — apt-get install busybox-static"
         )
-    return busybox
+    return full
+
+
+def stage1_root(arch: Arch, kernel: str, given: str | None) -> str:
+    """Where the stage-1's busybox and kexec come from: `given` (--stage1-root); the host for
+    its own architecture; else a root/ directory beside the kernel (build-arm64.sh's)."""
+    import platform
+
+    if given is not None:
+        return given
+    if platform.machine() == arch.name:
+        return "/"
+    beside = os.path.join(os.path.dirname(os.path.abspath(kernel)), "root")
+    if os.path.isdir(beside):
+        return beside
+    raise EnvironmentUnavailable(
+        f"--kdump of an {arch.name} kernel on this {platform.machine()} host needs an "
+        f"{arch.name} kexec and static busybox: --stage1-root DIR (a chroot with kexec-tools "
+        "and busybox-static, as sample_initrds/build-arm64.sh makes)"
+    )
 
 
 def stage1(
@@ -90,16 +116,20 @@ def stage1(
     capture_cmdline: str,
     arch: Arch = DEFAULT,
     kexec_file: bool = False,
+    root: str = "/",
 ) -> str:
     """Write the stage-1 initrd (uncompressed newc) and return its path; its init loads the
-    capture with `kexec -s -p` (kexec_file_load) if `kexec_file`, else `kexec -p`."""
+    capture with `kexec -s -p` (kexec_file_load) if `kexec_file`, else `kexec -p`. Its
+    busybox and kexec (with kexec's libraries) are `root`'s."""
     from footprint.elf.host import host_closure
 
-    busybox = static_busybox()
-    kexec = _find(KEXEC_CANDIDATES, "kexec-tools")
-    objects, missing = host_closure(kexec)
+    root = os.path.realpath(root)  # host_closure's paths are relative to the resolved root
+    busybox = static_busybox(root)
+    kexec = _find(KEXEC_CANDIDATES, "kexec-tools", root)
+    objects, missing = host_closure(kexec, root)
     if missing:
-        raise EnvironmentUnavailable(f"{kexec} needs {', '.join(missing)}, not on this host")
+        where = "this host" if root == "/" else root
+        raise EnvironmentUnavailable(f"{kexec} needs {', '.join(missing)}, not in {where}")
     d, link = stat.S_IFDIR | 0o755, stat.S_IFLNK | 0o777
     dirs = {
         ".",
@@ -125,7 +155,8 @@ def stage1(
     add_file("bin/busybox", busybox)
     for applet in ("sh", "mount", "echo", "cat", "poweroff"):
         records.append(newc_entry(f"bin/{applet}", link, b"busybox"))
-    for i, (name, path) in enumerate(objects):
+    for i, (name, found) in enumerate(objects):
+        path = os.path.join(root, found.lstrip("/"))
         if i == 0:
             add_file("sbin/kexec", path)
         elif name.startswith("/"):  # the interpreter, at its PT_INTERP path
@@ -214,7 +245,8 @@ def kdump_boot(
         )
     arch = o.arch
     with prepared(image, o, "kdump") as p:
-        s1 = stage1(p.tmp, p.kernel, p.initrd, p.cmdline, arch, kexec_file=cma > 0)
+        root = stage1_root(arch, o.kernel, o.stage1_root)
+        s1 = stage1(p.tmp, p.kernel, p.initrd, p.cmdline, arch, kexec_file=cma > 0, root=root)
         os.unlink(p.initrd)
         reserve = f"crashkernel={crashkernel >> 20}M" + (
             f" crashkernel={cma >> 20}M,cma" if cma else ""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import platform
 import re
 import shutil
 import stat
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 
 from footprint import lifetime
 from footprint.arch import DEFAULT, Arch
-from footprint.errors import EnvironmentUnavailable
+from footprint.errors import EnvironmentUnavailable, UsageError
 from footprint.image.cpio import newc_entry, newc_trailer
 from footprint.image.uki import PE_MAGIC
 from footprint.measure import kernel_log
@@ -105,6 +106,22 @@ class QemuOptions:
     cpus: int = 1  # QEMU's -smp (the kdump command line still says nr_cpus=1)
     root_disk: str | None = None  # a raw or qcow2 root disk, attached through an overlay
     root: str | None = None  # root= for the capture (default: from the disk's layout)
+    stage1_root: str | None = None  # --kdump: where the stage-1's busybox and kexec come from
+
+
+def resolve_arch(kernel: str | None, name: str | None) -> Arch:
+    """The architecture to boot `kernel` as: its own, read from the image; `name` (--arch)
+    where the image does not say, and checked against it where it does."""
+    from footprint.arch import by_name
+    from footprint.model.kernel import kernel_arch
+
+    own = kernel_arch(kernel) if kernel else None
+    if name is None:
+        return own or DEFAULT
+    chosen = by_name(name)
+    if own is not None and own is not chosen:
+        raise UsageError(f"--arch {name}, but {kernel} is an {own.name} kernel")
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -203,10 +220,20 @@ def probe_image(
 
 
 def kernel_file(kernel: str, directory: str) -> str:
-    """A file QEMU can boot: the bzImage itself, or a UKI's .linux section."""
+    """A file QEMU (and kexec) can boot: the bzImage or arm64 Image itself, a UKI's .linux
+    section, or the arm64 Image decompressed out of an EFI zboot or gzip'ed file."""
     from footprint.image.uki import linux_section
+    from footprint.model.kernel import GZIP_MAGIC, is_zboot, read_kernel
 
     with open(kernel, "rb") as f:
+        head = f.read(0x40)
+        if is_zboot(head) or head[:2] == GZIP_MAGIC:
+            image = read_kernel(kernel).image
+            if image is not None:
+                out = os.path.join(directory, "Image")
+                with open(out, "wb") as dst:
+                    dst.write(image)
+                return out
         linux = linux_section(f, kernel)
         if linux is None:
             return kernel
@@ -262,7 +289,7 @@ def qemu_command(
     if initrd:
         cmd += ["-initrd", initrd]
     if probe:
-        cmd += ["-chardev", f"file,id=probe,path={probe}", "-serial", "chardev:probe"]
+        cmd += ["-chardev", f"file,id=probe,path={probe}", *arch.probe_device]
     if disk:
         cmd += drive_option(disk)
     return cmd
@@ -274,7 +301,7 @@ def choose_accel(qemu: str, kernel: str, arch: Arch = DEFAULT, wait: float = 8.0
     forced = os.environ.get("FOOTPRINT_QEMU_ACCEL")
     if forced in ("kvm", "tcg"):
         return forced
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK) or platform.machine() != arch.name:
         return "tcg"
     with lifetime.temp_dir("kvm") as tmp:
         log = os.path.join(tmp, "console")
@@ -400,6 +427,11 @@ class Prepared:
 def prepared(image: str, o: QemuOptions, kind: str) -> Iterator[Prepared]:
     """The QEMU binary, kernel file, accelerator, probed copy and command line of a run of
     `image`, in a temporary directory that lives as long as the context."""
+    from footprint.model.kernel import kernel_arch
+
+    own = kernel_arch(o.kernel)
+    if own is not None and own is not o.arch:
+        raise UsageError(f"{o.kernel} is an {own.name} kernel, not {o.arch.name}")
     qemu = qemu_binary(o.arch)
     marker = re.compile(o.until) if o.until else None
     with lifetime.temp_dir(kind) as tmp:
@@ -507,7 +539,8 @@ def watch(
             while time.monotonic() < deadline and read_log(probe_log).count("@@ end") <= ends:
                 time.sleep(0.05)
     console, probe = read_log(console_log), read_log(probe_log)
-    samples = tuple(parse_probe(probe))
+    # Where the guest has no probe port (its driver is a module), the probe wrote to the console.
+    samples = tuple(parse_probe(probe) or parse_probe(section(console) or ""))
     return RunResult(
         identity.backend,
         identity.image,

@@ -1,9 +1,13 @@
-"""The capture kernel's own size, from its bzImage (or a UKI's .linux, or a bare vmlinux).
+"""The capture kernel's own size and architecture, from its image: an x86 bzImage, an arm64
+Image (bare, gzip-compressed, or inside an EFI zboot PE, as Debian's arm64 vmlinuz is), a UKI's
+.linux, or a bare vmlinux (its ELF machine says the architecture).
 
 The x86 boot protocol header says where the compressed vmlinux lies (payload_offset/length)
 and how much memory the kernel needs to start (init_size); the payload is decompressed with
 the image codecs and the ELF inside is measured with lief (in the worker), so the figure is
-the kernel's PT_LOAD memory size: text, data and bss.
+the kernel's PT_LOAD memory size: text, data and bss. The arm64 Image header
+(Documentation/arch/arm64/booting.rst) says the same in image_size (text to the end of bss)
+and its flags say the page size.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from footprint.arch import DEFAULT, Arch
+from footprint.arch import AARCH64, DEFAULT, X86_64, Arch, by_elf_machine
 from footprint.elf.facts import ELF_MAGIC
 from footprint.errors import BadImage, UsageError
 from footprint.image import codecs
@@ -27,10 +31,85 @@ class KernelImage:
     version: str
     init_size: int  # boot protocol: memory needed to start, 0 if unknown
     vmlinux: bytes | None  # the decompressed ELF, to be measured with lief
+    arch: Arch = DEFAULT  # what the image is for
+    page_size: int = 0  # what the image says (arm64's header flags), 0 if it does not
+    image: bytes | None = None  # a decompressed arm64 Image, for what cannot boot the file
+    text_offset: int = 0  # arm64: where in its 2 MiB-aligned base the Image wants to be
+    format: str = ""  # bzImage, Image, Image.gz, zboot, vmlinux
 
 
-def _bzimage(f: BinaryIO, start: int, length: int, path: str, arch: Arch = DEFAULT) -> KernelImage:
+# arm64 Image header: u32 code0, code1; u64 text_offset, image_size, flags, res2..4; u32 magic
+ARM64_MAGIC = b"ARM\x64"
+ARM64_MAGIC_OFFSET = 0x38
+ARM64_PAGE_SIZES = {1: 4096, 2: 16384, 3: 65536}  # flags bits 1-2; 0: unspecified
+# EFI zboot (drivers/firmware/efi/libstub/zboot-header.S): "MZ", u16, "zimg", u32 payload
+# offset, u32 payload size, u32 u32, then the compression type as a NUL-terminated string.
+ZBOOT_MAGIC = b"zimg"
+ZBOOT_MAGIC_OFFSET = 4
+GZIP_MAGIC = b"\x1f\x8b"
+LINUX_BANNER = b"Linux version "
+
+
+def is_arm64_image(head: bytes) -> bool:
+    return head[ARM64_MAGIC_OFFSET : ARM64_MAGIC_OFFSET + 4] == ARM64_MAGIC
+
+
+def is_zboot(head: bytes) -> bool:
+    return head[:2] == b"MZ" and head[ZBOOT_MAGIC_OFFSET : ZBOOT_MAGIC_OFFSET + 4] == ZBOOT_MAGIC
+
+
+def _decompress(f: BinaryIO, start: int, length: int, path: str, head: int = 0) -> bytes:
+    """The payload at `start` decompressed (with `head`, only its first chunk or more)."""
+    src = FileSource(f, start, length)
+    codec = codecs.detect(src.peek(6))
+    if codec is None:
+        raise BadImage(f"{path}: the kernel's payload is in no format the image codecs read")
+    chunks, got = [], 0
+    for chunk in codec.open(src, start).remaining():
+        chunks.append(chunk)
+        got += len(chunk)
+        if head and got >= head:
+            break
+    return b"".join(chunks)
+
+
+def _banner(data: bytes) -> str:
+    """The release and build words of the kernel's linux_banner ("Linux version 6.1.0-...")."""
+    at = data.find(LINUX_BANNER)
+    while at >= 0:
+        end = data.find(b"\0", at)
+        text = data[at + len(LINUX_BANNER) : end if end >= 0 else at + 512]
+        if text[:1].isdigit():
+            return text.decode(errors="replace").strip()
+        at = data.find(LINUX_BANNER, at + 1)
+    return ""
+
+
+def arm64_image(data: bytes, path: str, file_bytes: int, fmt: str) -> KernelImage:
+    """An arm64 Image (decompressed) as the capture kernel."""
+    if len(data) < 64 or not is_arm64_image(data):
+        raise BadImage(f"{path} is not an arm64 Image (no 'ARM\\x64' magic at 0x38)")
+    text_offset, image_size, flags = struct.unpack_from("<QQQ", data, 8)
+    if flags & 1:
+        raise BadImage(f"{path} is a big-endian arm64 Image: footprint boots little-endian ones")
+    page = ARM64_PAGE_SIZES.get((flags >> 1) & 3, 0)
+    return KernelImage(
+        path,
+        file_bytes,
+        _banner(data),
+        image_size,
+        None,
+        arch=AARCH64,
+        page_size=page,
+        image=data if fmt != "Image" else None,
+        text_offset=text_offset,
+        format=fmt,
+    )
+
+
+def _bzimage(f: BinaryIO, start: int, length: int, path: str, arch: Arch = X86_64) -> KernelImage:
     h = arch.kernel_header
+    assert h is not None
     f.seek(start)
     head = f.read(h.length)
     magic_end = h.magic_offset + len(h.magic)
@@ -58,7 +137,7 @@ def _bzimage(f: BinaryIO, start: int, length: int, path: str, arch: Arch = DEFAU
         if codec is not None:
             member = codec.open(src, payload)
             vmlinux = b"".join(member.remaining())
-    return KernelImage(path, length, kversion, init_size, vmlinux)
+    return KernelImage(path, length, kversion, init_size, vmlinux, arch=X86_64, format="bzImage")
 
 
 def read_kernel(path: str) -> KernelImage:
@@ -72,11 +151,59 @@ def read_kernel(path: str) -> KernelImage:
         magic = f.read(4)
         if magic == ELF_MAGIC:
             f.seek(0)
-            return KernelImage(path, size, "", 0, f.read())
+            data = f.read()
+            (machine,) = struct.unpack_from("<H" if data[5] == 1 else ">H", data, 18)
+            arch = by_elf_machine(machine) or DEFAULT
+            return KernelImage(path, size, _banner(data), 0, data, arch=arch, format="vmlinux")
         linux = linux_section(f, path)
-        if linux is not None:
-            return _bzimage(f, linux[0], linux[1], path)
-        return _bzimage(f, 0, size, path)
+        start, length = linux if linux is not None else (0, size)
+        f.seek(start)
+        head = f.read(0x40)
+        if is_zboot(head):
+            offset, payload = struct.unpack_from("<II", head, 8)
+            data = _decompress(f, start + offset, payload, path)
+            return arm64_image(data, path, length, "zboot")
+        if is_arm64_image(head):
+            f.seek(start)
+            return arm64_image(f.read(length), path, length, "Image")
+        if head[:2] == GZIP_MAGIC and is_arm64_image(_decompress(f, start, length, path, 0x40)):
+            return arm64_image(_decompress(f, start, length, path), path, length, "Image.gz")
+        return _bzimage(f, start, length, path)
+
+
+PE_MACHINES = {0x8664: X86_64, 0xAA64: AARCH64}  # IMAGE_FILE_MACHINE_AMD64, _ARM64
+
+
+def kernel_arch(path: str) -> Arch | None:
+    """The architecture the kernel at `path` is for, read from its headers (a gzip'ed Image
+    is decompressed); None when it does not say (an s390 image, a file that is no kernel):
+    the caller's --arch, or x86_64, then."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, 2)
+            f.seek(0)
+            head = f.read(0x206)
+            if head[:4] == ELF_MAGIC and len(head) > 20:
+                (machine,) = struct.unpack_from("<H" if head[5] == 1 else ">H", head, 18)
+                return by_elf_machine(machine)
+            linux = linux_section(f, path)
+            if linux is not None:
+                f.seek(linux[0])
+                head = f.read(0x206)
+            if is_zboot(head):  # the PE header's machine says for which
+                (pe,) = struct.unpack_from("<I", head, 0x3C)
+                f.seek((linux[0] if linux else 0) + pe + 4)
+                (machine,) = struct.unpack("<H", f.read(2))
+                return PE_MACHINES.get(machine)
+            if is_arm64_image(head):
+                return AARCH64
+            if head[0x202:0x206] == b"HdrS":
+                return X86_64
+            if head[:2] == GZIP_MAGIC and size:
+                return read_kernel(path).arch
+    except (OSError, BadImage, struct.error):
+        return None
+    return None
 
 
 def build_id(kernel: KernelImage) -> tuple[str, str]:
