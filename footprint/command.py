@@ -426,9 +426,7 @@ def _reading(**values: Any) -> Any:
 
 
 def _qemu_each(kernel: tuple[str, ...], **values: Any) -> Any:
-    from footprint.measure.qemu import QemuOptions
-
-    return tuple(QemuOptions(kernel=k, **values) for k in kernel)
+    return tuple(_qemu(kernel=k, **values) for k in kernel)
 
 
 # A QEMU boot's options, handed to the command as `qemu: QemuOptions`.
@@ -453,6 +451,19 @@ QEMU_FIELDS: dict[str, Any] = {
     "root": click.option(
         "--root", help="root= for the boot (default: from --root-disk's layout: /dev/vda[N])."
     ),
+    "arch": click.option(
+        "--arch",
+        type=click.Choice(["x86_64", "aarch64", "ppc64le", "s390x"]),
+        help="The architecture to boot (default: the kernel's own, read from its image; "
+        "given, it must agree with what the image says).",
+    ),
+    "stage1_root": click.option(
+        "--stage1-root",
+        type=click.Path(exists=True, file_okay=False),
+        help="--kdump: a root of the kernel's architecture whose static busybox and kexec "
+        "the stage-1 initrd runs (default: the host's for its own architecture; for "
+        "another, a root/ directory beside the kernel, as build-arm64.sh makes).",
+    ),
 }
 qemu_options = gather("qemu", _qemu, QEMU_FIELDS)
 # The same for kernels side by side, one QemuOptions per --kernel: `qemus: tuple[...]`.
@@ -467,19 +478,6 @@ kernels_qemu_options = gather(
             multiple=True,
             help="The capture kernel: a bzImage or a UKI; repeat it to calibrate kernels side "
             "by side, each with its own IMAGE (or all with one).",
-        ),
-        "arch": click.option(
-            "--arch",
-            type=click.Choice(["x86_64", "aarch64", "ppc64le", "s390x"]),
-            help="The architecture to boot (default: the kernel's own, read from its image; "
-            "given, it must agree with what the image says).",
-        ),
-        "stage1_root": click.option(
-            "--stage1-root",
-            type=click.Path(exists=True, file_okay=False),
-            help="--kdump: a root of the kernel's architecture whose static busybox and kexec "
-            "the stage-1 initrd runs (default: the host's for its own architecture; for "
-            "another, a root/ directory beside the kernel, as build-arm64.sh makes).",
         ),
     },
 )
