@@ -238,7 +238,7 @@ def boot(image: str, memory: int, as_json: bool, qemu: QemuOptions) -> None:
     from footprint.report import boot as render
 
     run = boot_image(image, memory, qemu)
-    output(render.boot_dict(run.result, run.components), as_json, render.boot_text)
+    output(render.boot_dict(run.result, run.components, run.subject), as_json, render.boot_text)
     if not run.result.succeeded:
         raise click.exceptions.Exit(1)
 

@@ -8,7 +8,6 @@ every trial as it ends.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -27,6 +26,7 @@ from footprint.measure.qemu import PROBE_PATH, QemuBackend, QemuOptions, kill_al
 from footprint.measure.rootdisk import read_disk
 from footprint.measure.runner import CgroupBackend, CgroupOptions
 from footprint.measure.shapes import Shape, ShapeRun
+from footprint.subject import Subject
 from footprint.units import MIB
 
 if TYPE_CHECKING:
@@ -106,13 +106,23 @@ def measure_image(request: MeasureRequest, progress: Progress | None = None) -> 
 class BootRun:
     result: RunResult
     components: dict[str, str]  # process name -> component, for the processes seen
+    subject: Subject | None = None
 
 
 def boot_image(image: str, memory: int, options: QemuOptions) -> BootRun:
     if options.root_disk:
         read_disk(options.root_disk, options.root)  # a bad disk fails before the boot
     r = QemuBackend(options).run(image, memory)
-    return BootRun(r, process_components(analyze(image), r))
+    a = analyze(image, kernel=options.kernel)
+    return BootRun(r, process_components(a, r), subject_of(a, options))
+
+
+def subject_of(a: Analysis, options: QemuOptions) -> Subject:
+    """What a boot of `a`'s image with `options` is of."""
+    res = a.reservation
+    return Subject.of(
+        a.inventory.path, options.kernel, res.kernel_version, res.kernel_bytes, options.arch.name
+    )
 
 
 def process_components(a: Analysis, r: RunResult) -> dict[str, str]:
@@ -161,35 +171,6 @@ class Skipped:
     component: str
     static_marginal_bytes: int
     reason: str
-
-
-@dataclass(frozen=True)
-class Subject:
-    """What a calibration is of: the image and kernel (so that documents from many machines
-    can be told apart and merged) and the architecture booted."""
-
-    image: str
-    image_bytes: int
-    image_sha256: str
-    kernel: str
-    kernel_release: str  # as the kernel image says it ("" when it does not)
-    kernel_memory_bytes: int  # the kernel's PT_LOAD memory
-    arch: str = "x86_64"
-
-    @classmethod
-    def of(
-        cls, image: str, kernel: str, kernel_release: str, kernel_bytes: int, arch: str
-    ) -> Subject:
-        import hashlib
-
-        digest = hashlib.sha256()
-        with open(image, "rb") as f:
-            while block := f.read(1 << 20):
-                digest.update(block)
-        return cls(
-            image, os.path.getsize(image), digest.hexdigest(), kernel, kernel_release,
-            kernel_bytes, arch,
-        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -331,14 +312,9 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
                 ablations.append(
                     AblationRun(p, run(QemuBackend(r.qemu), copy.path, model), copy.codec)
                 )
-    subject = Subject.of(
-        r.image,
-        r.qemu.kernel,
-        a.reservation.kernel_version,
-        a.reservation.kernel_bytes,
-        r.qemu.arch.name,
+    return CalibrateRun(
+        direct, shape_runs, tuple(ablations), tuple(skipped), subject_of(a, r.qemu)
     )
-    return CalibrateRun(direct, shape_runs, tuple(ablations), tuple(skipped), subject)
 
 
 @dataclass(frozen=True)
