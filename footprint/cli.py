@@ -485,6 +485,26 @@ def report(
 
 
 @cli.command()
+@click.argument("results", nargs=-1, required=True, type=FILE)
+@opt("output", help="Write the matrix here ('-' or none: standard output; never an input).")
+def merge(results: tuple[str, ...], output: str | None) -> None:
+    """Combine RESULTS (calibrate, boot and profile --json documents, or matrices) from many
+    machines into one matrix document, for `report` and `check`.
+
+    Each cell keeps its document, with its axes read from it: arch, kernel release, image,
+    mode (direct, kdump, profile) and machine shape. Exit 5 on two results on the same axes,
+    one image name (or kernel release) holding two different ones, or mixed schema versions.
+    """
+    from footprint.gate.merge import merge_files
+    from footprint.paths import json_text
+
+    doc = merge_files(results, output)
+    write(output or "-", json_text(doc) + "\n")
+    if output not in (None, "-"):
+        note(f"wrote {output}: {len(doc['cells'])} cells")
+
+
+@cli.command()
 @click.argument("kind", type=click.Choice(KINDS))
 def schema(kind: str) -> None:
     """Print the JSON Schema (draft 2020-12) of the documents of KIND that footprint writes."""

@@ -28,6 +28,7 @@ KINDS = (
     "boot",
     "calibration",
     "kernel-profile",
+    "matrix",
 )
 TYPED = {kind: "footprint.profile" for kind in ("profile", "inspect", "components")}
 TYPED["kernel-profile"] = "footprint.model.kernel_profile"
