@@ -336,6 +336,9 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         "--junit", type=FILE, help="Also write JUnit XML here (one testcase per line)."
     ),
     "markdown-report": option("--markdown", is_flag=True, help="Markdown instead of HTML."),
+    "text-report": option(
+        "--text", is_flag=True, help="A `merge` matrix as a plain text table instead of HTML."
+    ),
     "label": option(
         "--label",
         "labels",

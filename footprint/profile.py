@@ -403,6 +403,11 @@ def parse(data: bytes, where: str) -> Profile:
     return _checked(decode_json(data, where), where)
 
 
+def from_dict(doc: Any, where: str) -> Profile:
+    """A profile document already read (a matrix's cell); BadDocument if it is not one."""
+    return _checked(doc, where)
+
+
 def _checked(doc: Any, where: str) -> Profile:
     make = "footprint profile IMAGE -o profile.json"
     doc = document(doc, where, KIND, "profile", make)
