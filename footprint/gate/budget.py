@@ -160,9 +160,7 @@ def load_budget(path: str) -> Budget:
                 f"budget {path}: baseline.warn_percent ({base.warn_percent:g}) is above "
                 f"error_percent ({base.error_percent:g})"
             )
-    has_limits = any(
-        getattr(budget.limits, k) is not None for k in (*METRICS, "recommended_bytes")
-    )
+    has_limits = any(getattr(budget.limits, k) is not None for k in (*METRICS, "recommended_bytes"))
     if not (has_limits or budget.limits.components or base is not None):
         raise UsageError(
             f'budget {path} has no checks: add [limits] (e.g. compressed_bytes = "40M") or '

@@ -137,27 +137,28 @@ def merge(cells: Iterable[Cell]) -> list[Cell]:
     kernels: dict[tuple[str, str], Cell] = {}
     for c in cells:
         a = c.axes
-        if c.key in seen:
-            raise MergeConflict(
-                f"{c.source} and {seen[c.key].source} are the same cell ({c.label}): "
-                "merge each result once"
-            )
-        seen[c.key] = c
+        arch = a["arch"] or "arch unknown"
         first = images.setdefault((a["arch"], a["image"]), c)
         if first.image_sha256 != c.image_sha256:
             raise MergeConflict(
-                f"{c.source} and {first.source} name the {a['arch']} image {a['image']} but "
-                f"hold different images (sha256 {c.image_sha256[:12]}… and "
+                f"{c.source} and {first.source} name one image, {a['image']} ({arch}), but "
+                f"hold different ones (sha256 {c.image_sha256[:12]}… and "
                 f"{first.image_sha256[:12]}…): rename one, or calibrate the same image"
             )
         if a["kernel"]:
             k = kernels.setdefault((a["arch"], a["kernel"]), c)
             if k.kernel_memory_mib != c.kernel_memory_mib:
                 raise MergeConflict(
-                    f"{c.source} and {k.source} name the {a['arch']} kernel {a['kernel']} but "
-                    f"booted different kernels ({c.kernel_memory_mib} and "
+                    f"{c.source} and {k.source} name one kernel, {a['kernel']} ({arch}), but "
+                    f"booted different ones ({c.kernel_memory_mib} and "
                     f"{k.kernel_memory_mib} MiB of memory): one release, one kernel"
                 )
+        if c.key in seen:
+            raise MergeConflict(
+                f"{c.source} and {seen[c.key].source} are the same cell ({c.label}): "
+                "merge each result once"
+            )
+        seen[c.key] = c
     return sorted(seen.values(), key=_order)
 
 

@@ -39,6 +39,7 @@ class Progress(Protocol):
 
     def __call__(self, trial: Trial, low: int, high: int, label: str = "") -> None: ...
 
+
 # A dump near its minimum is saved in some trials and not in others (seen on Debian's root
 # disk: 4 times in 6 at one size, 4 MiB more never failed): its boundary is tried 3 times.
 DUMP_REPEAT = 3
@@ -312,9 +313,7 @@ def calibrate_image(request: CalibrateRequest, progress: Progress | None = None)
                 ablations.append(
                     AblationRun(p, run(QemuBackend(r.qemu), copy.path, model), copy.codec)
                 )
-    return CalibrateRun(
-        direct, shape_runs, tuple(ablations), tuple(skipped), subject_of(a, r.qemu)
-    )
+    return CalibrateRun(direct, shape_runs, tuple(ablations), tuple(skipped), subject_of(a, r.qemu))
 
 
 @dataclass(frozen=True)

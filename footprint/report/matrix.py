@@ -67,7 +67,8 @@ def matrix_markdown(doc: dict[str, Any]) -> str:
         _summary(doc),
         "",
         "| " + " | ".join(HEADS) + " |",
-        "| " + " | ".join("---:" if h in ("minimum", "recommended") else "---" for h in HEADS)
+        "| "
+        + " | ".join("---:" if h in ("minimum", "recommended") else "---" for h in HEADS)
         + " |",
     ]
     out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows(doc)]
