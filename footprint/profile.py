@@ -465,6 +465,10 @@ def open_profile(
     )
     res = a.reservation
     arch = elf_arch([f.machine for f in a.elves])
+    if not arch and kernel:  # no programs: the kernel's (footprint reads DEFAULT's kernels)
+        from footprint.arch import DEFAULT
+
+        arch = DEFAULT.name
     subject = Subject.of(path, kernel or "", res.kernel_version, res.kernel_bytes, arch)
     p = replace(from_analysis(a), subject=subject)
     return predicted(p, kernel_profile) if kernel_profile is not None else p
