@@ -524,11 +524,10 @@ def merge(results: tuple[str, ...], output: str | None) -> None:
     mode (direct, kdump, profile) and machine shape. Exit 5 on two results on the same axes,
     one image name (or kernel release) holding two different ones, or mixed schema versions.
     """
-    from footprint.gate.merge import merge_files
-    from footprint.paths import json_text
+    from footprint.gate.merge import matrix_json, merge_files
 
     doc = merge_files(results, output)
-    write(output or "-", json_text(doc) + "\n")
+    write(output or "-", matrix_json(doc))
     if output not in (None, "-"):
         note(f"wrote {output}: {len(doc['cells'])} cells")
 

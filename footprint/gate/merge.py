@@ -222,6 +222,19 @@ def merge_files(paths: Iterable[str], output: str | None = None) -> dict[str, An
     return matrix_dict(merge(c for p in paths for c in cells_of(read_json(p, "result"), p)))
 
 
+def matrix_json(doc: dict[str, Any]) -> str:
+    """The matrix as compact JSON text: msgspec's encoder (json's with an indent took 0.33 s
+    of 0.48 for 1,000 calibrations), json_text's where a name holds bytes that are not UTF-8."""
+    import msgspec
+
+    try:
+        return msgspec.json.encode(doc).decode() + "\n"
+    except UnicodeEncodeError:
+        from footprint.paths import json_text
+
+        return json_text(doc, indent=None) + "\n"
+
+
 def load_matrix(path: str) -> dict[str, Any] | None:
     """The matrix at `path`, its cells checked as merge checks them; None if `path` holds
     something else (an image, a profile)."""
