@@ -517,12 +517,13 @@ def report(
 @click.argument("results", nargs=-1, required=True, type=FILE)
 @opt("output", help="Write the matrix here ('-' or none: standard output; never an input).")
 def merge(results: tuple[str, ...], output: str | None) -> None:
-    """Combine RESULTS (calibrate, boot and profile --json documents, or matrices) from many
-    machines into one matrix document, for `report` and `check`.
+    """Combine RESULTS (calibrate, boot and measure --json documents, profiles, or matrices)
+    from many machines into one matrix document, for `report` and `check`.
 
     Each cell keeps its document, with its axes read from it: arch, kernel release, image,
-    mode (direct, kdump, profile) and machine shape. Exit 5 on two results on the same axes,
-    one image name (or kernel release) holding two different ones, or mixed schema versions.
+    mode (direct, kdump, cgroup, profile), machine shape or cgroup limit. Exit 5 on two
+    results on the same axes, one image name (or kernel release) holding two different ones,
+    or mixed schema versions.
     """
     from footprint.gate.merge import matrix_json, merge_files
 

@@ -168,3 +168,28 @@ def test_scripts_are_executable_posix_shell() -> None:
         assert os.access(s, os.X_OK)
         assert s.read_text().startswith("#!/bin/sh\n")
         assert subprocess.run(["sh", "-n", str(s)]).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_kdump_shape_job_is_one_cell(tmp_path: Path) -> None:
+    """A real kdump calibration of one machine shape (2 GiB, 1 CPU; about 4 minutes under
+    TCG here) as a matrix job writes it: one kdump cell with its RAM and CPUs."""
+    k = kernel()
+    args = f"--accel tcg --until {MARKER.split()[0]} --resolution 16M"
+    doc = job(
+        tmp_path / "r", SAMPLES / "busybox-gzip.img", k, "2Gx1", "calibrate", FOOTPRINT_ARGS=args
+    )
+    r = merged(tmp_path / "r", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "out" / "matrix.json").read_text())
+    assert_schema(m)
+    (cell,) = m["cells"]
+    assert cell["source"] == str(doc)
+    assert {k: cell["axes"][k] for k in ("mode", "ram_mib", "cpus", "shape")} == {
+        "mode": "kdump",
+        "ram_mib": 2048,
+        "cpus": 1,
+        "shape": "2G × 1 CPU",
+    }
+    assert cell["result"]["minimum_mib"] == json.loads(doc.read_text())["kdump"]["minimum_mib"]
+    assert "kdump    2G × 1 CPU" in (tmp_path / "out" / "matrix.txt").read_text()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import stat
 from pathlib import Path
@@ -261,3 +262,34 @@ def test_calibration_boot_and_profile_in_one_matrix(
     res = run("check", matrix, "--budget", budget)
     assert res.exit_code == 1
     assert f"fail  {c['label']}: limit recommended_bytes" in res.output
+
+
+@pytest.mark.slow
+def test_cgroup_measurements_are_cells(profiles: list[Path], tmp_path: Path) -> None:
+    """`measure` under a 128M limit and `measure --bisect`: two cgroup cells of one image, the
+    first with its limit as an axis, beside its profile."""
+    need(os.geteuid() == 0, "measure needs root (user namespaces mapped by root, cgroups)")
+    one, bisect = tmp_path / "one.json", tmp_path / "bisect.json"
+    for out, args in ((one, ("--memory", "128M")), (bisect, ("--bisect",))):
+        res = run("measure", BUSYBOX, *args, "--until", MARKER, "--json")
+        assert res.exit_code == 0, res.output
+        out.write_text(res.output[res.output.index("{") :])
+        assert_schema(json.loads(out.read_text()))
+    m = merged(one, bisect, profiles[0])
+    assert_schema(m)
+    cgroup = [c for c in m["cells"] if c["axes"]["mode"] == "cgroup"]
+    assert [c["axes"]["limit_mib"] for c in cgroup] == [128, None]
+    assert [c["axes"]["arch"] for c in cgroup] == ["x86_64", "x86_64"]
+    assert cgroup[0]["label"] == "x86_64 no kernel busybox-gzip.img cgroup limit 128M"
+    minimum = json.loads(bisect.read_text())["minimum_bytes"] // (1 << 20)
+    assert cgroup[1]["result"] == {
+        "success": True,
+        "minimum_mib": minimum,
+        "recommended_mib": None,
+        "peak_mib": round(json.loads(bisect.read_text())["peak_bytes"] / (1 << 20), 1),
+        "estimate_mib": None,
+    }
+    matrix = tmp_path / "m.json"
+    matrix.write_text(json.dumps(m))
+    text = run("report", matrix, "--text").output
+    assert "cgroup   limit 128M" in text

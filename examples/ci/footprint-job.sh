@@ -7,8 +7,9 @@
 #
 # SHAPE  direct (QEMU -m is bisected), or RAMxCPUS for kdump's first kernel (2Gx1, 8Gx4):
 #        crashkernel= is bisected with a real panic and kexec -p
-# MODE   calibrate (the default), boot (one boot; SHAPE is its -m, like 512M) or profile
-#        (static, no boot; KERNEL may be "none")
+# MODE   calibrate (the default), boot (one boot; SHAPE is its -m, like 512M), measure (the
+#        userspace under a memory cgroup, no kernel: KERNEL is "none"; SHAPE is the limit, like
+#        128M, or "bisect"; needs root) or profile (static, no boot; KERNEL may be "none")
 # $FOOTPRINT       the command (default: footprint)
 # $FOOTPRINT_ARGS  more options for it, split on spaces (like "--accel tcg --resolution 8M")
 #
@@ -39,11 +40,17 @@ boot)
     $footprint boot "$image" $kernel_opt --memory "$shape" ${FOOTPRINT_ARGS:-} --json >"$tmp" \
         || status=$?
     ;;
+measure)
+    status=0
+    limit="--memory $shape"
+    [ "$shape" = bisect ] && limit=--bisect
+    $footprint measure "$image" $limit ${FOOTPRINT_ARGS:-} --json >"$tmp" || status=$?
+    ;;
 profile)
     status=0
     $footprint profile "$image" $kernel_opt ${FOOTPRINT_ARGS:-} -o "$tmp" || status=$?
     ;;
-*) echo "$0: MODE is calibrate, boot or profile, not $mode" >&2; exit 2 ;;
+*) echo "$0: MODE is calibrate, boot, measure or profile, not $mode" >&2; exit 2 ;;
 esac
 # exit 1 is a result (no minimum, a failed boot) with its document; anything else is not
 if [ "$status" -gt 1 ] || [ ! -s "$tmp" ]; then

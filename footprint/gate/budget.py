@@ -284,9 +284,9 @@ def failed(verdicts: list[Verdict], budget: Budget) -> bool:
 
 
 def evaluate_matrix(budget: Budget, matrix: dict[str, Any]) -> Evaluation:
-    """Every cell of a merged matrix, each verdict named by its cell: a calibration or boot
-    that found no minimum (or failed) fails, a calibration's recommended crashkernel= is held
-    to limits.recommended_bytes, and a profile to the budget's other limits."""
+    """Every cell of a merged matrix, each verdict named by its cell: a calibration, boot or
+    measurement that found no minimum (or failed) fails, a calibration's recommended
+    crashkernel= is held to limits.recommended_bytes, and a profile to the other limits."""
     from footprint.profile import from_dict
 
     if budget.baseline is not None:
@@ -303,6 +303,8 @@ def evaluate_matrix(budget: Budget, matrix: dict[str, Any]) -> Evaluation:
             continue
         if doc["kind"] == "boot":
             text = f"{doc['outcome']} with -m {doc['memory_mib']}M"
+        elif doc["kind"] == "measurement" and "bisect" not in doc:
+            text = f"{doc['outcome']} under a {doc['limit_bytes'] // units.MIB} MiB cgroup limit"
         elif r["minimum_mib"] is None:
             text = "no size in the range let it succeed"
         else:

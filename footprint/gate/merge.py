@@ -1,9 +1,10 @@
 """`footprint merge`: result documents from many machines (CI matrix jobs) as one `matrix`.
 
-Each cell is one calibration, boot or profile document as it was written, with its axes read
-from it (arch, kernel release, image, mode, machine shape). Merging checks that the documents
-can stand side by side: one schema version, no two cells on the same axes, and one image (and
-one kernel) per name and architecture. A matrix merges like its documents (merge of merges).
+Each cell is one calibration, boot, measurement or profile document as it was written, with
+its axes read from it (arch, kernel release, image, mode, machine shape or cgroup limit).
+Merging checks that the documents can stand side by side: one schema version, no two cells on
+the same axes, and one image (and one kernel) per name and architecture. A matrix merges like
+its documents (merge of merges).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from footprint.subject import of_document
 from footprint.units import MIB
 
 KIND = "matrix"
-RESULTS = ("calibration", "boot", "profile")  # the kinds of documents a cell holds
+RESULTS = ("calibration", "boot", "profile", "measurement")  # what a cell holds
 AXES = ("arch", "kernel", "image", "mode", "ram_mib", "cpus", "limit_mib", "shape")
 
 
@@ -48,14 +49,18 @@ class Cell:
             parts.append(a["shape"])
         elif a["ram_mib"] is not None:
             parts.append(f"{a['ram_mib']}M")
+        elif a["limit_mib"] is not None:
+            parts.append(f"limit {a['limit_mib']}M")
         return " ".join(parts)
 
 
 def mode_of(doc: dict[str, Any]) -> str:
     """How the result was measured: direct (QEMU -m), kdump (crashkernel=, kexec -p after a
-    panic), or profile (static, no run)."""
+    panic), cgroup (`measure`: the userspace under a memory cgroup) or profile (static)."""
     if doc["kind"] == "profile":
         return "profile"
+    if doc["kind"] == "measurement":
+        return "cgroup"
     if doc["kind"] == "calibration":
         return "kdump" if doc.get("kdump") else "direct"
     return "kdump" if doc.get("backend") == "kdump" else "direct"
@@ -72,6 +77,13 @@ def shape_of(doc: dict[str, Any]) -> tuple[int | None, int | None, str | None]:
     if doc["kind"] == "boot":
         return doc["memory_mib"], None, None
     return None, None, None
+
+
+def limit_of(doc: dict[str, Any]) -> int | None:
+    """A cgroup measurement's limit (MiB); None for a bisection, whose limit is its result."""
+    if doc["kind"] != "measurement" or "bisect" in doc or doc.get("limit_bytes") is None:
+        return None
+    return int(doc["limit_bytes"] // MIB)
 
 
 def cell_of(doc: Any, source: str) -> Cell:
@@ -97,7 +109,7 @@ def cell_of(doc: Any, source: str) -> Cell:
         "mode": mode_of(doc),
         "ram_mib": ram,
         "cpus": cpus,
-        "limit_mib": None,  # a cgroup measurement's limit (measure documents: not yet merged)
+        "limit_mib": limit_of(doc),
         "shape": shape,
     }
     return Cell(source, axes, image["sha256"], kernel["memory_mib"], doc)
@@ -183,6 +195,15 @@ def result_of(c: Cell) -> dict[str, Any]:
     elif d["kind"] == "boot":
         out["success"] = d["success"]
         out["peak_mib"] = round(d["peak_bytes"] / MIB, 1)
+    elif d["kind"] == "measurement":
+        if "bisect" in d:
+            m = d["minimum_bytes"]
+            out["success"] = m is not None
+            out["minimum_mib"] = m // MIB if m is not None else None
+        else:
+            out["success"] = d["success"]
+        if d.get("peak_bytes") is not None:
+            out["peak_mib"] = round(d["peak_bytes"] / MIB, 1)
     else:
         r = d["reservation"]
         out["estimate_mib"] = round(r["static_estimate_bytes"] / MIB, 1)

@@ -8,6 +8,7 @@ every trial as it ends.
 from __future__ import annotations
 
 import functools
+import platform
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -71,6 +72,7 @@ class MeasureRun:
     calibration: Calibration | None  # with bisect
     static: dict[str, StaticFigures]  # by component
     static_rootfs_bytes: int
+    subject: Subject | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -89,8 +91,11 @@ def measure_image(request: MeasureRequest, progress: Progress | None = None) -> 
     }
     backend = CgroupBackend(replace(request.options, owner=owner_of(a)))
     rootfs = a.summary.boot.rootfs_bytes
+    # no kernel: the image's userspace runs here, on this machine's architecture
+    subject = Subject.of(request.image, "", "", 0, platform.machine())
     if not request.bisect:
-        return MeasureRun(backend.run(request.image, request.memory), None, static, rootfs)
+        run = backend.run(request.image, request.memory)
+        return MeasureRun(run, None, static, rootfs, subject)
     c = calibrate(
         backend,
         request.image,
@@ -99,7 +104,7 @@ def measure_image(request: MeasureRequest, progress: Progress | None = None) -> 
         bounds=request.bounds,
         progress=progress,
     )
-    return MeasureRun(c.bisection.at_minimum, c, static, rootfs)
+    return MeasureRun(c.bisection.at_minimum, c, static, rootfs, subject)
 
 
 # -- boot -------------------------------------------------------------------------------------

@@ -17,11 +17,17 @@ def _mib(v: float | None, suffix: str = " M") -> str:
 
 def rows(doc: dict[str, Any]) -> list[tuple[str, ...]]:
     """One row per cell, in the matrix's order; `minimum` is a profile's static estimate and
-    a boot's peak where those have no measured minimum."""
+    a boot's (or a cgroup run's) peak where those have no measured minimum."""
     out: list[tuple[str, ...]] = []
     for c in doc["cells"]:
         a, r = c["axes"], c["result"]
-        shape = a["shape"] or (f"-m {a['ram_mib']}M" if a["ram_mib"] is not None else "-")
+        shape = a["shape"] or (
+            f"-m {a['ram_mib']}M"
+            if a["ram_mib"] is not None
+            else f"limit {a['limit_mib']}M"
+            if a["limit_mib"] is not None
+            else "-"
+        )
         if r["minimum_mib"] is not None:
             minimum = _mib(r["minimum_mib"])
         elif r["estimate_mib"] is not None:
