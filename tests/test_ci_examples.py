@@ -192,4 +192,4 @@ def test_a_kdump_shape_job_is_one_cell(tmp_path: Path) -> None:
         "shape": "2G × 1 CPU",
     }
     assert cell["result"]["minimum_mib"] == json.loads(doc.read_text())["kdump"]["minimum_mib"]
-    assert "kdump    2G × 1 CPU" in (tmp_path / "out" / "matrix.txt").read_text()
+    assert " kdump  2G × 1 CPU  ok " in (tmp_path / "out" / "matrix.txt").read_text()
