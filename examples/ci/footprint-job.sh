@@ -55,7 +55,7 @@ esac
 # exit 1 is a result (no minimum, a failed boot) with its document; anything else is not
 if [ "$status" -gt 1 ] || [ ! -s "$tmp" ]; then
     rm -f "$tmp"
-    exit "$status"
+    exit $((status > 1 ? status : 70)) # no document and no error: footprint's bug
 fi
 mv "$tmp" "$out/$name.json"
 echo "$0: wrote $out/$name.json" >&2

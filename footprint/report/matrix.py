@@ -50,15 +50,20 @@ def rows(doc: dict[str, Any]) -> list[tuple[str, ...]]:
     return out
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
 def _summary(doc: dict[str, Any]) -> str:
     cells = doc["cells"]
     bad = sum(not c["result"]["success"] for c in cells)
     axes = doc["axes"]
+    arches = axes.get("arch", [])
     return (
-        f"{len(cells)} cells: {len(axes.get('arch', []))} architectures "
-        f"({', '.join(a or '?' for a in axes.get('arch', []))}), "
-        f"{len(axes.get('kernel', []))} kernels, {len(axes.get('image', []))} images; "
-        f"{bad} failed"
+        f"{_count(len(cells), 'cell')}: {_count(len(arches), 'architecture')} "
+        f"({', '.join(a or '?' for a in arches)}), "
+        f"{_count(len(axes.get('kernel', [])), 'kernel')}, "
+        f"{_count(len(axes.get('image', [])), 'image')}; {bad} failed"
     )
 
 
