@@ -44,7 +44,7 @@ def profile(image: Path, out: Path, *extra: str) -> Path:
 def riscv_image(tmp_path: Path) -> Path:
     """An image whose one program is a riscv64 ELF (QEMU's OpenSBI firmware): a profile of
     another architecture, made here without a cross toolchain."""
-    need(RISCV_ELF.exists(), f"{RISCV_ELF} is missing (Debian package opensbi)")
+    need(RISCV_ELF.exists(), f"{RISCV_ELF} is missing (Debian package qemu-system-data)")
     d, f = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o755
     img = tmp_path / "riscv64.img"
     img.write_bytes(
