@@ -240,7 +240,7 @@ def boot(image: str, memory: int, as_json: bool, qemu: QemuOptions) -> None:
 
     run = boot_image(image, memory, qemu)
     owners = run.owners
-    doc = render.boot_dict(run.result, owners.components(run.result), owners.packages)
+    doc = render.boot_dict(run.result, owners.components(run.result), owners.packages, run.subject)
     output(doc, as_json, render.boot_text)
     if not run.result.succeeded:
         raise click.exceptions.Exit(1)
@@ -432,16 +432,25 @@ def check(
     junit: str | None,
     reading: ProfileOptions,
 ) -> None:
-    """The CI gate: does IMAGE (or a saved profile) fit its budget? Exit 1 if not.
+    """The CI gate: does IMAGE (or a saved profile, or a `merge` matrix) fit its budget?
+    Exit 1 if not.
 
-    With $GITHUB_STEP_SUMMARY set, the Markdown table is appended to it.
+    A matrix is gated cell by cell, each verdict named by its cell. With
+    $GITHUB_STEP_SUMMARY set, the Markdown table is appended to it.
     """
-    from footprint.gate.budget import evaluate, failed, load_budget
+    from footprint.gate.budget import evaluate, evaluate_matrix, failed, load_budget
+    from footprint.gate.merge import load_matrix
     from footprint.report import check as render
 
     budget = load_budget(budget_file)
-    p = reading.open(image)
-    e = evaluate(budget, p, reading.open(baseline) if baseline else None)
+    matrix = load_matrix(image)
+    if matrix is not None:
+        if baseline:
+            raise UsageError("--baseline compares one profile: a matrix is gated by [limits]")
+        e = evaluate_matrix(budget, matrix)
+    else:
+        p = reading.open(image)
+        e = evaluate(budget, p, reading.open(baseline) if baseline else None)
     bad = failed(e.verdicts, budget)
     doc = render.check_dict(image, e, bad, budget.mode)
     if junit:
@@ -458,6 +467,7 @@ def check(
 @click.argument("profiles", nargs=-1, required=True, type=FILE)
 @opt("output", help="Write the report here ('-' or none: standard output).")
 @opt("markdown-report")
+@opt("text-report")
 @opt("label")
 @opt("timeline")
 @opt("calibration")
@@ -468,6 +478,7 @@ def report(
     profiles: tuple[str, ...],
     output: str | None,
     markdown: bool,
+    text: bool,
     labels: tuple[str, ...],
     timelines: tuple[str, ...],
     calibrations: tuple[str, ...],
@@ -481,9 +492,27 @@ def report(
     The totals per release, an interactive size map and a searchable table of every file of
     the latest release, the diffs between consecutive releases (as `footprint diff`), the
     reservation's terms against the --crashkernel line, and measured timelines.
+
+    A matrix (`footprint merge`) is one table instead, a row per cell: every architecture,
+    kernel, image, mode and machine shape (HTML, --markdown or --text).
     """
+    from footprint.gate.merge import load_matrix
     from footprint.model.crashkernel import parse_crashkernel
     from footprint.report import releases
+
+    matrix = load_matrix(profiles[0]) if len(profiles) == 1 else None
+    if matrix is not None:
+        from footprint.report import matrix as table
+
+        render_matrix = (
+            table.matrix_text if text else table.matrix_markdown if markdown else table.matrix_html
+        )
+        write(output or "-", render_matrix(matrix))
+        if output not in (None, "-"):
+            note(f"wrote {output}")
+        return
+    if text:
+        raise UsageError("--text is for a matrix (`footprint merge`): a release report is HTML")
 
     try:
         line = parse_crashkernel(crashkernel)
@@ -506,6 +535,26 @@ def report(
     write(output or "-", render(data))
     if output not in (None, "-"):
         note(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("results", nargs=-1, required=True, type=FILE)
+@opt("output", help="Write the matrix here ('-' or none: standard output; never an input).")
+def merge(results: tuple[str, ...], output: str | None) -> None:
+    """Combine RESULTS (calibrate, boot and measure --json documents, profiles, or matrices)
+    from many machines into one matrix document, for `report` and `check`.
+
+    Each cell keeps its document, with its axes read from it: arch, kernel release, image,
+    mode (direct, kdump, cgroup, profile), machine shape or cgroup limit. Exit 5 on two
+    results on the same axes, one image name (or kernel release) holding two different ones,
+    or mixed schema versions.
+    """
+    from footprint.gate.merge import matrix_json, merge_files
+
+    doc = merge_files(results, output)
+    write(output or "-", matrix_json(doc))
+    if output not in (None, "-"):
+        note(f"wrote {output}: {len(doc['cells'])} cells")
 
 
 @cli.command()

@@ -29,6 +29,8 @@ Exit codes:
   2  usage error
   3  bad or unsupported image, or a document that is not a valid profile
   4  this machine cannot do what was asked (not root, no cgroup, no qemu, no kernel)
+  5  merge conflict (two results on the same axes, one image name with two sha256s,
+     or different schema versions)
   70 internal error (a bug in footprint: please report it)
   130/143 interrupted (SIGINT) / terminated (SIGTERM)
 """
@@ -334,6 +336,9 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         "--junit", type=FILE, help="Also write JUnit XML here (one testcase per line)."
     ),
     "markdown-report": option("--markdown", is_flag=True, help="Markdown instead of HTML."),
+    "text-report": option(
+        "--text", is_flag=True, help="A `merge` matrix as a plain text table instead of HTML."
+    ),
     "label": option(
         "--label",
         "labels",

@@ -11,6 +11,7 @@ EXIT_VERDICT = 1  # a negative verdict: budget exceeded, a run that failed under
 EXIT_USAGE = 2
 EXIT_BAD_IMAGE = 3
 EXIT_ENVIRONMENT = 4
+EXIT_MERGE_CONFLICT = 5  # merge: documents that cannot stand side by side in one matrix
 EXIT_INTERNAL = 70  # a bug in footprint
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -52,6 +53,13 @@ class EnvironmentUnavailable(FootprintError):
     """This machine cannot do what was asked (not root, no cgroup, no qemu, no kernel)."""
 
     exit_code = EXIT_ENVIRONMENT
+
+
+class MergeConflict(FootprintError):
+    """Result documents that cannot be merged into one matrix: two on the same axes, two that
+    name one image (or kernel) but hold different ones, or different schema versions."""
+
+    exit_code = EXIT_MERGE_CONFLICT
 
 
 class UnsafeExtraction(FootprintError):

@@ -24,6 +24,7 @@ from footprint.model.reservation import Reservation
 from footprint.paths import is_firmware, is_module
 from footprint.schemas import SCHEMA_VERSION, decode_json, document, plain, read_json, typed
 from footprint.schemas.fields import Bytes, Count
+from footprint.subject import Subject, elf_arch
 
 if TYPE_CHECKING:
     from footprint.analyze import Analysis
@@ -185,6 +186,7 @@ class Profile:
     basis: Basis
     uki: UkiInfo | None = None
     firmware_requests: tuple[FirmwareRequest, ...] = ()  # modules that request any, by path
+    subject: Subject | None = None  # the image's sha256, the kernel's release, the arch: merge's
 
     @property
     def label(self) -> str:
@@ -405,6 +407,11 @@ def parse(data: bytes, where: str) -> Profile:
     return _checked(decode_json(data, where), where)
 
 
+def from_dict(doc: Any, where: str) -> Profile:
+    """A profile document already read (a matrix's cell); BadDocument if it is not one."""
+    return _checked(doc, where)
+
+
 def _checked(doc: Any, where: str) -> Profile:
     make = "footprint profile IMAGE -o profile.json"
     doc = document(doc, where, KIND, "profile", make)
@@ -460,7 +467,14 @@ def open_profile(
         kernel=kernel,
         dracut_modules=dracut_modules,
     )
-    p = from_analysis(a)
+    res = a.reservation
+    arch = elf_arch([f.machine for f in a.elves])
+    if not arch and kernel:  # no programs: the kernel's (footprint reads DEFAULT's kernels)
+        from footprint.arch import DEFAULT
+
+        arch = DEFAULT.name
+    subject = Subject.of(path, kernel or "", res.kernel_version, res.kernel_bytes, arch)
+    p = replace(from_analysis(a), subject=subject)
     return predicted(p, kernel_profile) if kernel_profile is not None else p
 
 

@@ -369,7 +369,7 @@ def _manifest_kernels() -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_kernels_side_by_side_each_with_its_own_initrd() -> None:
+def test_kernels_side_by_side_each_with_its_own_initrd(tmp_path: Path) -> None:
     """Debian 6.1 and trixie's 6.12, each with the kdump-tools initrd made for it, two at once
     at a 16 MiB resolution (a few boots each): one row per kernel with its own terms."""
     need_tool("qemu-system-x86_64", "qemu-system-x86")
@@ -404,3 +404,12 @@ def test_kernels_side_by_side_each_with_its_own_initrd() -> None:
         "kernel", "memory", "runtime", "rootfs", "minimum", "Δ", "kexec", "recommended",
     ]  # fmt: skip
     assert text.splitlines()[-2].split()[:1] == [kernels[0]["kver"]]
+    from footprint.gate.merge import merge_files
+
+    saved = tmp_path / "kernels.json"
+    saved.write_text(r.stdout)
+    matrix = merge_files([str(saved)])  # a cell per kernel, for a CI matrix to merge on
+    assert [c["axes"]["kernel"] for c in matrix["cells"]] == [k["kver"] for k in kernels]
+    assert [c["result"]["minimum_mib"] for c in matrix["cells"]] == [
+        row["minimum_mib"] for row in rows
+    ]

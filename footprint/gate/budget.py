@@ -12,6 +12,8 @@ The budget file (TOML):
     static_estimate_bytes = "350M"
     warn_percent = 95         # warn above this share of a limit (default 100: never)
 
+    recommended_bytes = "192M"  # a matrix's calibrations: the recommended crashkernel=
+
     [limits.components]       # a component's proportional bytes
     udev = "8M"
 
@@ -26,8 +28,8 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -70,6 +72,7 @@ class Limits(_Table, frozen=True, forbid_unknown_fields=True):
     static_estimate_bytes: Size | None = None
     warn_percent: Percent = 100.0  # warn above this share of a limit (100: never)
     components: dict[str, Size] = {}  # a component's proportional bytes
+    recommended_bytes: Size | None = None  # a calibration's recommended crashkernel= (matrices)
 
 
 class BaselineRules(_Table, frozen=True, forbid_unknown_fields=True):
@@ -134,7 +137,7 @@ def load_budget(path: str) -> Budget:
         budget = msgspec.convert(doc, type=Budget)
     except msgspec.ValidationError as e:
         raise UsageError(f"budget {path}: {_where(e)}") from None
-    for key in (*METRICS, "warn_percent"):  # sizes and percentages must be finite
+    for key in (*METRICS, "recommended_bytes", "warn_percent"):  # sizes, percentages: finite
         value = getattr(budget.limits, key)
         if isinstance(value, str):
             size_of(value, f"limits.{key}")
@@ -157,7 +160,7 @@ def load_budget(path: str) -> Budget:
                 f"budget {path}: baseline.warn_percent ({base.warn_percent:g}) is above "
                 f"error_percent ({base.error_percent:g})"
             )
-    has_limits = any(getattr(budget.limits, k) is not None for k in METRICS)
+    has_limits = any(getattr(budget.limits, k) is not None for k in (*METRICS, "recommended_bytes"))
     if not (has_limits or budget.limits.components or base is not None):
         raise UsageError(
             f'budget {path} has no checks: add [limits] (e.g. compressed_bytes = "40M") or '
@@ -278,3 +281,44 @@ def failed(verdicts: list[Verdict], budget: Budget) -> bool:
     if budget.mode == "report":
         return False
     return any(v.status == FAIL for v in verdicts)
+
+
+def evaluate_matrix(budget: Budget, matrix: dict[str, Any]) -> Evaluation:
+    """Every cell of a merged matrix, each verdict named by its cell: a calibration, boot or
+    measurement that found no minimum (or failed) fails, a calibration's recommended
+    crashkernel= is held to limits.recommended_bytes, and a profile to the other limits."""
+    from footprint.profile import from_dict
+
+    if budget.baseline is not None:
+        raise UsageError("a matrix is checked against [limits]: [baseline] is for one profile")
+    limits = budget.limits
+    verdicts: list[Verdict] = []
+    warnings: list[str] = []
+    for cell in matrix["cells"]:
+        label, r, doc = cell["label"], cell["result"], cell["document"]
+        if doc["kind"] == "profile":
+            e = evaluate(budget, from_dict(doc, cell["source"]))
+            verdicts += [replace(v, name=f"{label}: {v.name}") for v in e.verdicts]
+            warnings += [f"{label}: {w}" for w in e.warnings]
+            continue
+        if doc["kind"] == "boot":
+            text = f"{doc['outcome']} with -m {doc['memory_mib']}M"
+        elif doc["kind"] == "measurement" and "bisect" not in doc:
+            text = f"{doc['outcome']} under a {doc['limit_bytes'] // units.MIB} MiB cgroup limit"
+        elif r["minimum_mib"] is None:
+            text = "no size in the range let it succeed"
+        else:
+            text = f"minimum {r['minimum_mib']} MiB, recommended {r['recommended_mib']} MiB"
+        value = (r["minimum_mib"] or 0) * units.MIB
+        verdicts.append(Verdict(f"{label}: run", PASS if r["success"] else FAIL, value, None, text))
+        if limits.recommended_bytes is not None and r["recommended_mib"] is not None:
+            limit = size_of(limits.recommended_bytes, "limits.recommended_bytes")
+            verdicts.append(
+                _limit(
+                    f"{label}: limit recommended_bytes",
+                    int(r["recommended_mib"] * units.MIB),
+                    limit,
+                    limits.warn_percent,
+                )
+            )
+    return Evaluation(verdicts, tuple(warnings))

@@ -8,7 +8,7 @@ every trial as it ends.
 from __future__ import annotations
 
 import functools
-import os
+import platform
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -28,6 +28,7 @@ from footprint.measure.qemu import PROBE_PATH, QemuBackend, QemuOptions, kill_al
 from footprint.measure.rootdisk import read_disk
 from footprint.measure.runner import CgroupBackend, CgroupOptions
 from footprint.measure.shapes import Shape, ShapeRun
+from footprint.subject import Subject
 from footprint.units import MIB
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class MeasureRun:
     calibration: Calibration | None  # with bisect
     static: dict[str, StaticFigures]  # by component
     static_rootfs_bytes: int
+    subject: Subject | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -92,8 +94,11 @@ def measure_image(request: MeasureRequest, progress: Progress | None = None) -> 
     }
     backend = CgroupBackend(replace(request.options, owner=owner_of(a)))
     rootfs = a.summary.boot.rootfs_bytes
+    # no kernel: the image's userspace runs here, on this machine's architecture
+    subject = Subject.of(request.image, "", "", 0, platform.machine())
     if not request.bisect:
-        return MeasureRun(backend.run(request.image, request.memory), None, static, rootfs)
+        run = backend.run(request.image, request.memory)
+        return MeasureRun(run, None, static, rootfs, subject)
     c = calibrate(
         backend,
         request.image,
@@ -102,7 +107,7 @@ def measure_image(request: MeasureRequest, progress: Progress | None = None) -> 
         bounds=request.bounds,
         progress=progress,
     )
-    return MeasureRun(c.bisection.at_minimum, c, static, rootfs)
+    return MeasureRun(c.bisection.at_minimum, c, static, rootfs, subject)
 
 
 # -- boot -------------------------------------------------------------------------------------
@@ -132,13 +137,25 @@ class Owners:
 class BootRun:
     result: RunResult
     owners: Owners
+    subject: Subject | None = None
 
 
 def boot_image(image: str, memory: int, options: QemuOptions) -> BootRun:
     if options.root_disk:
         read_disk(options.root_disk, options.root)  # a bad disk fails before the boot
     r = QemuBackend(options).run(image, memory)
-    return BootRun(r, Owners.of(analyze(image), options))
+    a = analyze(image, kernel=options.kernel)
+    return BootRun(r, Owners.of(a, options), subject_of(a, options))
+
+
+def subject_of(a: Analysis, options: QemuOptions) -> Subject:
+    """What a boot of `a`'s image with `options` is of."""
+    res = a.reservation
+    return Subject.of(
+        a.inventory.path, options.kernel, res.kernel_version, res.kernel_bytes, options.arch.name
+    )
+
+
 
 
 # -- calibrate --------------------------------------------------------------------------------
@@ -181,35 +198,6 @@ class Skipped:
     component: str
     static_marginal_bytes: int
     reason: str
-
-
-@dataclass(frozen=True)
-class Subject:
-    """What a calibration is of: the image and kernel (so that documents from many machines
-    can be told apart and merged) and the architecture booted."""
-
-    image: str
-    image_bytes: int
-    image_sha256: str
-    kernel: str
-    kernel_release: str  # as the kernel image says it ("" when it does not)
-    kernel_memory_bytes: int  # the kernel's PT_LOAD memory
-    arch: str = "x86_64"
-
-    @classmethod
-    def of(
-        cls, image: str, kernel: str, kernel_release: str, kernel_bytes: int, arch: str
-    ) -> Subject:
-        import hashlib
-
-        digest = hashlib.sha256()
-        with open(image, "rb") as f:
-            while block := f.read(1 << 20):
-                digest.update(block)
-        return cls(
-            image, os.path.getsize(image), digest.hexdigest(), kernel, kernel_release,
-            kernel_bytes, arch,
-        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -364,14 +352,7 @@ def calibrate_image(
                 ablations.append(
                     AblationRun(p, run(QemuBackend(r.qemu), copy.path, model), copy.codec)
                 )
-    subject = Subject.of(
-        r.image,
-        r.qemu.kernel,
-        a.reservation.kernel_version,
-        a.reservation.kernel_bytes,
-        r.qemu.arch.name,
-    )
-    owners = Owners.of(a, r.qemu)
+    subject, owners = subject_of(a, r.qemu), Owners.of(a, r.qemu)
     return CalibrateRun(direct, shape_runs, tuple(ablations), tuple(skipped), subject, owners)
 
 

@@ -11,7 +11,8 @@ from footprint.measure.backend import RunResult
 from footprint.measure.calibrate import Calibration
 from footprint.report.measure import CONSOLE_TAIL, measurement_dict, trial_dict, trial_lines
 from footprint.report.text import columns, shown
-from footprint.schemas import header
+from footprint.schemas import header, plain
+from footprint.subject import Subject
 from footprint.units import MIB, human
 
 if TYPE_CHECKING:
@@ -22,9 +23,11 @@ def boot_dict(
     r: RunResult,
     components: Mapping[str, str] | None = None,
     packages: Mapping[str, str] | None = None,
+    subject: Subject | None = None,
 ) -> dict[str, Any]:
     """One QEMU run (direct boot or kdump); `components` maps process names to the image's
-    components, `packages` (with a root disk) to the disk's dpkg packages."""
+    components, `packages` (with a root disk) to the disk's dpkg packages; `subject`
+    (`footprint boot`'s own) says what it is of, for merge."""
     assert r.qemu is not None, "a boot is a QEMU run"
     q = r.qemu
     peak = max(q.samples, key=lambda s: s.used_bytes, default=None)
@@ -89,6 +92,7 @@ def boot_dict(
         "dump": dump_dict(r),
         "timeline": [{"t": s.t, **s.meminfo, "modules": s.modules_bytes} for s in q.samples],
         "console_tail": r.console.splitlines()[-CONSOLE_TAIL:],
+        **({"subject": plain(subject)} if subject is not None else {}),
     }
 
 
@@ -243,13 +247,7 @@ def calibrate_run_dict(run: CalibrateRun, fmt: str = "kernel") -> dict[str, Any]
     doc = calibration_dict(run.direct, run.owners)
     doc["arch"] = run.arch
     if run.subject is not None:
-        s = run.subject
-        doc["image"] = {"path": s.image, "bytes": s.image_bytes, "sha256": s.image_sha256}
-        doc["kernel"] = {
-            "path": s.kernel,
-            "release": s.kernel_release,
-            "memory_mib": round(s.kernel_memory_bytes / MIB, 1),
-        }
+        doc.update(run.subject.to_dict())
     direct = run.direct.bisection.minimum_bytes
     if run.dump is not None:  # kdump's own success: the dump saved; the initrd alone beside
         assert run.kdump is not None

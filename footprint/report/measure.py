@@ -9,7 +9,7 @@ from footprint import __version__
 from footprint.measure.backend import RunResult, Sample
 from footprint.measure.bisect import Bisection, Trial
 from footprint.report.text import columns
-from footprint.schemas import header
+from footprint.schemas import header, plain
 from footprint.units import MIB, human
 
 if TYPE_CHECKING:
@@ -92,6 +92,8 @@ def measure_run_dict(run: MeasureRun) -> dict[str, Any]:
         doc["bisect"] = bisection_dict(b)
         doc["minimum_bytes"] = b.minimum_bytes
         doc["trials"] = doc["bisect"]["trials"]
+    if run.subject is not None:  # what it is of, for merge
+        doc["subject"] = plain(run.subject)
     return doc
 
 

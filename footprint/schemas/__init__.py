@@ -29,6 +29,7 @@ KINDS = (
     "calibration",
     "kernels",
     "kernel-profile",
+    "matrix",
 )
 TYPED = {kind: "footprint.profile" for kind in ("profile", "inspect", "components")}
 TYPED["kernel-profile"] = "footprint.model.kernel_profile"
