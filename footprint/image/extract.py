@@ -48,6 +48,8 @@ class ExtractResult:
             "skipped": [{"name": n, "reason": r} for n, r in self.skipped],
         }
 
+MAX_MTIME = (2**63 - 1) // 1_000_000_000  # the latest time utime(ns=) takes
+
 
 class _Writer:
     """Creates each entry under `root`, mirroring what the kernel does in rootfs."""
@@ -243,7 +245,7 @@ class _Writer:
 
     @staticmethod
     def _utime(pfd: int, name: str, mtime: int) -> None:
-        ns = mtime * 1_000_000_000
+        ns = _ns(mtime)
         os.utime(name, ns=(ns, ns), dir_fd=pfd, follow_symlinks=False)
 
     def finish(self) -> None:
@@ -256,10 +258,16 @@ class _Writer:
                 continue
             try:
                 os.fchmod(fd, mode & 0o7777 or 0o755)
-                ns = mtime * 1_000_000_000
+                ns = _ns(mtime)
                 os.utime(fd, ns=(ns, ns))
             finally:
                 os.close(fd)
+
+
+def _ns(mtime: int) -> int:
+    """An entry's mtime (seconds) as utime's nanoseconds, clamped to what time_t holds: an
+    inner image's 64-bit times (erofs) may say any year."""
+    return min(max(mtime, 0), MAX_MTIME) * 1_000_000_000
 
 
 def extract(
