@@ -120,6 +120,7 @@ def test_ctrl_c_while_decompressing_exits_130(tmp_path: Path) -> None:
         [sys.executable, "-m", "footprint", "inspect", str(image)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_sigint_default,  # a CI started in the background ignores SIGINT
         text=True,
     )
     deadline = time.monotonic() + 10
@@ -155,3 +156,9 @@ def test_colour_is_plain_ansi_bold_and_yellow(tmp_path: Path) -> None:
         line.replace("\x1b[1m", "").replace("\x1b[33m", "").replace("\x1b[0m", "") + "\n"
         for line in lines
     )
+
+
+def _sigint_default() -> None:
+    """In the child: SIGINT as a terminal gives it (a shell's background job inherits it
+    ignored, and Python then never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

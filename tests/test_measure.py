@@ -143,6 +143,7 @@ def test_signals_leave_nothing(clean, sig: int, code: int) -> None:
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_sigint_default,  # a CI started in the background ignores SIGINT
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # wait until the sandbox runs
@@ -277,3 +278,9 @@ def test_debian_image_below_its_rootfs_fails_clearly(clean) -> None:
     image = real_image("initramfs-tools-zstd.img")
     m = measure(str(image), 96 << 20, CgroupOptions(until="Gave up waiting for root", timeout=60))
     assert m.outcome in ("unpack-failed", "oom")
+
+
+def _sigint_default() -> None:
+    """In the child: SIGINT as a terminal gives it (a shell's background job inherits it
+    ignored, and Python then never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
