@@ -144,7 +144,10 @@ def boot_image(image: str, memory: int, options: QemuOptions) -> BootRun:
     if options.root_disk:
         read_disk(options.root_disk, options.root)  # a bad disk fails before the boot
     r = QemuBackend(options).run(image, memory)
-    a = analyze(image, kernel=options.kernel)
+    from footprint.model.kernel import kernel_arch
+
+    # the kernel's terms where footprint reads its image (an s390 one it cannot: none)
+    a = analyze(image, kernel=options.kernel if kernel_arch(options.kernel) else None)
     return BootRun(r, Owners.of(a, options), subject_of(a, options))
 
 
