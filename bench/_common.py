@@ -37,6 +37,20 @@ def timed(cmd: str) -> tuple[float, int]:
     return elapsed, usage.ru_maxrss * 1024
 
 
+def calibrated(args: list[str]) -> tuple[dict, float]:
+    """`footprint ARGS` (a calibration with --json) under TCG: its document and wall seconds;
+    the benchmark exits with calibrate's own error where it printed no document."""
+    import json
+
+    env = {**os.environ, "FOOTPRINT_QEMU_ACCEL": "tcg"}
+    t = time.monotonic()
+    done = subprocess.run([FOOTPRINT, *args], capture_output=True, text=True, env=env, check=False)
+    took = time.monotonic() - t
+    if not done.stdout.strip():
+        sys.exit(f"calibrate failed ({done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(done.stdout), took
+
+
 def median(cmd: str, runs: int) -> tuple[float, int]:
     timed(cmd)  # warm the page cache and the interpreter's bytecode cache
     samples = [timed(cmd) for _ in range(runs)]

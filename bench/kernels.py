@@ -15,33 +15,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import FOOTPRINT  # noqa: E402
+from _common import calibrated  # noqa: E402
 
 KERNELS = Path(__file__).resolve().parent.parent / "sample_initrds" / "real" / "kernels"
 
 
 def calibrate(args: argparse.Namespace, jobs: int) -> tuple[dict, float]:
     manifest = json.loads((KERNELS / "manifest.json").read_text())["kernels"]
-    cmd = [FOOTPRINT, "calibrate", *(str(KERNELS / k["kdump_tools_image"]) for k in manifest)]
+    cmd = ["calibrate", *(str(KERNELS / k["kdump_tools_image"]) for k in manifest)]
     for k in manifest:
         cmd += ["--kernel", str(KERNELS / k["vmlinuz"])]
     cmd += ["--resolution", args.resolution, "--jobs", str(jobs), "--json"]
     if args.kdump:
         cmd.append("--kdump")
-    env = {**os.environ, "FOOTPRINT_QEMU_ACCEL": "tcg"}
-    t = time.monotonic()
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    took = time.monotonic() - t
-    if not done.stdout.strip():
-        sys.exit(f"calibrate failed ({done.returncode}): {done.stderr[-2000:]}")
-    return json.loads(done.stdout), took
+    return calibrated(cmd)
 
 
 def show(doc: dict, took: float, jobs: int) -> None:

@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import FOOTPRINT  # noqa: E402
+from _common import calibrated  # noqa: E402
 
 REAL = Path(__file__).resolve().parent.parent / "sample_initrds" / "real"
 
@@ -38,19 +35,13 @@ def cma_kernel() -> tuple[str, str]:
 
 
 def calibrate(args: argparse.Namespace, image: str, kernel: str, jobs: int) -> tuple[dict, float]:
-    cmd = [FOOTPRINT, "calibrate", image, "--kernel", kernel, "--kdump", "--json"]
+    cmd = ["calibrate", image, "--kernel", kernel, "--kdump", "--json"]
     cmd += ["--ram", args.ram, "--cpus", args.cpus, "--jobs", str(jobs)]
     if args.root_disk:
         cmd += ["--root-disk", args.root_disk]
     if args.cma:
         cmd.append("--cma")
-    env = {**os.environ, "FOOTPRINT_QEMU_ACCEL": "tcg"}
-    t = time.monotonic()
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    took = time.monotonic() - t
-    if not done.stdout.strip():
-        sys.exit(f"calibrate failed ({done.returncode}): {done.stderr[-2000:]}")
-    return json.loads(done.stdout), took
+    return calibrated(cmd)
 
 
 def show(doc: dict, took: float, jobs: int) -> None:
