@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from footprint.errors import EnvironmentUnavailable
 from footprint.report.diff import PARTS, PARTS_NOTE, side, signed, summary_line
 from footprint.report.releases import MapNode, Report
 from footprint.units import MIB, human
+
+if TYPE_CHECKING:
+    import jinja2
 
 GROW, SHRINK, SAME = "#c0392b", "#1e8449", "#e8e8e8"  # the page's .up, .down, and no change
 _MINIMA = ("#111111", "#1f5fa8", "#b9770e")  # measured minimum, kdump's, recommended
@@ -217,20 +220,25 @@ def plotly_js() -> str:
     return text.replace("</script", "<\\/script")
 
 
-def render_html(r: Report) -> str:
+def templates(**options: Any) -> jinja2.Environment:
+    """The jinja2 environment of footprint's HTML templates (report/templates/); jinja2 is
+    the report extra's, so a one-line error without it."""
     try:
         import jinja2
     except ImportError:
         raise EnvironmentUnavailable(
             "the HTML report needs jinja2: pip install 'footprint[report]' (or use --markdown)"
         ) from None
-    env = jinja2.Environment(
+    return jinja2.Environment(
         loader=jinja2.PackageLoader("footprint.report", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+        **options,
     )
+
+
+def render_html(r: Report) -> str:
+    env = templates(trim_blocks=True, lstrip_blocks=True)
     env.globals.update(
         summary_line=summary_line,
         human=human,

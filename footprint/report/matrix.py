@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from footprint.errors import EnvironmentUnavailable
 from footprint.report.text import columns
 
 HEADS = ("arch", "kernel", "image", "mode", "shape", "result", "minimum", "recommended", "source")
@@ -87,16 +86,8 @@ def matrix_markdown(doc: dict[str, Any]) -> str:
 
 
 def matrix_html(doc: dict[str, Any]) -> str:
-    try:
-        import jinja2
-    except ImportError:
-        raise EnvironmentUnavailable(
-            "the HTML report needs jinja2: pip install 'footprint[report]' (or use --markdown)"
-        ) from None
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("footprint.report", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
+    from footprint.report.html import templates
+
+    env = templates()
     page = env.get_template("matrix.html")
     return page.render(summary=_summary(doc), heads=HEADS, rows=rows(doc), tool=doc["tool"])
