@@ -8,13 +8,15 @@ every loop is bounded by the image's size or by MAX_ENTRIES, every offset checke
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, TypeVar
 
 MAX_ENTRIES = 1 << 20  # names in one inner image (real ones hold a few thousand)
 MAX_DEPTH = 128  # directory nesting
 HEAD_BYTES = 1028  # enough for every format's magic (erofs: at 1024)
+
+N = TypeVar("N")  # a format's inode
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +102,38 @@ def read_at(f: BinaryIO, size: int, offset: int, n: int, what: str) -> bytes:
     if len(data) != n:
         raise BadImage(f"image ends inside {what} at byte {offset}")
     return data
+
+
+def walk(
+    fs: str,
+    root: N,
+    listing: Callable[[N], Iterable[tuple[str, N]]],
+    is_dir: Callable[[N], bool],
+    ident: Callable[[N], Hashable],
+    entry: Callable[[str, N], InnerEntry],
+) -> Iterator[InnerEntry]:
+    """Every entry under the directory `root`, depth first in directory order, its path
+    relative to the root; BadImage (naming `fs`) for more than MAX_ENTRIES names, a directory
+    met twice (a loop) or nesting deeper than MAX_DEPTH."""
+    from footprint.errors import BadImage
+
+    if not is_dir(root):
+        raise BadImage(f"{fs} root inode is not a directory")
+    seen_dirs = {ident(root)}
+    stack: list[tuple[str, N, int]] = [("", root, 0)]
+    count = 0
+    while stack:
+        path, node, depth = stack.pop()
+        children: list[tuple[str, N, int]] = []
+        for name, child in listing(node):
+            count += 1
+            if count > MAX_ENTRIES:
+                raise BadImage(f"{fs} image has more than {MAX_ENTRIES} names")
+            cpath = f"{path}/{name}" if path else name
+            yield entry(cpath, child)
+            if is_dir(child):
+                if ident(child) in seen_dirs or depth + 1 > MAX_DEPTH:
+                    raise BadImage(f"{fs} directory /{cpath} loops or nests too deep")
+                seen_dirs.add(ident(child))
+                children.append((cpath, child, depth + 1))
+        stack.extend(reversed(children))

@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 from footprint.errors import BadImage
 from footprint.image.cpio import BLOCK, CHAR, DIR, FIFO, FILE, SOCKET, SYMLINK
-from footprint.image.inner import MAX_DEPTH, MAX_ENTRIES, InnerEntry, read_at
+from footprint.image.inner import InnerEntry, read_at, walk
 
 SB_OFFSET = 1024
 SUPER = struct.Struct("<IIIBBHQQIIII16s16sIHHHBBI")
@@ -231,28 +231,14 @@ class ErofsImage:
 
     # -- the walk -------------------------------------------------------------------------------
     def entries(self) -> Iterator[InnerEntry]:
-        root = self._inode(self.root_nid)
-        if stat.S_IFMT(root.mode) != stat.S_IFDIR:
-            raise BadImage("erofs root inode is not a directory")
-        seen_dirs = {root.nid}
-        stack: list[tuple[str, _Inode, int]] = [("", root, 0)]
-        count = 0
-        while stack:
-            path, node, depth = stack.pop()
-            children: list[tuple[str, _Inode, int]] = []
-            for name, nid in self._dirents(node):
-                count += 1
-                if count > MAX_ENTRIES:
-                    raise BadImage(f"erofs image has more than {MAX_ENTRIES} names")
-                child = self._inode(nid)
-                cpath = f"{path}/{name}" if path else name
-                yield self._as_entry(cpath, child)
-                if stat.S_ISDIR(child.mode):
-                    if child.nid in seen_dirs or depth + 1 > MAX_DEPTH:
-                        raise BadImage(f"erofs directory /{cpath} loops or nests too deep")
-                    seen_dirs.add(child.nid)
-                    children.append((cpath, child, depth + 1))
-            stack.extend(reversed(children))
+        return walk(
+            "erofs",
+            self._inode(self.root_nid),
+            lambda node: ((name, self._inode(nid)) for name, nid in self._dirents(node)),
+            lambda ino: stat.S_ISDIR(ino.mode),
+            lambda ino: ino.nid,
+            self._as_entry,
+        )
 
     def _as_entry(self, path: str, ino: _Inode) -> InnerEntry:
         kind = KINDS[stat.S_IFMT(ino.mode)]

@@ -20,7 +20,7 @@ from typing import BinaryIO
 from footprint.errors import BadImage
 from footprint.image.codecs import decompress_block
 from footprint.image.cpio import BLOCK, CHAR, DIR, FIFO, FILE, SOCKET, SYMLINK
-from footprint.image.inner import MAX_DEPTH, MAX_ENTRIES, InnerEntry, read_at
+from footprint.image.inner import InnerEntry, read_at, walk
 
 SUPER = struct.Struct("<IIIIIHHHHHHQQQQQQQQ")  # 96 bytes
 METADATA_SIZE = 8192
@@ -262,28 +262,14 @@ class SquashfsImage:
 
     # -- the walk ---------------------------------------------------------------------------------
     def entries(self) -> Iterator[InnerEntry]:
-        root = self._inode(self.root_ref)
-        if root.kind != DIR:
-            raise BadImage("squashfs root inode is not a directory")
-        seen_dirs = {root.number}
-        stack: list[tuple[str, _Inode, int]] = [("", root, 0)]
-        count = 0
-        while stack:
-            path, node, depth = stack.pop()
-            children: list[tuple[str, _Inode, int]] = []
-            for name, ref in self._listing(node):
-                count += 1
-                if count > MAX_ENTRIES:
-                    raise BadImage(f"squashfs image has more than {MAX_ENTRIES} names")
-                child = self._inode(ref)
-                cpath = f"{path}/{name}" if path else name
-                yield self._as_entry(cpath, child)
-                if child.kind == DIR:
-                    if child.number in seen_dirs or depth + 1 > MAX_DEPTH:
-                        raise BadImage(f"squashfs directory /{cpath} loops or nests too deep")
-                    seen_dirs.add(child.number)
-                    children.append((cpath, child, depth + 1))
-            stack.extend(reversed(children))
+        return walk(
+            "squashfs",
+            self._inode(self.root_ref),
+            lambda node: ((name, self._inode(ref)) for name, ref in self._listing(node)),
+            lambda ino: ino.kind == DIR,
+            lambda ino: ino.number,
+            self._as_entry,
+        )
 
     def _as_entry(self, path: str, ino: _Inode) -> InnerEntry:
         target = None
