@@ -25,7 +25,7 @@ from footprint.measure.cma import calibrate_cma, cma_support
 from footprint.measure.dump import disk_facts
 from footprint.measure.kdump import FIRST_KERNEL_MIB, ROOT_DISK_FIRST_KERNEL_MIB, KdumpBackend
 from footprint.measure.qemu import PROBE_PATH, QemuBackend, QemuOptions, kill_all
-from footprint.measure.rootdisk import read_disk
+from footprint.measure.rootdisk import RootDisk, read_disk
 from footprint.measure.runner import CgroupBackend, CgroupOptions
 from footprint.measure.shapes import Shape, ShapeRun
 from footprint.subject import Subject
@@ -121,10 +121,9 @@ class Owners:
     packages: Mapping[str, str] | None = None  # None: no root disk
 
     @classmethod
-    def of(cls, a: Analysis, options: QemuOptions) -> Owners:
-        packages = None
-        if options.root_disk:
-            packages = disk_facts(read_disk(options.root_disk, options.root)).packages
+    def of(cls, a: Analysis, disk: RootDisk | None) -> Owners:
+        """`disk`: the root disk the boot attached (read once, before it), if any."""
+        packages = disk_facts(disk).packages if disk is not None else None
         return cls(owner_by_name(a, {PROBE_PATH: PROBE_PATH}), packages)
 
     def components(self, r: RunResult) -> dict[str, str]:
@@ -141,14 +140,14 @@ class BootRun:
 
 
 def boot_image(image: str, memory: int, options: QemuOptions) -> BootRun:
-    if options.root_disk:
-        read_disk(options.root_disk, options.root)  # a bad disk fails before the boot
-    r = QemuBackend(options).run(image, memory)
     from footprint.model.kernel import kernel_arch
 
+    # a bad disk fails before the boot
+    disk = read_disk(options.root_disk, options.root) if options.root_disk else None
+    r = QemuBackend(options).run(image, memory)
     # the kernel's terms where footprint reads its image (an s390 one it cannot: none)
     a = analyze(image, kernel=options.kernel if kernel_arch(options.kernel) else None)
-    return BootRun(r, Owners.of(a, options), subject_of(a, options))
+    return BootRun(r, Owners.of(a, disk), subject_of(a, options))
 
 
 def subject_of(a: Analysis, options: QemuOptions) -> Subject:
@@ -157,8 +156,6 @@ def subject_of(a: Analysis, options: QemuOptions) -> Subject:
     return Subject.of(
         a.inventory.path, options.kernel, res.kernel_version, res.kernel_bytes, options.arch.name
     )
-
-
 
 
 # -- calibrate --------------------------------------------------------------------------------
@@ -247,8 +244,8 @@ def calibrate_image(
 
     r = request
     stop = stop or threading.Event()
-    if r.qemu.root_disk:
-        read_disk(r.qemu.root_disk, r.qemu.root)  # a bad disk fails before any boot
+    # a bad disk fails before any boot
+    disk = read_disk(r.qemu.root_disk, r.qemu.root) if r.qemu.root_disk else None
     cma = cma_support(r.qemu.kernel) if r.cma else None  # refused before any boot
     a = analyze(r.image, kernel=r.qemu.kernel, rules_file=r.rules_file)
     plan = Plan.of(a.reservation)
@@ -355,7 +352,7 @@ def calibrate_image(
                 ablations.append(
                     AblationRun(p, run(QemuBackend(r.qemu), copy.path, model), copy.codec)
                 )
-    subject, owners = subject_of(a, r.qemu), Owners.of(a, r.qemu)
+    subject, owners = subject_of(a, r.qemu), Owners.of(a, disk)
     return CalibrateRun(direct, shape_runs, tuple(ablations), tuple(skipped), subject, owners)
 
 
