@@ -18,6 +18,7 @@ from footprint.command import (
     EXIT_CODES_HELP,
     FILE,
     FootprintGroup,
+    calibrate_options,
     cgroup_options,
     emit,
     emit_json,
@@ -28,6 +29,7 @@ from footprint.command import (
     output,
     qemu_options,
     reading_options,
+    save,
     write,
 )
 from footprint.errors import UsageError
@@ -36,6 +38,7 @@ from footprint.schemas import KINDS
 if TYPE_CHECKING:  # the CLI imports nothing of the core before a command runs
     from footprint.measure.qemu import QemuOptions
     from footprint.measure.runner import CgroupOptions
+    from footprint.measure.workflow import CalibrateSettings
     from footprint.profile import ProfileOptions
 
 
@@ -111,11 +114,7 @@ def extract(image: str, directory: str, force: bool, devices: bool, as_json: boo
 @opt("by")
 @opt("owner-db")
 @opt("sort-components")
-@opt(
-    "top",
-    help="Print only the first N components and shared libraries, or --by package/file "
-    "rows (0: all; --json lists all).",
-)
+@opt("top-components")
 @opt("suggest")
 @opt("json")
 @reading_options("kernel-profile", "page-size", "rules")
@@ -175,9 +174,8 @@ def profile(image: str, output: str | None, reading: ProfileOptions) -> None:
     from footprint.report import components as render
 
     p = reading.open(image)
-    write(output or "-", p.to_json())
+    save(output, p.to_json(), render.reservation_line(p))
     if output not in (None, "-"):
-        note(f"wrote {output}: {render.reservation_line(p)}")
         for warning in p.basis.warnings:
             note(f"footprint: warning: {warning}")
 
@@ -248,30 +246,14 @@ def boot(image: str, memory: int, as_json: bool, qemu: QemuOptions) -> None:
 
 @cli.command()
 @click.argument("images", metavar="IMAGE...", nargs=-1, required=True, type=FILE)
-@opt("resolution")
-@opt("repeat")
-@opt("without")
-@opt("ablate-all")
-@opt("kdump")
-@opt("ram")
-@opt("cpus")
-@opt("cma")
-@opt("jobs")
+@calibrate_options
 @opt("format-crashkernel")
 @opt("json")
 @reading_options("kernel-profile", "rules")
 @kernels_qemu_options
 def calibrate(
     images: tuple[str, ...],
-    resolution: int,
-    repeat: int | None,
-    without: tuple[str, ...],
-    ablate_all: bool,
-    kdump: bool,
-    rams: tuple[int, ...] | None,
-    cpus: tuple[int, ...],
-    cma: bool,
-    jobs: int,
+    settings: CalibrateSettings,
     fmt: str,
     as_json: bool,
     reading: ProfileOptions,
@@ -285,55 +267,16 @@ def calibrate(
     With several --kernel, each kernel with its own IMAGE (in the same order) or all with one,
     and a table of the minimum per kernel.
     """
-    from footprint.measure.shapes import default_jobs, shapes
-    from footprint.measure.workflow import CalibrateRequest, calibrate_image, calibrate_kernels
-    from footprint.report import boot as render
+    from footprint.measure.workflow import calibrations
+    from footprint.report import boot, kernels
     from footprint.report.progress import with_progress
 
-    if (rams or cpus != (1,)) and not kdump:
-        raise UsageError("--ram and --cpus are machine shapes for --kdump: add --kdump")
-    wanted = shapes(tuple(r >> 20 for r in rams), cpus) if rams else ()
-    if cma and not kdump:
-        raise UsageError("--cma splits kdump's reservation: add --kdump")
-    if cpus != (1,) and not rams:
-        raise UsageError("--cpus needs --ram: every CPU count is calibrated with every RAM size")
-    if any(s.ram_mib < 256 for s in wanted):
-        raise UsageError("--ram: a first kernel needs 256M at least")
-    if len(images) not in (1, len(qemus)):
-        raise UsageError(
-            f"{len(images)} images for {len(qemus)} kernels: give one IMAGE per --kernel, "
-            "in the same order, or one for all"
-        )
-    paired = images * len(qemus) if len(images) == 1 else images
-    requests = [
-        CalibrateRequest(
-            image,
-            qemu,
-            resolution=resolution,
-            repeat=repeat,
-            without=without,
-            ablate_all=ablate_all,
-            kdump=kdump,
-            rules_file=reading.rules_file,
-            kernel_profile=reading.runtime,
-            shapes=wanted,
-            cma=cma,
-            jobs=jobs or default_jobs(wanted),
-            label=os.path.basename(qemu.kernel) if len(qemus) > 1 else "",
-        )
-        for image, qemu in zip(paired, qemus, strict=True)
-    ]
-    if len(requests) == 1:
-        run = with_progress(lambda report: calibrate_image(requests[0], report))
-        output(render.calibrate_run_dict(run, fmt), as_json, render.calibration_text)
-        if run.direct.bisection.minimum_bytes is None:
-            raise click.exceptions.Exit(1)
-        return
-    from footprint.report import kernels
-
-    each = jobs or default_jobs(wanted, len(requests))
-    runs = with_progress(lambda report: calibrate_kernels(requests, each, report))
-    output(kernels.kernels_dict(runs, fmt), as_json, kernels.kernels_text)
+    asked = calibrations(images, qemus, settings, reading.rules_file, reading.runtime)
+    runs = with_progress(asked.run)
+    if len(runs) == 1:
+        output(boot.calibrate_run_dict(runs[0], fmt), as_json, boot.calibration_text)
+    else:
+        output(kernels.kernels_dict(runs, fmt), as_json, kernels.kernels_text)
     if any(r.direct.bisection.minimum_bytes is None for r in runs):
         raise click.exceptions.Exit(1)
 
@@ -372,9 +315,7 @@ def calibrate_kernel(
         timeout=timeout,
     )
     k = kc.calibrate_kernel(request, lambda name, t: note(kernel_trial_line(name, t)))
-    write(output, k.to_json())
-    if output != "-":
-        note(f"wrote {output}: {k.kernel.release}, {k.boots} boots in {k.duration_s:.0f} s")
+    save(output, k.to_json(), f"{k.kernel.release}, {k.boots} boots in {k.duration_s:.0f} s")
 
 
 @cli.command(name="diff")
@@ -411,9 +352,7 @@ def diff_cmd(
 @reading_options("kernel", "page-size", "rules")
 def baseline(image: str, output: str, reading: ProfileOptions) -> None:
     """Save IMAGE's profile as the baseline a later `check --baseline` compares against."""
-    write(output, reading.open(image).to_json())
-    if output != "-":
-        note(f"wrote baseline {output}")
+    save(output, reading.open(image).to_json(), "the baseline")
 
 
 @cli.command()
@@ -438,19 +377,12 @@ def check(
     A matrix is gated cell by cell, each verdict named by its cell. With
     $GITHUB_STEP_SUMMARY set, the Markdown table is appended to it.
     """
-    from footprint.gate.budget import evaluate, evaluate_matrix, failed, load_budget
-    from footprint.gate.merge import load_matrix
+    from footprint.gate.budget import check as gate
+    from footprint.gate.budget import failed, load_budget
     from footprint.report import check as render
 
     budget = load_budget(budget_file)
-    matrix = load_matrix(image)
-    if matrix is not None:
-        if baseline:
-            raise UsageError("--baseline compares one profile: a matrix is gated by [limits]")
-        e = evaluate_matrix(budget, matrix)
-    else:
-        p = reading.open(image)
-        e = evaluate(budget, p, reading.open(baseline) if baseline else None)
+    e = gate(budget, image, reading.open, baseline)
     bad = failed(e.verdicts, budget)
     doc = render.check_dict(image, e, bad, budget.mode)
     if junit:
@@ -497,44 +429,25 @@ def report(
     kernel, image, mode and machine shape (HTML, --markdown or --text).
     """
     from footprint.gate.merge import load_matrix
-    from footprint.model.crashkernel import parse_crashkernel
-    from footprint.report import releases
+    from footprint.report import matrix, releases
 
-    matrix = load_matrix(profiles[0]) if len(profiles) == 1 else None
-    if matrix is not None:
-        from footprint.report import matrix as table
-
-        render_matrix = (
-            table.matrix_text if text else table.matrix_markdown if markdown else table.matrix_html
-        )
-        write(output or "-", render_matrix(matrix))
-        if output not in (None, "-"):
-            note(f"wrote {output}")
-        return
-    if text:
+    table = load_matrix(profiles[0]) if len(profiles) == 1 else None
+    if table is not None:
+        page = matrix.render(table, "text" if text else "markdown" if markdown else "html")
+    elif text:
         raise UsageError("--text is for a matrix (`footprint merge`): a release report is HTML")
-
-    try:
-        line = parse_crashkernel(crashkernel)
-    except ValueError as e:
-        raise UsageError(f"--crashkernel {e}") from None
-    loaded = [reading.open(p) for p in profiles]
-    names = releases.labels(loaded, labels, profiles)
-    data = releases.report_data(
-        loaded,
-        names,
-        timelines=[releases.load_timeline(path) for path in timelines],
-        calibrations=releases.calibrations_by_label(calibrations, names),
-        crashkernel=line,
-        ram=machine_ram,
-    )
-    if markdown:
-        from footprint.report.markdown import render_markdown as render
     else:
-        from footprint.report.html import render_html as render
-    write(output or "-", render(data))
-    if output not in (None, "-"):
-        note(f"wrote {output}")
+        page = releases.render(
+            profiles,
+            reading.open,
+            given_labels=labels,
+            timelines=timelines,
+            calibrations=calibrations,
+            crashkernel=crashkernel,
+            ram=machine_ram,
+            markdown=markdown,
+        )
+    save(output, page)
 
 
 @cli.command()
@@ -552,9 +465,7 @@ def merge(results: tuple[str, ...], output: str | None) -> None:
     from footprint.gate.merge import matrix_json, merge_files
 
     doc = merge_files(results, output)
-    write(output or "-", matrix_json(doc))
-    if output not in (None, "-"):
-        note(f"wrote {output}: {len(doc['cells'])} cells")
+    save(output, matrix_json(doc), f"{len(doc['cells'])} cells")
 
 
 @cli.command()

@@ -76,6 +76,13 @@ def write(path: str, text: str) -> None:
     write_atomically(path, shown(text))
 
 
+def save(path: str | None, text: str, what: str = "") -> None:
+    """`text` into `path` ("-" or none: standard output); a file written is noted, with `what`."""
+    write(path or "-", text)
+    if path not in (None, "-"):
+        note(f"wrote {path}" + (f": {what}" if what else ""))
+
+
 def note(text: str) -> None:
     """One line for the user on standard error (what was written, a warning)."""
     click.echo(text, err=True)
@@ -164,6 +171,15 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "json": (("--json", "as_json"), {"is_flag": True, "help": "Print the JSON document."}),
     "markdown": (("--markdown",), {"is_flag": True, "help": "Print Markdown instead of text."}),
     "top": (("--top",), {"type": TOP, "default": 0, "help": "Rows to show (0: all)."}),
+    "top-components": (
+        ("--top",),
+        {
+            "type": TOP,
+            "default": 0,
+            "help": "Print only the first N components and shared libraries, or --by "
+            "package/file rows (0: all; --json lists all).",
+        },
+    ),
     "output": (("-o", "--output"), {"type": OUTPUT, "help": "Write it here ('-': stdout)."}),
     "page-size": (
         ("--page-size",),
@@ -508,6 +524,24 @@ cgroup_options = gather(
         ),
         "cmdline": opt("cmdline", help="The kernel command line the image sees in /proc/cmdline."),
     },
+)
+
+
+def _calibrate_settings(**values: Any) -> Any:
+    from footprint.measure.workflow import CalibrateSettings
+
+    return CalibrateSettings(**values)
+
+
+# What `calibrate` is asked, alike for every kernel, handed to it as `settings`.
+calibrate_options = gather(
+    "settings",
+    _calibrate_settings,
+    {
+        name.replace("-", "_"): opt(name)
+        for name in ("resolution", "repeat", "without", "ablate-all", "kdump")
+    }
+    | {"rams": opt("ram"), "cpus": opt("cpus"), "cma": opt("cma"), "jobs": opt("jobs")},
 )
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
@@ -281,6 +282,21 @@ def failed(verdicts: list[Verdict], budget: Budget) -> bool:
     if budget.mode == "report":
         return False
     return any(v.status == FAIL for v in verdicts)
+
+
+def check(
+    budget: Budget, path: str, open_profile: Callable[[str], Profile], baseline: str | None
+) -> Evaluation:
+    """What `check` gates at `path`: an image or a saved profile (against the profile at
+    `baseline` too, if given), or a `merge` matrix cell by cell."""
+    from footprint.gate.merge import load_matrix
+
+    matrix = load_matrix(path)
+    if matrix is None:
+        return evaluate(budget, open_profile(path), open_profile(baseline) if baseline else None)
+    if baseline:
+        raise UsageError("--baseline compares one profile: a matrix is gated by [limits]")
+    return evaluate_matrix(budget, matrix)
 
 
 def evaluate_matrix(budget: Budget, matrix: dict[str, Any]) -> Evaluation:

@@ -7,9 +7,7 @@ what it may produce: stream.BoundedSource).
 
 from __future__ import annotations
 
-import bz2
 import io
-import lzma
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -95,15 +93,21 @@ def _open_gzip(src: FileSource, offset: int) -> Source:
 
 
 def _open_bzip2(src: FileSource, offset: int) -> Source:
+    import bz2  # each decompressor is imported where an image needs it (inspect's start-up)
+
     return StreamSource("bzip2", src, offset, bz2.BZ2Decompressor())
 
 
 def _open_lzma(src: FileSource, offset: int) -> Source:
+    import lzma
+
     dec = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE)
     return StreamSource("lzma", src, offset, dec)
 
 
 def _open_xz(src: FileSource, offset: int) -> Source:
+    import lzma
+
     dec = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
     return StreamSource("xz", src, offset, dec)
 
@@ -292,6 +296,8 @@ def decompress_block(method: str, data: bytes, limit: int) -> bytes:
                 raise TooLarge(limit)
             return out
         if method in ("lzma", "xz"):
+            import lzma
+
             fmt = lzma.FORMAT_XZ if method == "xz" else lzma.FORMAT_ALONE
             ldec = lzma.LZMADecompressor(format=fmt)
             out = ldec.decompress(data, limit)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, cast
@@ -105,6 +104,8 @@ def _scan(path: str, f: BinaryIO, visit: Visitor | None, rootfs: Rootfs | None) 
                 visit(entry, data, node)
             continue
         assert node is not None and data is not None
+        import tempfile
+
         with tempfile.NamedTemporaryFile(prefix="footprint-inner-") as spool:
             # A filesystem is read at random: its bytes are kept in a temporary file (not in
             # memory) while its entries are read, then dropped.

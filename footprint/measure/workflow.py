@@ -8,6 +8,7 @@ every trial as it ends.
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from footprint import lifetime
 from footprint.analyze import Analysis, analyze
 from footprint.components.processes import owner_by_name, owner_of
+from footprint.errors import UsageError
 from footprint.measure import ablate
 from footprint.measure.backend import Backend, RunResult
 from footprint.measure.bisect import Trial
@@ -27,7 +29,7 @@ from footprint.measure.kdump import FIRST_KERNEL_MIB, ROOT_DISK_FIRST_KERNEL_MIB
 from footprint.measure.qemu import PROBE_PATH, QemuBackend, QemuOptions, kill_all
 from footprint.measure.rootdisk import RootDisk, read_disk
 from footprint.measure.runner import CgroupBackend, CgroupOptions
-from footprint.measure.shapes import Shape, ShapeRun
+from footprint.measure.shapes import Shape, ShapeRun, default_jobs, shapes
 from footprint.subject import Subject
 from footprint.units import MIB
 
@@ -184,6 +186,78 @@ class CalibrateRequest:
             return self.shapes
         ram = ROOT_DISK_FIRST_KERNEL_MIB if self.qemu.root_disk else FIRST_KERNEL_MIB
         return (Shape(ram, self.qemu.cpus),)
+
+
+@dataclass(frozen=True)
+class CalibrateSettings:
+    """What `calibrate` is asked, alike for every kernel: its command line's options."""
+
+    resolution: int = 4 * MIB
+    repeat: int | None = None
+    without: tuple[str, ...] = ()
+    ablate_all: bool = False
+    kdump: bool = False
+    rams: tuple[int, ...] | None = None  # bytes: kdump's machine shapes, each with every CPU count
+    cpus: tuple[int, ...] = (1,)
+    cma: bool = False
+    jobs: int = 0  # shapes (or kernels) calibrated at once; 0: what this machine holds
+
+
+def calibrations(
+    images: Sequence[str],
+    qemus: Sequence[QemuOptions],
+    settings: CalibrateSettings,
+    rules_file: str | None = None,
+    kernel_profile: KernelProfile | None = None,
+) -> Calibrations:
+    """What `calibrate IMAGE... --kernel K...` asks for: each kernel with its own image (in
+    the same order) or all with one. UsageError for options that mean nothing together."""
+    s = settings
+    if (s.rams or s.cpus != (1,)) and not s.kdump:
+        raise UsageError("--ram and --cpus are machine shapes for --kdump: add --kdump")
+    if s.cma and not s.kdump:
+        raise UsageError("--cma splits kdump's reservation: add --kdump")
+    if s.cpus != (1,) and not s.rams:
+        raise UsageError("--cpus needs --ram: every CPU count is calibrated with every RAM size")
+    wanted = shapes(tuple(r >> 20 for r in s.rams), s.cpus) if s.rams else ()
+    if any(shape.ram_mib < 256 for shape in wanted):
+        raise UsageError("--ram: a first kernel needs 256M at least")
+    if len(images) not in (1, len(qemus)):
+        raise UsageError(
+            f"{len(images)} images for {len(qemus)} kernels: give one IMAGE per --kernel, "
+            "in the same order, or one for all"
+        )
+    paired = list(images) * len(qemus) if len(images) == 1 else images
+    requests = tuple(
+        CalibrateRequest(
+            image,
+            qemu,
+            resolution=s.resolution,
+            repeat=s.repeat,
+            without=s.without,
+            ablate_all=s.ablate_all,
+            kdump=s.kdump,
+            rules_file=rules_file,
+            kernel_profile=kernel_profile,
+            shapes=wanted,
+            cma=s.cma,
+            jobs=s.jobs or default_jobs(wanted),
+            label=os.path.basename(qemu.kernel) if len(qemus) > 1 else "",
+        )
+        for image, qemu in zip(paired, qemus, strict=True)
+    )
+    return Calibrations(requests, s.jobs or default_jobs(wanted, len(requests)))
+
+
+@dataclass(frozen=True)
+class Calibrations:
+    requests: tuple[CalibrateRequest, ...]  # one per kernel
+    jobs: int  # kernels calibrated at once
+
+    def run(self, progress: Progress | None = None) -> tuple[CalibrateRun, ...]:
+        if len(self.requests) == 1:
+            return (calibrate_image(self.requests[0], progress),)
+        return calibrate_kernels(self.requests, self.jobs, progress)
 
 
 @dataclass(frozen=True)

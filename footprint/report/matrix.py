@@ -91,3 +91,8 @@ def matrix_html(doc: dict[str, Any]) -> str:
     env = templates()
     page = env.get_template("matrix.html")
     return page.render(summary=_summary(doc), heads=HEADS, rows=rows(doc), tool=doc["tool"])
+
+
+def render(doc: dict[str, Any], fmt: str = "html") -> str:
+    """The matrix as a page (html), a Markdown table (markdown) or columns (text)."""
+    return {"text": matrix_text, "markdown": matrix_markdown, "html": matrix_html}[fmt](doc)

@@ -8,12 +8,13 @@ The renderers (report/html.py, report/markdown.py) only format this.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from footprint.errors import BadDocument, UsageError
 from footprint.gate.diff import component_bytes, diff, normalise, totals_of
-from footprint.model.crashkernel import Crashkernel
+from footprint.model.crashkernel import Crashkernel, parse_crashkernel
 from footprint.profile import ComponentCost, Profile
 from footprint.report.diff import diff_dict
 from footprint.schemas import read_json, typed
@@ -411,3 +412,39 @@ def report_data(
         default_line=DefaultLine(crashkernel.text, ram, crashkernel.reservation_for(ram)),
         timelines=tuple(timelines or ()),
     )
+
+
+def render(
+    paths: tuple[str, ...],
+    open_profile: Callable[[str], Profile],
+    *,
+    given_labels: tuple[str, ...] = (),
+    timelines: tuple[str, ...] = (),
+    calibrations: tuple[str, ...] = (),
+    crashkernel: str,
+    ram: int,
+    markdown: bool = False,
+) -> str:
+    """`footprint report` over the images or saved profiles at `paths` (oldest first): one
+    HTML page, or Markdown."""
+    try:
+        line = parse_crashkernel(crashkernel)
+    except ValueError as e:
+        raise UsageError(f"--crashkernel {e}") from None
+    loaded = [open_profile(p) for p in paths]
+    names = labels(loaded, given_labels, paths)
+    data = report_data(
+        loaded,
+        names,
+        timelines=[load_timeline(path) for path in timelines],
+        calibrations=calibrations_by_label(calibrations, names),
+        crashkernel=line,
+        ram=ram,
+    )
+    if markdown:
+        from footprint.report.markdown import render_markdown
+
+        return render_markdown(data)
+    from footprint.report.html import render_html
+
+    return render_html(data)
