@@ -41,6 +41,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check footprint tests bench fuzz
+	$(BIN)/ruff format --check footprint tests bench fuzz
 	$(BIN)/mypy
 
 # The small committed images; rebuilding needs busybox-static, cpio and the compressors.

@@ -133,9 +133,7 @@ def main() -> int:
         predicted = res.predicted_minimum_bytes
         p_mib = predicted / MIB if predicted is not None else None
         print(f"{'  direct boot -m':26} {direct or '-':>8} {cell(p_mib, direct)}", flush=True)
-    mae = "".join(
-        f" {(sum(e) / len(e) if e else float('nan')):>19.1f}%" for e in errors.values()
-    )
+    mae = "".join(f" {(sum(e) / len(e) if e else float('nan')):>19.1f}%" for e in errors.values())
     print(f"{'mean absolute error':26} {'':>8}{mae}")
     if reused:
         print(

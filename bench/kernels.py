@@ -37,8 +37,10 @@ def calibrate(args: argparse.Namespace, jobs: int) -> tuple[dict, float]:
 
 def show(doc: dict, took: float, jobs: int) -> None:
     print(f"== --jobs {jobs}: {took:.0f} s wall")
-    print(f"{'kernel':<20} {'memory':>7} {'runtime':>8} {'rootfs':>7} {'minimum':>8} "
-          f"{'kexec':>6}  trials  boots")
+    print(
+        f"{'kernel':<20} {'memory':>7} {'runtime':>8} {'rootfs':>7} {'minimum':>8} "
+        f"{'kexec':>6}  trials  boots"
+    )
     for row, c in zip(doc["kernels"], doc["calibrations"], strict=True):
         trials = c["trials"] + c["repeats"]
         if c.get("kdump"):

@@ -59,13 +59,17 @@ def show(doc: dict, took: float, jobs: int) -> None:
             print(f"    {t['memory_mib']:>5} MiB  {t['outcome']:<14} {t['duration_s']:6.1f} s")
         c = s.get("cma")
         if c:
-            print(f"  ,cma: {c['crashkernel']} (verified: {c['verified']}); the first kernel "
-                  f"gets {c['returned_mib']} MiB back against {c['all_fixed_mib']}M all fixed")
+            print(
+                f"  ,cma: {c['crashkernel']} (verified: {c['verified']}); the first kernel "
+                f"gets {c['returned_mib']} MiB back against {c['all_fixed_mib']}M all fixed"
+            )
             for t in c["fixed_trials"] + c["cma_trials"]:
                 print(f"    {t['memory_mib']:>5} MiB  {t['outcome']:<14} {t['duration_s']:6.1f} s")
             for t in c["verify_trials"]:
-                print(f"    {t['fixed_mib']}M + {t['cma_mib']}M,cma  {t['outcome']:<14} "
-                      f"{t['duration_s']:6.1f} s")
+                print(
+                    f"    {t['fixed_mib']}M + {t['cma_mib']}M,cma  {t['outcome']:<14} "
+                    f"{t['duration_s']:6.1f} s"
+                )
     if doc.get("crashkernel_ranges"):
         print(f"measured  crashkernel={doc['crashkernel_ranges']}")
     for d in doc.get("distro_lines", []):

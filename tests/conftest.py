@@ -55,4 +55,3 @@ def assert_schema(doc: dict) -> None:
     assert doc.get("schema_version") == SCHEMA_VERSION, doc.get("schema_version")
     assert isinstance(doc.get("kind"), str), "document without a kind"
     jsonschema.Draft202012Validator(schema(doc["kind"])).validate(doc)
-

@@ -66,7 +66,11 @@ def test_prediction_arithmetic_exactly() -> None:
     pred = out.prediction
     assert pred is not None and pred.basis == "kernel-profile"
     assert [t.bytes for t in pred.crashkernel_terms] == [
-        92274688 + 1589248, 71303168, 15728611, 3584021, 4260880
+        92274688 + 1589248,
+        71303168,
+        15728611,
+        3584021,
+        4260880,
     ]
     assert [t.source for t in pred.crashkernel_terms] == ["kernel-profile"] + ["image"] * 4
     assert pred.margin_bytes == 20 * MIB  # 10 % of the prediction, rounded up to 4 MiB

@@ -243,8 +243,10 @@ class _SplitNeeds:
         x, y = self.split.parts(memory) if self.split else (memory, 0)
         self.runs.append((x // MIB, y // MIB))
         ok = x >= self.loads and x + y >= self.total
-        outcome = Outcome.SUCCESS if ok else (
-            Outcome.LOAD_FAILED if x < self.loads else Outcome.UNPACK_FAILED
+        outcome = (
+            Outcome.SUCCESS
+            if ok
+            else (Outcome.LOAD_FAILED if x < self.loads else Outcome.UNPACK_FAILED)
         )
         sample = ProbeSample(1.0, {"AnonPages": 3 * MIB, "Slab": 2 * MIB}, MIB, ())
         return RunResult(
@@ -320,9 +322,10 @@ def test_cma_support_is_read_from_the_kernel_image() -> None:
     from footprint.measure.cma import cma_support
 
     kernel, _ = _cma_kernel()
-    assert "its vmlinux parses ',cma' and reports 'crashkernel CMA reserved'" in cma_support(
-        kernel
-    ).detected
+    assert (
+        "its vmlinux parses ',cma' and reports 'crashkernel CMA reserved'"
+        in cma_support(kernel).detected
+    )
     old = KERNELS / "vmlinuz-6.1.0-57-amd64"
     need(old.exists(), f"{old} is missing: run `make samples-kernels`")
     with pytest.raises(EnvironmentUnavailable, match="the option came with Linux 6.17"):

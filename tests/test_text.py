@@ -105,8 +105,11 @@ def test_output_dash_is_standard_output(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["components", "--top", "-1", ZSTD], "Invalid value for '--top': -1 is not in the range "
-         "x>=0. (see 'footprint components --help')"),  # fmt: skip
+        (
+            ["components", "--top", "-1", ZSTD],
+            "Invalid value for '--top': -1 is not in the range "
+            "x>=0. (see 'footprint components --help')",
+        ),  # fmt: skip
         (["inspect"], "Missing argument 'IMAGE'. (see 'footprint inspect --help')"),
         (["nope"], "No such command 'nope'. (see 'footprint --help')"),
         (["diff", ZSTD, ZSTD, "-x"], "No such option '-x'. (see 'footprint diff --help')"),

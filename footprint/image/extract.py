@@ -48,6 +48,7 @@ class ExtractResult:
             "skipped": [{"name": n, "reason": r} for n, r in self.skipped],
         }
 
+
 MAX_MTIME = (2**63 - 1) // 1_000_000_000  # the latest time utime(ns=) takes
 
 

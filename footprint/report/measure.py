@@ -191,7 +191,8 @@ def _run_lines(doc: dict[str, Any]) -> list[str]:
                 human(c["anon_peak_bytes"]),
                 human(c["anon_at_peak_bytes"]),
                 human(c["pss_peak_bytes"]),
-                "-" if c["static_proportional_bytes"] is None
+                "-"
+                if c["static_proportional_bytes"] is None
                 else human(c["static_proportional_bytes"]),
                 ", ".join(c["processes"]),
             )

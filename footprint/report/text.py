@@ -31,7 +31,9 @@ def prose(text: str, indent: str = "") -> list[str]:
     """A paragraph wrapped to the terminal (or `COLUMNS`; 80 in a pipe without it)."""
     width = max(40, shutil.get_terminal_size((80, 24)).columns - 1)
     return textwrap.wrap(
-        text, width, initial_indent=indent,
+        text,
+        width,
+        initial_indent=indent,
         subsequent_indent=indent,
         break_on_hyphens=False,
         break_long_words=False,  # a path is never cut
