@@ -228,6 +228,7 @@ def calibrations(
             "in the same order, or one for all"
         )
     paired = list(images) * len(qemus) if len(images) == 1 else images
+    shapes_at_once = s.jobs or default_jobs(wanted)
     requests = tuple(
         CalibrateRequest(
             image,
@@ -241,7 +242,7 @@ def calibrations(
             kernel_profile=kernel_profile,
             shapes=wanted,
             cma=s.cma,
-            jobs=s.jobs or default_jobs(wanted),
+            jobs=shapes_at_once,
             label=os.path.basename(qemu.kernel) if len(qemus) > 1 else "",
         )
         for image, qemu in zip(paired, qemus, strict=True)
