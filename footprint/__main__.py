@@ -10,7 +10,14 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("footprint: interrupted\n")
         sys.exit(130)
-    run()
+    try:
+        run()
+    finally:
+        # The process ends here: what it holds is freed by its end, not by the interpreter's
+        # last collections, which would walk every object of click and the core (~4 ms).
+        import gc
+
+        gc.freeze()
 
 
 if __name__ == "__main__":

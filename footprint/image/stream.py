@@ -176,15 +176,21 @@ class FileSource(Source):
         self._f.seek(start)
         self._left = length
         self._base = start
+        # Every chunk is read into this one buffer: a fresh megabyte per read costs its page
+        # faults (~4 ms of inspect's 140 on initramfs-tools-zstd). Views of it are valid until
+        # the next _fill, as chunks() promises; decompressors copy what input they keep.
+        self._chunk = memoryview(b"")
 
-    def _fill(self) -> bytes:
+    def _fill(self) -> memoryview:
         size = READ_CHUNK if self._left is None else min(READ_CHUNK, self._left)
         if size <= 0:
-            return b""
-        chunk = self._f.read(size)
+            return memoryview(b"")
+        if len(self._chunk) < size:
+            self._chunk = memoryview(bytearray(size))
+        n = self._f.readinto(self._chunk[:size])  # type: ignore[attr-defined]
         if self._left is not None:
-            self._left -= len(chunk)
-        return chunk
+            self._left -= n
+        return self._chunk[:n]
 
     def take(self, limit: int) -> memoryview:
         """Up to `limit` buffered bytes (refilling when empty) for a decompressor to consume."""
@@ -239,7 +245,7 @@ class MultiRangeSource(FileSource):
         super().__init__(f, first_start, first_len)
         self._base = 0
 
-    def _fill(self) -> bytes:
+    def _fill(self) -> memoryview:
         chunk = super()._fill()
         while not chunk and self._ranges:
             start, length = self._ranges.pop(0)

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
-import textwrap
 from collections.abc import Callable, Sequence
 
 
@@ -29,6 +27,9 @@ def columns(
 
 def prose(text: str, indent: str = "") -> list[str]:
     """A paragraph wrapped to the terminal (or `COLUMNS`; 80 in a pipe without it)."""
+    import shutil  # here, not at the top: inspect prints no prose and starts 2 ms sooner
+    import textwrap
+
     width = max(40, shutil.get_terminal_size((80, 24)).columns - 1)
     return textwrap.wrap(
         text,

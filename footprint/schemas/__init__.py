@@ -4,7 +4,6 @@ ways between typed records (frozen dataclasses) and plain JSON values."""
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from importlib import import_module
 from typing import Any, Final, TypeVar
@@ -46,6 +45,7 @@ def schema(kind: str) -> dict[str, Any]:
     if kind in TYPED:
         made: dict[str, Any] = import_module(TYPED[kind]).json_schema(kind)
         return made
+    import json
     from importlib import resources  # ~7 ms: not for every command that prints a document
 
     text = resources.files(__name__).joinpath(f"{kind}.schema.json").read_text(encoding="utf-8")
