@@ -32,7 +32,6 @@ from footprint.command import (
     save,
     write,
 )
-from footprint.errors import UsageError
 from footprint.schemas import KINDS
 
 if TYPE_CHECKING:  # the CLI imports nothing of the core before a command runs
@@ -137,9 +136,7 @@ def components(
     from footprint.components import groupings
     from footprint.report import components as render
 
-    if owner_db and by not in groupings.NEEDS_PACKAGES:
-        raise UsageError("--owner-db is for --by package or --by file")
-    dbs = groupings.owner_dbs(owner_db) if owner_db else None
+    dbs = groupings.owner_dbs(owner_db, by) if owner_db else None
     p = reading.open(image, dracut_modules=by == "dracut-module")
     if by in groupings.GROUPINGS:
         doc = render.groups_dict(groupings.group(p, by, dbs))
@@ -206,18 +203,8 @@ def measure(
     from footprint.report import measure as render
     from footprint.report.progress import with_progress
 
-    request = MeasureRequest(
-        image,
-        memory,
-        runner,
-        bisect=bisect_range is not None,
-        bounds=bisect_range if isinstance(bisect_range, tuple) else None,
-        resolution=resolution,
-    )
-    if request.bisect:
-        run = with_progress(lambda report: measure_image(request, report))
-    else:
-        run = measure_image(request)
+    request = MeasureRequest(image, memory, runner, bisect_range, resolution)
+    run = with_progress(lambda progress: measure_image(request, progress), request.bisect)
     output(render.measure_run_dict(run), as_json, render.measurement_text)
     if not run.succeeded:
         raise click.exceptions.Exit(1)
@@ -237,9 +224,7 @@ def boot(image: str, memory: int, as_json: bool, qemu: QemuOptions) -> None:
     from footprint.report import boot as render
 
     run = boot_image(image, memory, qemu)
-    owners = run.owners
-    doc = render.boot_dict(run.result, owners.components(run.result), owners.packages, run.subject)
-    output(doc, as_json, render.boot_text)
+    output(render.boot_run_dict(run), as_json, render.boot_text)
     if not run.result.succeeded:
         raise click.exceptions.Exit(1)
 
@@ -428,25 +413,18 @@ def report(
     A matrix (`footprint merge`) is one table instead, a row per cell: every architecture,
     kernel, image, mode and machine shape (HTML, --markdown or --text).
     """
-    from footprint.gate.merge import load_matrix
-    from footprint.report import matrix, releases
+    from footprint.report import releases
 
-    table = load_matrix(profiles[0]) if len(profiles) == 1 else None
-    if table is not None:
-        page = matrix.render(table, "text" if text else "markdown" if markdown else "html")
-    elif text:
-        raise UsageError("--text is for a matrix (`footprint merge`): a release report is HTML")
-    else:
-        page = releases.render(
-            profiles,
-            reading.open,
-            given_labels=labels,
-            timelines=timelines,
-            calibrations=calibrations,
-            crashkernel=crashkernel,
-            ram=machine_ram,
-            markdown=markdown,
-        )
+    page = releases.render(
+        profiles,
+        reading.open,
+        given_labels=labels,
+        timelines=timelines,
+        calibrations=calibrations,
+        crashkernel=crashkernel,
+        ram=machine_ram,
+        fmt="text" if text else "markdown" if markdown else "html",
+    )
     save(output, page)
 
 

@@ -265,8 +265,11 @@ OWNER_DBS: tuple[OwnerDbKind, ...] = (
 )
 
 
-def owner_dbs(args: Iterable[str], host: str = "/") -> list[OwnerDb]:
-    """The databases --owner-db names, in the order given (`none`: none at all)."""
+def owner_dbs(args: Iterable[str], by: str = "package", host: str = "/") -> list[OwnerDb]:
+    """The databases --owner-db names, in the order given (`none`: none at all), for the
+    grouping `by` (UsageError where it asks no database)."""
+    if by not in NEEDS_PACKAGES:
+        raise UsageError("--owner-db is for --by package or --by file")
     out = []
     for arg in args:
         if arg == NONE:

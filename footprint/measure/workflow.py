@@ -66,9 +66,18 @@ class MeasureRequest:
     image: str
     memory: int  # the cgroup limit of a single run
     options: CgroupOptions  # its owner is the image's own (filled in here)
-    bisect: bool = False
-    bounds: tuple[int, int] | None = None  # None: calibrate's policy for the cgroup backend
+    # None: one run at `memory`; "auto": bisect from calibrate's bounds for the cgroup
+    # backend; (low, high): bisect between those (--bisect, --bisect LOW:HIGH)
+    bisect_range: str | tuple[int, int] | None = None
     resolution: int = MIB
+
+    @property
+    def bisect(self) -> bool:
+        return self.bisect_range is not None
+
+    @property
+    def bounds(self) -> tuple[int, int] | None:
+        return self.bisect_range if isinstance(self.bisect_range, tuple) else None
 
 
 @dataclass(frozen=True)

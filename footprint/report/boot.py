@@ -16,7 +16,7 @@ from footprint.subject import Subject
 from footprint.units import MIB, human
 
 if TYPE_CHECKING:
-    from footprint.measure.workflow import AblationRun, CalibrateRun, Owners
+    from footprint.measure.workflow import AblationRun, BootRun, CalibrateRun, Owners
 
 
 def boot_dict(
@@ -237,6 +237,12 @@ def run_dict(r: RunResult, owners: Owners | None = None) -> dict[str, Any]:
     if owners is None:
         return boot_dict(r)
     return boot_dict(r, owners.components(r), owners.packages)
+
+
+def boot_run_dict(run: BootRun) -> dict[str, Any]:
+    """`footprint boot`: the run, its processes' owners, and what it is of."""
+    r, owners = run.result, run.owners
+    return boot_dict(r, owners.components(r), owners.packages, run.subject)
 
 
 def calibrate_run_dict(run: CalibrateRun, fmt: str = "kernel") -> dict[str, Any]:

@@ -10,9 +10,11 @@ from footprint.measure.bisect import Trial
 T = TypeVar("T")
 
 
-def with_progress(work: Callable[[Any], T]) -> T:
+def with_progress(work: Callable[[Any], T], shown: bool = True) -> T:
     """Run work(report) with a rich progress line on stderr (one per shape where trials are
-    labelled with their shape) and one line per trial."""
+    labelled with their shape) and one line per trial; work(None) when not `shown`."""
+    if not shown:
+        return work(None)
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 

@@ -423,10 +423,19 @@ def render(
     calibrations: tuple[str, ...] = (),
     crashkernel: str,
     ram: int,
-    markdown: bool = False,
+    fmt: Literal["html", "markdown", "text"] = "html",
 ) -> str:
     """`footprint report` over the images or saved profiles at `paths` (oldest first): one
-    HTML page, or Markdown."""
+    HTML page, or Markdown; or over one `merge` matrix, its table."""
+    from footprint.gate.merge import load_matrix
+
+    table = load_matrix(paths[0]) if len(paths) == 1 else None
+    if table is not None:
+        from footprint.report import matrix
+
+        return matrix.render(table, fmt)
+    if fmt == "text":
+        raise UsageError("--text is for a matrix (`footprint merge`): a release report is HTML")
     try:
         line = parse_crashkernel(crashkernel)
     except ValueError as e:
@@ -441,7 +450,7 @@ def render(
         crashkernel=line,
         ram=ram,
     )
-    if markdown:
+    if fmt == "markdown":
         from footprint.report.markdown import render_markdown
 
         return render_markdown(data)
