@@ -291,14 +291,7 @@ def calibrate_kernel(
     from footprint.measure import kernel_calibrate as kc
     from footprint.report.measure import kernel_trial_line
 
-    request = kc.Request(
-        vmlinuz,
-        modules_dir=modules_dir,
-        modules=modules or kc.MODULES,
-        resolution=resolution,
-        accel=accel,
-        timeout=timeout,
-    )
+    request = kc.Request(vmlinuz, modules_dir, modules or kc.MODULES, resolution, accel, timeout)
     k = kc.calibrate_kernel(request, lambda name, t: note(kernel_trial_line(name, t)))
     save(output, k.to_json(), f"{k.kernel.release}, {k.boots} boots in {k.duration_s:.0f} s")
 
