@@ -5,7 +5,6 @@ The integration test calibrates two small shapes of Debian's kdump-tools initrd 
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLES, assert_schema, need, need_tool, real_image
+from conftest import REAL, SAMPLES, assert_schema, need, need_tool, real_image
 
 from footprint.cli import cli
 from footprint.errors import EXIT_USAGE
@@ -303,7 +302,7 @@ def test_cma_is_refused_on_a_kernel_that_cannot_do_it() -> None:
     assert r.exit_code == EXIT_USAGE and "add --kdump" in r.output
 
 
-KERNELS = Path(os.environ.get("FOOTPRINT_REAL_IMAGES", SAMPLES / "real")) / "kernels"
+KERNELS = REAL / "kernels"
 
 
 def _cma_kernel() -> tuple[str, str]:

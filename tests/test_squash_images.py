@@ -8,13 +8,13 @@ import struct
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, need
+from conftest import REAL, need
 
 from footprint.image.reader import scan
 
 pytestmark = pytest.mark.integration
 
-SQUASH = Path(os.environ.get("FOOTPRINT_SQUASH_IMAGES", SAMPLES / "real" / "squash"))
+SQUASH = Path(os.environ.get("FOOTPRINT_SQUASH_IMAGES", REAL / "squash"))
 
 # Each image, and the inner filesystem its cpio must hold (None: the same tree, not squashed).
 IMAGES = {
