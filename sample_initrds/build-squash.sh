@@ -10,6 +10,7 @@
 #   dracut-trixie-squashfs.img   --add squash-squashfs (inner squashfs-root.img)
 #   dracut-trixie-erofs.img      --add squash-erofs    (inner erofs-root.img)
 #   trixie-vmlinuz               the chroot's kernel, for boot tests of these images
+#   erofs-utils/                 the chroot's mkfs.erofs, fsck.erofs, dump.erofs, runnable here
 #
 # The chroot is made once with debootstrap (variant minbase) in OUTDIR/.chroot and reused; an
 # image that exists is skipped (delete it to rebuild; delete .chroot to rebuild the chroot).
@@ -242,6 +243,18 @@ if [[ ! -s $OUT/trixie-vmlinuz ]]; then
     mv "$OUT/.trixie-vmlinuz.partial.$$" "$OUT/trixie-vmlinuz"
 fi
 row trixie-vmlinuz "$(stat -c %s "$OUT/trixie-vmlinuz")" "0.0" "vmlinuz-$KVER"
+
+# The chroot's erofs-utils (trixie's 1.8: lzma, deflate, zstd; bookworm's 1.5 has lz4 only),
+# runnable on this host through the chroot's own dynamic loader and libraries, for the tests'
+# FOOTPRINT_MKFS_EROFS and FOOTPRINT_FSCK_EROFS. Written every run: they name the chroot's path.
+mkdir -p "$OUT/erofs-utils"
+for tool in mkfs.erofs fsck.erofs dump.erofs; do
+    printf '#!/bin/sh\nexec "%s" --library-path "%s" "%s" "$@"\n' \
+        "$CHROOT/usr/lib64/ld-linux-x86-64.so.2" \
+        "$CHROOT/usr/lib/x86_64-linux-gnu" "$CHROOT/usr/bin/$tool" >"$OUT/erofs-utils/$tool"
+    chmod 755 "$OUT/erofs-utils/$tool"
+done
+row erofs-utils/ "-" "0.0" "$(in_chroot dpkg-query -W -f='${Version}' erofs-utils), run from $CHROOT"
 build dracut-trixie.img          build_plain
 build dracut-trixie-squashfs.img build_squashfs
 build dracut-trixie-erofs.img    build_erofs
