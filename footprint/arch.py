@@ -43,6 +43,13 @@ class Arch:
     page_size: int = 4096  # the kernel's page size unless its image says otherwise
     elf_machine: int = 0  # e_machine of its vmlinux
     debian_arch: str = ""  # Debian's architecture name (dpkg --print-architecture)
+    # what makes the kernel print before its console driver binds (a death there is silent)
+    early_console: str = ""
+
+    @property
+    def console_cmdline(self) -> str:
+        """The console words of every command line footprint boots this architecture with."""
+        return f"console={self.console} {self.early_console}".rstrip()
 
     @property
     def lib_dir(self) -> str:
@@ -81,7 +88,9 @@ X86_64 = Arch(
 
 # virt has one PL011 (ttyAMA0, the console); the probe's port is a PCI 16550, which the 8250
 # driver built into Debian's arm64 kernel names ttyS0 (virtio-serial's hvc needs the
-# virtio_console module, which most images do not load before their init runs).
+# virtio_console module, which most images do not load before their init runs). The PL011
+# console binds after the initramfs is unpacked: earlycon (the device tree's stdout-path) is
+# what shows an unpack that runs out of memory, which otherwise ends the boot in silence.
 AARCH64 = Arch(
     name="aarch64",
     qemu_binary="qemu-system-aarch64",
@@ -99,6 +108,7 @@ AARCH64 = Arch(
     probe_device=("-device", "pci-serial,chardev=probe"),
     elf_machine=183,
     debian_arch="arm64",
+    early_console="earlycon",
 )
 
 # pseries gives each -serial a spapr-vty: hvc0, hvc1.

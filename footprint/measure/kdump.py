@@ -251,7 +251,7 @@ def kdump_boot(
         reserve = f"crashkernel={crashkernel >> 20}M" + (
             f" crashkernel={cma >> 20}M,cma" if cma else ""
         )
-        first = f"console={arch.console} {reserve} panic=1 rdinit=/init"
+        first = f"{arch.console_cmdline} {reserve} panic=1 rdinit=/init"
         cmd = qemu_command(
             p.qemu,
             arch,

@@ -175,7 +175,7 @@ def capture_cmdline(
     if root is not None:
         words = [w for w in line.split() if not w.startswith("root=")]
         line = " ".join([f"root={root}", *words])
-    parts = (f"console={arch.console}", f"rdinit=/{PROBE_PATH}", line, append)
+    parts = (arch.console_cmdline, f"rdinit=/{PROBE_PATH}", line, append)
     return " ".join(p for p in parts if p)
 
 
@@ -305,7 +305,7 @@ def choose_accel(qemu: str, kernel: str, arch: Arch = DEFAULT, wait: float = 8.0
         return "tcg"
     with lifetime.temp_dir("kvm") as tmp:
         log = os.path.join(tmp, "console")
-        line = f"console={arch.console} panic=-1"
+        line = f"{arch.console_cmdline} panic=-1"
         cmd = qemu_command(qemu, arch, "kvm", 128, kernel, None, line, log, None)
         with _running(cmd) as proc:
             deadline = time.monotonic() + wait
