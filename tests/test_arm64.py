@@ -177,6 +177,7 @@ def test_calibrate_arm64_kdump_tools(vmlinuz: Path) -> None:
     doc = json.loads(res.stdout)
     assert_schema(doc)
     assert doc["arch"] == "aarch64" and doc["minimum_mib"]
+    assert doc["kernel_cma_mib"] == 0  # at the minimum there is no room for its 64 MiB
     below = [t for t in doc["trials"] if t["memory_mib"] < doc["minimum_mib"]]
     assert below and not any(t["success"] for t in below)
     assert doc["at_minimum"]["memory_mib"] == doc["minimum_mib"]
@@ -191,6 +192,7 @@ def test_kdump_of_arm64_one_trial_each_side(vmlinuz: Path) -> None:
     cma=0), so 112M leaves 5.6 MiB and the unpack runs out of memory: earlycon shows it (the
     PL011 console binds after the unpack; without it the boot ended in silence). 160M boots."""
     from footprint.measure.kdump import kdump_boot
+    from footprint.measure.kernel_log import cma_reserved_mib
 
     need_tool("qemu-system-aarch64", "qemu-system-arm")
     need((ARM64 / "root" / "sbin" / "kexec").exists(), f"{ARM64}/root is not built")
@@ -199,10 +201,11 @@ def test_kdump_of_arm64_one_trial_each_side(vmlinuz: Path) -> None:
     r = kdump_boot(image, 160 * MIB, options)
     assert r.outcome == "success" and "no /proc/vmcore" not in r.detail, r.console[-3000:]
     assert "footprint-stage1: loaded" in r.console and "Starting crashdump kernel" in r.console
+    assert cma_reserved_mib(r.console) == 64  # the first kernel's, at 3G
     r = kdump_boot(image, 112 * MIB, options)
     assert (r.outcome, r.detail) == ("unpack-failed", "out of memory while unpacking the initramfs")
     capture = r.console.split("Starting crashdump kernel", 1)[1]
-    assert "cma: Reserved 64 MiB" in capture and "earlycon: pl11 at MMIO" in capture
+    assert cma_reserved_mib(capture) == 64 and "earlycon: pl11 at MMIO" in capture
 
 
 # -- the next architectures: a boot to the marker ------------------------------------------------

@@ -257,8 +257,8 @@ class _Threshold:
 
     name = "qemu"
 
-    def __init__(self, needs: int, probe: bool) -> None:
-        self.needs, self.probe, self.runs = needs, probe, []
+    def __init__(self, needs: int, probe: bool, console: str = "") -> None:
+        self.needs, self.probe, self.runs, self.console = needs, probe, [], console
 
     def run(self, image: str, memory: int) -> RunResult:
         self.runs.append(memory)
@@ -272,6 +272,7 @@ class _Threshold:
             "",
             1.0,
             min(memory, self.needs),
+            console=self.console,
             qemu=QemuRun("k", "tcg", (sample,)) if self.probe else None,
         )
 
@@ -335,3 +336,38 @@ def test_calibrate_and_measure_print_trials_alike() -> None:
     assert "recommended        crashkernel=160M" in text  # kdump: 124 + 5 + 16, to 16 MiB
     measured = measurement_text({"bisect": bisection_dict(direct.bisection)}).splitlines()
     assert measured[1:6] == text[1:6]
+
+
+# Debian 6.1 arm64's first kernel (3G) and the capture's command line, as on their console
+ARM64_CONSOLE = """[    0.000000] cma: Reserved 64 MiB at 0x00000000f4200000
+[    0.000000] Kernel command line: console=ttyAMA0 earlycon crashkernel=80M panic=1 rdinit=/init
+[    3.401167] Starting crashdump kernel...
+[    0.000000] Kernel command line: console=ttyAMA0 earlycon rdinit=/footprint-probe {append}
+"""
+
+
+@pytest.mark.parametrize("append, cma", [("nr_cpus=1", 64), ("nr_cpus=1 cma=0", 0)])
+def test_a_kernel_default_cma_is_said_unless_the_capture_sets_cma(append: str, cma: int) -> None:
+    from footprint.measure.calibrate import Plan, calibrate
+    from footprint.measure.shapes import Shape, ShapeRun
+    from footprint.measure.workflow import CalibrateRun
+    from footprint.report.boot import calibrate_run_dict, calibration_text
+
+    console = ARM64_CONSOLE.format(append=append)
+    plan = Plan(100 * MIB, 150 * MIB, 10 * MIB, 5 * MIB, 20 * MIB)
+    direct = calibrate(_Threshold(81 * MIB, probe=True), "x.img", plan, 4 * MIB)
+    kdump = calibrate(_Threshold(81 * MIB, probe=True, console=console), "x.img", plan, 4 * MIB)
+    doc = calibrate_run_dict(CalibrateRun(direct, (ShapeRun(Shape(3072, 1), kdump),), (), ()))
+    assert_schema(doc)
+    assert (doc["kernel_cma_mib"], doc["kdump"]["kernel_cma_mib"]) == (0, cma)
+    warned = [line for line in calibration_text(doc).splitlines() if "CMA" in line]
+    assert warned == (
+        [
+            "  warning: this kernel sets aside 64 MiB of CMA at boot (CONFIG_CMA_SIZE_MBYTES), "
+            "and so does the capture wherever crashkernel= has room for it: a larger "
+            "crashkernel= can then fail where this one boots. cma=0 on the capture's command "
+            "line (kdump-tools: KDUMP_CMDLINE_APPEND) avoids it"
+        ]
+        if cma
+        else []
+    )

@@ -33,11 +33,26 @@ DUMP_TOOLING_FAILED = re.compile(
     re.IGNORECASE,
 )
 POWERED_OFF = ("reboot: Power down", "reboot: Restarting")
+# The default CMA area a kernel sets aside at boot (CONFIG_CMA_SIZE_MBYTES, or cma=): a capture
+# kernel does the same wherever crashkernel= has room for it, and cannot use it for its rootfs.
+CMA_RESERVED = re.compile(r"cma: Reserved (\d+) MiB")
+CMDLINE = re.compile(r"Kernel command line: (.*)")
 
 
 def killed(text: str) -> list[Killed]:
     """Every process the OOM killer named in `text`."""
     return [Killed(int(pid), name) for pid, name in KILLED_PROCESS.findall(text)]
+
+
+def cma_reserved_mib(console: str) -> int:
+    """The MiB of default CMA the first kernel on `console` set aside (0: none), unless the
+    last kernel's command line sets cma= itself (0): under kdump, what the capture kernel sets
+    aside too wherever crashkernel= has room for it."""
+    found = CMA_RESERVED.search(console)
+    lines = CMDLINE.findall(console)
+    if found is None or (lines and re.search(r"(?:^|\s)cma=", lines[-1])):
+        return 0
+    return int(found.group(1))
 
 
 def dump_tooling(console: str) -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from footprint import __version__
 from footprint.measure.backend import RunResult
 from footprint.measure.calibrate import Calibration
+from footprint.measure.kernel_log import cma_reserved_mib
 from footprint.report.measure import CONSOLE_TAIL, measurement_dict, trial_dict, trial_lines
 from footprint.report.text import columns, shown
 from footprint.schemas import header, plain
@@ -183,6 +184,9 @@ def calibration_dict(c: Calibration, owners: Owners | None = None) -> dict[str, 
         if c.terms
         else None,
         "at_minimum": run_dict(b.at_minimum, owners) if b.at_minimum is not None else None,
+        "kernel_cma_mib": (
+            cma_reserved_mib(b.at_minimum.console) if b.at_minimum is not None else None
+        ),
     }
 
 
@@ -392,6 +396,14 @@ def calibration_text(doc: dict[str, Any]) -> str:
             )
             lines += _prediction_line(k)
             lines.append(f"recommended        {k['recommended_crashkernel']}")
+            if k.get("kernel_cma_mib"):
+                lines.append(
+                    f"  warning: this kernel sets aside {k['kernel_cma_mib']} MiB of CMA at "
+                    "boot (CONFIG_CMA_SIZE_MBYTES), and so does the capture wherever "
+                    "crashkernel= has room for it: a larger crashkernel= can then fail where "
+                    "this one boots. cma=0 on the capture's command line (kdump-tools: "
+                    "KDUMP_CMDLINE_APPEND) avoids it"
+                )
         else:
             lines.append("kexec minimum      none found in the range")
     lines += shapes_text(doc)
