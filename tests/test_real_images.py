@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,16 @@ def test_uki_reads_its_initrd(tmp_path) -> None:
     kernels = sorted(Path("/boot").glob("vmlinuz-*"))
     if kernels:
         assert a.uki.linux_bytes in {k.stat().st_size for k in kernels}
+
+
+def test_the_console_script_reads_a_uki_with_nothing_on_stderr() -> None:
+    """lief reads the PE in-process; its binding must have nothing to say at exit."""
+    uki = real_image("uki.efi")
+    r = subprocess.run(
+        [sys.executable, "-m", "footprint", "inspect", str(uki)], capture_output=True, text=True
+    )
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout.startswith(f"{uki}: ") and "unified kernel image" in r.stdout
 
 
 @pytest.mark.parametrize("name", sorted(FIRMWARE_IMAGES))
