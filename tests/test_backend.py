@@ -338,22 +338,33 @@ def test_calibrate_and_measure_print_trials_alike() -> None:
     assert measured[1:6] == text[1:6]
 
 
-# Debian 6.1 arm64's first kernel (3G) and the capture's command line, as on their console
-ARM64_CONSOLE = """[    0.000000] cma: Reserved 64 MiB at 0x00000000f4200000
-[    0.000000] Kernel command line: console=ttyAMA0 earlycon crashkernel=80M panic=1 rdinit=/init
+# Debian 6.1 arm64's first kernel (3G) and its capture, as their consoles say it
+ARM64_CONSOLE = """[    0.000000] Linux version 6.1.0-50-arm64 (debian-kernel@lists.debian.org)
+[    0.000000] cma: Reserved 64 MiB at 0x00000000f4200000
+[    0.000000] Kernel command line: console=ttyAMA0 earlycon {first} panic=1 rdinit=/init
 [    3.401167] Starting crashdump kernel...
+[    0.000000] Linux version 6.1.0-50-arm64 (debian-kernel@lists.debian.org)
 [    0.000000] Kernel command line: console=ttyAMA0 earlycon rdinit=/footprint-probe {append}
 """
 
 
-@pytest.mark.parametrize("append, cma", [("nr_cpus=1", 64), ("nr_cpus=1 cma=0", 0)])
-def test_a_kernel_default_cma_is_said_unless_the_capture_sets_cma(append: str, cma: int) -> None:
+@pytest.mark.parametrize(
+    "first, append, cma",
+    [
+        ("crashkernel=80M", "nr_cpus=1", 64),
+        ("crashkernel=80M", "nr_cpus=1 cma=0", 0),  # the capture does without
+        ("crashkernel=80M crashkernel=64M,cma", "nr_cpus=1", 0),  # maybe crashkernel's range
+    ],
+)
+def test_a_kernel_default_cma_is_said_unless_the_capture_sets_cma(
+    first: str, append: str, cma: int
+) -> None:
     from footprint.measure.calibrate import Plan, calibrate
     from footprint.measure.shapes import Shape, ShapeRun
     from footprint.measure.workflow import CalibrateRun
     from footprint.report.boot import calibrate_run_dict, calibration_text
 
-    console = ARM64_CONSOLE.format(append=append)
+    console = ARM64_CONSOLE.format(first=first, append=append)
     plan = Plan(100 * MIB, 150 * MIB, 10 * MIB, 5 * MIB, 20 * MIB)
     direct = calibrate(_Threshold(81 * MIB, probe=True), "x.img", plan, 4 * MIB)
     kdump = calibrate(_Threshold(81 * MIB, probe=True, console=console), "x.img", plan, 4 * MIB)

@@ -35,8 +35,11 @@ DUMP_TOOLING_FAILED = re.compile(
 POWERED_OFF = ("reboot: Power down", "reboot: Restarting")
 # The default CMA area a kernel sets aside at boot (CONFIG_CMA_SIZE_MBYTES, or cma=): a capture
 # kernel does the same wherever crashkernel= has room for it, and cannot use it for its rootfs.
+# crashkernel=Y,cma ranges are reported by the same line, so a kernel given one is not read.
 CMA_RESERVED = re.compile(r"cma: Reserved (\d+) MiB")
 CMDLINE = re.compile(r"Kernel command line: (.*)")
+BANNER = "Linux version "  # the first line of every kernel's log
+SETS_CMA = re.compile(r"(?:^|\s)cma=|,cma\b")
 
 
 def killed(text: str) -> list[Killed]:
@@ -45,14 +48,18 @@ def killed(text: str) -> list[Killed]:
 
 
 def cma_reserved_mib(console: str) -> int:
-    """The MiB of default CMA the first kernel on `console` set aside (0: none), unless the
-    last kernel's command line sets cma= itself (0): under kdump, what the capture kernel sets
-    aside too wherever crashkernel= has room for it."""
-    found = CMA_RESERVED.search(console)
-    lines = CMDLINE.findall(console)
-    if found is None or (lines and re.search(r"(?:^|\s)cma=", lines[-1])):
+    """The MiB of default CMA the kernels on `console` set aside at boot, read from the first
+    whose command line sets no cma= and no crashkernel=,cma; 0 if none did, or if the last
+    kernel's (under kdump, the capture's) sets cma= itself."""
+    kernels = [(CMDLINE.search(k), CMA_RESERVED.search(k)) for k in console.split(BANNER)[1:]]
+    if not kernels or (kernels[-1][0] and SETS_CMA.search(kernels[-1][0].group(1))):
         return 0
-    return int(found.group(1))
+    for cmdline, reserved in kernels:
+        if cmdline is None or SETS_CMA.search(cmdline.group(1)):
+            continue
+        if reserved:
+            return int(reserved.group(1))
+    return 0
 
 
 def dump_tooling(console: str) -> str:
