@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from footprint.measure.backend import Backend, RunResult
 from footprint.measure.bisect import Bisection, Trial, bisect, bisect_around, bisect_up
+from footprint.measure.kernel_log import cma_reserved_mib
 from footprint.model.reservation import Reservation
 from footprint.units import MIB, round_up
 
@@ -90,6 +91,13 @@ class Calibration:
     # MAX_STEPS_UP above the minimum), and the sizes below it that succeeded only sometimes.
     reliable_minimum_bytes: int | None = None
     flaky_bytes: tuple[int, ...] = ()
+
+    @property
+    def kernel_cma_mib(self) -> int | None:
+        """The default CMA area the kernel set aside in the run at the minimum, from its
+        console (None: no run at the minimum)."""
+        at = self.bisection.at_minimum
+        return None if at is None else cma_reserved_mib(at.console)
 
 
 def terms_at(result: RunResult, plan: Plan, minimum: int) -> Terms | None:

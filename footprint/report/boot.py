@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from footprint import __version__
 from footprint.measure.backend import RunResult
 from footprint.measure.calibrate import Calibration
-from footprint.measure.kernel_log import cma_reserved_mib
 from footprint.report.measure import CONSOLE_TAIL, measurement_dict, trial_dict, trial_lines
 from footprint.report.text import columns, shown
 from footprint.schemas import header, plain
@@ -184,9 +183,7 @@ def calibration_dict(c: Calibration, owners: Owners | None = None) -> dict[str, 
         if c.terms
         else None,
         "at_minimum": run_dict(b.at_minimum, owners) if b.at_minimum is not None else None,
-        "kernel_cma_mib": (
-            cma_reserved_mib(b.at_minimum.console) if b.at_minimum is not None else None
-        ),
+        "kernel_cma_mib": c.kernel_cma_mib,
     }
 
 
